@@ -1,0 +1,1 @@
+"""SCIZOR actors package."""

@@ -1,0 +1,1 @@
+"""SCIZOR core: domain types, errors, bar sizes, clocks and settings. No I/O, no Ray."""

@@ -1,0 +1,1 @@
+"""SCIZOR ibsim package."""
