@@ -30,6 +30,8 @@ CLIENT_MESSAGES_PER_S = 45
 """What a well-behaved client sends at most (ib_async's own throttle)."""
 BID_ASK_WEIGHT = 2
 """A BID_ASK request counts twice against the pacing limits."""
+MAX_DAILY_YEARS = 10
+"""Largest duration, in years, the gateway asks for in one daily-bar request."""
 
 _UNIT_SECONDS = {"S": 1, "D": 86_400, "W": 7 * 86_400, "M": 30 * 86_400, "Y": 365 * 86_400}
 
@@ -98,7 +100,8 @@ def max_chunk(bar: BarSize) -> Duration:
     Long ranges are split into chunks of this size by the gateway.
     """
     if bar.seconds >= 86_400:
-        return Duration(count=1, unit="Y")
+        # IBKR serves multi-year daily histories in one request ("10 Y").
+        return Duration(count=MAX_DAILY_YEARS, unit="Y")
     best: Duration | None = None
     for max_seconds, smallest, largest in _STEP_TABLE:
         if smallest <= bar.seconds <= largest:
