@@ -9,12 +9,27 @@ S = OrderStatus
 
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.PENDING_SUBMIT: frozenset(
-        {S.PRE_SUBMITTED, S.SUBMITTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.REJECTED,
-         S.INACTIVE, S.PENDING_CANCEL}
+        {
+            S.PRE_SUBMITTED,
+            S.SUBMITTED,
+            S.PARTIALLY_FILLED,
+            S.FILLED,
+            S.CANCELLED,
+            S.REJECTED,
+            S.INACTIVE,
+            S.PENDING_CANCEL,
+        }
     ),
     S.PRE_SUBMITTED: frozenset(
-        {S.SUBMITTED, S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELLED, S.REJECTED,
-         S.INACTIVE}
+        {
+            S.SUBMITTED,
+            S.PARTIALLY_FILLED,
+            S.FILLED,
+            S.PENDING_CANCEL,
+            S.CANCELLED,
+            S.REJECTED,
+            S.INACTIVE,
+        }
     ),
     S.SUBMITTED: frozenset(
         {S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELLED, S.REJECTED, S.INACTIVE}

@@ -1,0 +1,141 @@
+"""The ``scizor`` command line."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.errors import ScizorError
+from core.settings import Settings
+
+app = typer.Typer(
+    name="scizor",
+    help="SCIZOR: algorithmic trading on Ray with Interactive Brokers.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="The SQL catalog.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def settings() -> Settings:
+    """Settings from the environment, built once per command."""
+    return Settings.from_env()
+
+
+def kv_table(title: str, rows: dict[str, Any]) -> Table:
+    """A two-column table of ``rows``; nested dicts are flattened as ``a.b``."""
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold cyan")
+    table.add_column()
+    for key, value in _flatten(rows):
+        table.add_row(key, _fmt(value))
+    return table
+
+
+def _flatten(rows: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in rows.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.extend(_flatten(value, f"{name}."))
+        else:
+            out.append((name, value))
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if value is True:
+        return "[green]yes[/green]"
+    if value is False:
+        return "[red]no[/red]"
+    return "" if value is None else str(value)
+
+
+@app.command()
+def up() -> None:
+    """Start the platform: Ray, the catalog, ibsim (unless SCIZOR_IB_HOST is set) and the API."""
+    from cluster import platform
+
+    s = settings()
+    with console.status("Starting SCIZOR (Ray, catalog, gateway, API)..."):
+        state = platform.up(s)
+    console.print(
+        kv_table(
+            "SCIZOR is up",
+            {
+                "API": state.api_url,
+                "API docs": f"{state.api_url}/docs",
+                "Ray dashboard": state.dashboard_url or "(cluster's own)",
+                "Ray address": state.ray_address,
+                "IB gateway": f"{state.ib_host}:{state.ib_port}"
+                + (" (embedded ibsim)" if state.ibsim_pid else ""),
+                "Database": s.db.url,
+                "Bar store": s.storage.bar_store,
+            },
+        )
+    )
+    console.print("Stop it with [bold]scizor down[/bold].")
+
+
+@app.command()
+def down() -> None:
+    """Stop what 'scizor up' started (a cluster or gateway you pointed it at is left alone)."""
+    from cluster import platform
+
+    state = platform.down(settings())
+    console.print("SCIZOR stopped." if state else "SCIZOR was not running.")
+
+
+@app.command()
+def status() -> None:
+    """Show whether each part of the platform is up, and where."""
+    from cluster import platform
+
+    console.print(kv_table("SCIZOR status", platform.status(settings())))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the catalog schema to the latest migration."""
+    from cluster import platform
+
+    s = settings()
+    platform.migrate(s)
+    console.print(f"Catalog at {s.db.url} is up to date.")
+
+
+def register(extra: typer.Typer, *, name: str | None = None) -> None:
+    """Mount a sub-command group (used by cluster modules that add commands)."""
+    if name:
+        app.add_typer(extra, name=name)
+    else:
+        app.registered_commands.extend(extra.registered_commands)
+
+
+def main() -> None:
+    """Entry point of the ``scizor`` console script: SCIZOR errors print cleanly, exit 2."""
+    _load_command_modules()
+    try:
+        app()
+    except ScizorError as exc:
+        err_console.print(f"[bold red]error:[/bold red] {exc}")
+        sys.exit(2)
+
+
+def _load_command_modules() -> None:
+    """Import the modules that register sub-commands on ``app``."""
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
+
+
+COMMAND_MODULES: tuple[str, ...] = ()

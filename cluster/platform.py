@@ -1,0 +1,234 @@
+"""Bring the platform up and down: Ray, the catalog, the embedded ibsim, the Serve API.
+
+State of what ``up`` started lives in ``SCIZOR_HOME/run/platform.json`` so ``down`` stops
+exactly that, and nothing it did not start (a cluster given by ``SCIZOR_RAY_ADDRESS`` or a
+real gateway given by ``SCIZOR_IB_HOST`` is left alone).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cluster import bootstrap
+from core.errors import ConfigError
+from core.settings import Settings
+
+EMBEDDED_IB_HOST = "127.0.0.1"
+
+
+@dataclass(slots=True, kw_only=True)
+class PlatformState:
+    """What ``scizor up`` started, persisted for ``down`` and ``status``."""
+
+    ray_address: str = ""
+    ray_started: bool = False
+    ibsim_pid: int | None = None
+    ib_host: str = ""
+    ib_port: int = 0
+    api_url: str = ""
+    dashboard_url: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def state_path(settings: Settings) -> Path:
+    """Where the platform state file lives."""
+    return settings.storage.home / "run" / "platform.json"
+
+
+def load_state(settings: Settings) -> PlatformState | None:
+    """The state of the last ``up``, or None if the platform is not up."""
+    path = state_path(settings)
+    if not path.exists():
+        return None
+    return PlatformState(**json.loads(path.read_text()))
+
+
+def save_state(settings: Settings, state: PlatformState) -> None:
+    """Persist ``state`` atomically."""
+    path = state_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(state), indent=2))
+    tmp.replace(path)
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when something accepts TCP connections at host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(predicate: Any, *, timeout: float, what: str, interval: float = 0.2) -> None:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass.
+
+    Raises:
+        ConfigError: naming ``what`` did not come up.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise ConfigError(f"{what} did not come up within {timeout:.0f} s")
+
+
+def start_ibsim(settings: Settings, *, speed: float = 1.0) -> int:
+    """Start the embedded ibsim on 127.0.0.1:SCIZOR_IB_PORT; return its pid."""
+    port = settings.ib.port
+    if port_open(EMBEDDED_IB_HOST, port):
+        raise ConfigError(
+            f"port {port} is already in use; stop what listens there or set SCIZOR_IB_PORT"
+        )
+    log_dir = settings.storage.home / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "ibsim",
+        "--host",
+        EMBEDDED_IB_HOST,
+        "--port",
+        str(port),
+        "--pacing",
+        "strict",
+        "--speed",
+        str(speed),
+    ]
+    with open(log_dir / "ibsim.log", "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_until(lambda: port_open(EMBEDDED_IB_HOST, port), timeout=30, what="ibsim")
+    return proc.pid
+
+
+def effective_env(settings: Settings, state: PlatformState) -> dict[str, str]:
+    """The ``SCIZOR_*`` variables services run with (the embedded gateway's host filled in)."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("SCIZOR_")}
+    env["SCIZOR_HOME"] = str(settings.storage.home.resolve())
+    env["SCIZOR_IB_HOST"] = state.ib_host
+    env["SCIZOR_IB_PORT"] = str(state.ib_port)
+    env["SCIZOR_RAY_ADDRESS"] = state.ray_address
+    return env
+
+
+def up(settings: Settings) -> PlatformState:
+    """Start everything the settings call for and return what was started."""
+    from ray import serve
+
+    from serve.deployment import APP_NAME, build_app
+
+    home = settings.storage.home
+    home.mkdir(parents=True, exist_ok=True)
+    state = load_state(settings) or PlatformState()
+    migrate(settings)
+
+    if settings.ib.embedded:
+        if not (state.ibsim_pid and _alive(state.ibsim_pid)):
+            state.ibsim_pid = start_ibsim(settings)
+        state.ib_host, state.ib_port = EMBEDDED_IB_HOST, settings.ib.port
+    else:
+        state.ib_host, state.ib_port = settings.ib.host or "", settings.ib.port
+
+    if settings.ray.address:
+        state.ray_address = settings.ray.address
+    else:
+        state.ray_started = state.ray_started or not bootstrap.head_running(
+            bootstrap.local_address()
+        )
+        state.ray_address = bootstrap.start_local_head(settings)
+        state.dashboard_url = f"http://{settings.ray.dashboard_host}:{settings.ray.dashboard_port}"
+    save_state(settings, state)
+
+    bootstrap.connect(settings, address=state.ray_address)
+    api = settings.api
+    serve.start(http_options={"host": api.host, "port": api.port})
+    serve.run(build_app(effective_env(settings, state)), name=APP_NAME, route_prefix="/")
+    state.api_url = f"http://{api.host}:{api.port}"
+    save_state(settings, state)
+    wait_until(lambda: _healthy(state.api_url), timeout=60, what="the HTTP API")
+    return state
+
+
+def migrate(settings: Settings) -> None:
+    """Create or upgrade the catalog schema."""
+    from storage.catalog import Catalog
+
+    catalog = Catalog(settings.db.url)
+    try:
+        catalog.upgrade()
+    finally:
+        catalog.dispose()
+
+
+def down(settings: Settings) -> PlatformState | None:
+    """Stop what ``up`` started; return the state that was stopped (None if nothing was)."""
+    state = load_state(settings)
+    if state is None:
+        return None
+    if state.ray_address and bootstrap.head_running(state.ray_address):
+        import ray
+        from ray import serve
+
+        from serve.deployment import APP_NAME
+
+        bootstrap.connect(settings, address=state.ray_address)
+        if state.ray_started:
+            serve.shutdown()
+            ray.shutdown()
+            bootstrap.stop_local_head()
+        else:  # a cluster we joined: remove only our application
+            serve.delete(APP_NAME)
+    if state.ibsim_pid and _alive(state.ibsim_pid):
+        os.killpg(state.ibsim_pid, signal.SIGTERM)
+    state_path(settings).unlink(missing_ok=True)
+    return state
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    """Describe each part of the platform: up or down, and where."""
+    state = load_state(settings)
+    if state is None:
+        return {"platform": "down"}
+    return {
+        "platform": "up",
+        "ray": {"address": state.ray_address, "up": bootstrap.head_running(state.ray_address)},
+        "dashboard": state.dashboard_url or "(managed by the cluster)",
+        "ibsim": {
+            "pid": state.ibsim_pid,
+            "up": bool(state.ibsim_pid and _alive(state.ibsim_pid)),
+        },
+        "gateway": f"{state.ib_host}:{state.ib_port}",
+        "api": {"url": state.api_url, "healthy": _healthy(state.api_url)},
+        "database": settings.db.url,
+        "bar_store": settings.storage.bar_store,
+    }
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _healthy(url: str) -> bool:
+    if not url:
+        return False
+    try:
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

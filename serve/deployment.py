@@ -1,0 +1,46 @@
+"""The Ray Serve deployment hosting the FastAPI ingress."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI
+from ray import serve
+from ray.serve import Application
+
+from core.settings import Settings
+from serve.app import create_api
+from serve.context import ApiContext
+
+APP_NAME = "scizor"
+
+
+def build_context(settings: Settings) -> ApiContext:
+    """Assemble the API context for ``settings``: checks and routers of every platform part."""
+    context = ApiContext(settings)
+    context.add_health_check("api", lambda: {"ok": True})
+    return context
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=200)
+@serve.ingress()
+class Ingress:
+    """One FastAPI app per replica, built from the settings the deployment was bound with."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._settings = Settings.from_env(dict(env))
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return create_api(build_context(self._settings))
+
+
+def build_app(env: Mapping[str, Any]) -> Application:
+    """Return the Serve application for the ``SCIZOR_*`` variables in ``env``.
+
+    The variables (not a Settings object) cross the wire so every replica rebuilds the same
+    settings, on any node.
+    """
+    scizor_env = {k: str(v) for k, v in env.items() if k.startswith("SCIZOR_")}
+    Settings.from_env(scizor_env)  # fail here, in the caller, on bad configuration
+    return Ingress.bind(scizor_env)
