@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from core.errors import ConfigError
 
@@ -98,6 +98,18 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     log_level: str = "INFO"
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read only what is passed in: the environment is injected by :meth:`from_env`."""
+        return (init_settings,)
+
     @field_validator("ib_host", "ray_address", "database_url", "bar_store", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
@@ -117,7 +129,7 @@ class Settings(BaseSettings):
             if key.startswith(PREFIX)
         }
         try:
-            return cls.model_validate(values)
+            return cls(**values)  # type: ignore[arg-type]  # strings are parsed by pydantic
         except ValidationError as exc:
             first = exc.errors()[0]
             name = PREFIX + str(first["loc"][0]).upper() if first["loc"] else "SCIZOR_*"
