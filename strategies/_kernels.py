@@ -1,0 +1,361 @@
+"""Numba kernels behind the backtest engine: one simulation loop shared by every entry point.
+
+``simulate`` is the only place where fills, costs, stops and sizing happen. ``run_backtest``
+calls it with one asset, ``run_portfolio`` with several, and ``run_batch`` calls it once per
+parameter set from ``simulate_batch``; sharing the loop is what makes their results equal.
+
+State lives in flat arrays (no per-bar Python objects). Trades are written as rows of a
+float matrix with the columns below and turned into a DataFrame by the caller.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# Columns of the trade matrix.
+T_SYMBOL, T_SIDE, T_SIZE, T_ENTRY_IDX, T_ENTRY_PX = 0, 1, 2, 3, 4
+T_EXIT_IDX, T_EXIT_PX, T_PNL, T_COMMISSION = 5, 6, 7, 8
+TRADE_COLUMNS = 9
+
+# Indices into the ``costs`` vector.
+C_RATE, C_PER_SHARE, C_MINIMUM, C_MAX_PCT, C_SLIP, C_SL, C_TP, C_MARGIN = range(8)
+
+
+@njit(cache=True)
+def commission(shares: float, price: float, costs: np.ndarray) -> float:
+    """Return the commission for ``shares`` (> 0) at ``price``: rate + per share, min, cap."""
+    if shares <= 0.0:
+        return 0.0
+    value = shares * price
+    fee = shares * costs[C_PER_SHARE]
+    if fee < costs[C_MINIMUM]:
+        fee = costs[C_MINIMUM]
+    fee += value * costs[C_RATE]
+    cap = value * costs[C_MAX_PCT]
+    if fee > cap:
+        fee = cap
+    return fee
+
+
+@njit(cache=True)
+def affordable(budget: float, price: float, costs: np.ndarray) -> float:
+    """Return the most whole shares whose price plus commission fits in ``budget``."""
+    if budget <= 0.0 or price <= 0.0:
+        return 0.0
+    shares = np.floor(budget / (price * (1.0 + costs[C_RATE]) + costs[C_PER_SHARE]))
+    if shares > 0.0 and shares * price + commission(shares, price, costs) > budget:
+        # The minimum commission bites: take it out of the budget first.
+        shares = np.floor((budget - costs[C_MINIMUM]) / (price * (1.0 + costs[C_RATE])))
+    while shares > 0.0 and shares * price + commission(shares, price, costs) > budget:
+        shares -= 1.0
+    return max(shares, 0.0)
+
+
+@njit(cache=True)
+def _record_close(tr, nt, j, qty, price, t, pos, avg, eidx, ecomm, fee):
+    """Close ``qty`` shares of asset ``j`` at ``price``; write one trade row; return count."""
+    side = 1.0 if pos[j] > 0 else -1.0
+    part = ecomm[j] * qty / abs(pos[j])
+    tr[nt, T_SYMBOL] = j
+    tr[nt, T_SIDE] = side
+    tr[nt, T_SIZE] = qty
+    tr[nt, T_ENTRY_IDX] = eidx[j]
+    tr[nt, T_ENTRY_PX] = avg[j]
+    tr[nt, T_EXIT_IDX] = t
+    tr[nt, T_EXIT_PX] = price
+    tr[nt, T_PNL] = side * (price - avg[j]) * qty - part - fee
+    tr[nt, T_COMMISSION] = part + fee
+    ecomm[j] -= part
+    pos[j] -= side * qty
+    if pos[j] == 0.0:
+        avg[j] = 0.0
+        ecomm[j] = 0.0
+    return nt + 1
+
+
+@njit(cache=True)
+def _add(j, qty, price, t, pos, avg, eidx, ecomm, fee):
+    """Add signed ``qty`` shares (same direction as the position, or from flat)."""
+    held = abs(pos[j])
+    if held == 0.0:
+        avg[j] = price
+        eidx[j] = t
+        ecomm[j] = fee
+    else:
+        avg[j] = (avg[j] * held + price * abs(qty)) / (held + abs(qty))
+        ecomm[j] += fee
+    pos[j] += qty
+
+
+@njit(cache=True)
+def _fill_price(price: float, buy: bool, slip: float) -> float:
+    return price * (1.0 + slip) if buy else price * (1.0 - slip)
+
+
+@njit(cache=True)
+def _check_stops(t, o, h, lo, tradable, pos, avg, eidx, ecomm, costs, tr, nt, cash):
+    """Exit positions whose stop loss or take profit was touched intrabar on bar ``t``."""
+    sl, tp, slip = costs[C_SL], costs[C_TP], costs[C_SLIP]
+    for j in range(pos.shape[0]):
+        if pos[j] == 0.0 or not tradable[t, j]:
+            continue
+        long = pos[j] > 0
+        sgn = 1.0 if long else -1.0
+        stop = avg[j] * (1.0 - sgn * sl)
+        take = avg[j] * (1.0 + sgn * tp)
+        open_signed = o[t, j] * sgn
+        adverse_extreme = (lo[t, j] if long else h[t, j]) * sgn
+        favour_extreme = (h[t, j] if long else lo[t, j]) * sgn
+        price = np.nan
+        if not np.isnan(sl) and open_signed <= stop * sgn:
+            price = _fill_price(o[t, j], not long, slip)  # gapped through the stop
+        elif not np.isnan(sl) and adverse_extreme <= stop * sgn:
+            price = _fill_price(stop, not long, slip)
+        elif not np.isnan(tp) and open_signed >= take * sgn:
+            price = o[t, j]  # gapped through the target: filled at the better open
+        elif not np.isnan(tp) and favour_extreme >= take * sgn:
+            price = take
+        if np.isnan(price):
+            continue
+        qty = abs(pos[j])
+        fee = commission(qty, price, costs)
+        cash += sgn * qty * price - fee
+        nt = _record_close(tr, nt, j, qty, price, t, pos, avg, eidx, ecomm, fee)
+    return cash, nt
+
+
+@njit(cache=True)
+def _wanted(j, sig, ts, scale, size_mode, equity, price, costs):
+    """Return the whole-share size (unsigned) the signal ``sig`` asks for."""
+    if size_mode == 1:
+        return np.floor(abs(sig) * scale[ts, j])
+    budget = abs(sig) * scale[ts, j] * equity / costs[C_MARGIN]
+    return affordable(budget, price, costs)
+
+
+@njit(cache=True)
+def _rebalance(
+    t,
+    ts,
+    px,
+    mark,
+    target,
+    tradable,
+    held,
+    scale,
+    size_mode,
+    pos,
+    avg,
+    eidx,
+    ecomm,
+    costs,
+    tr,
+    nt,
+    cash,
+):
+    """Act on changed signals of bar ``ts`` at prices ``px`` of bar ``t``: sells, then buys."""
+    k = pos.shape[0]
+    changed = np.zeros(k, dtype=np.bool_)
+    for j in range(k):
+        changed[j] = tradable[t, j] and target[ts, j] != held[j]
+    if not changed.any():
+        return cash, nt
+    slip = costs[C_SLIP]
+    equity = cash + np.sum(pos * mark)
+    for j in range(k):  # reductions and exits first, so their cash funds the buys
+        if not changed[j] or pos[j] == 0.0:
+            continue
+        sig = target[ts, j]
+        sgn = 1.0 if pos[j] > 0 else -1.0
+        qty = abs(pos[j])
+        if sig * sgn > 0.0:
+            qty = qty - _wanted(
+                j, sig, ts, scale, size_mode, equity, _fill_price(px[j], sgn > 0, slip), costs
+            )
+        if qty <= 0.0:
+            continue
+        price = _fill_price(px[j], sgn < 0, slip)
+        fee = commission(qty, price, costs)
+        cash += sgn * qty * price - fee
+        nt = _record_close(tr, nt, j, qty, price, t, pos, avg, eidx, ecomm, fee)
+    equity = cash + np.sum(pos * mark)
+    avail = equity / costs[C_MARGIN] - np.sum(np.abs(pos) * mark)
+    for j in range(k):
+        if not changed[j]:
+            continue
+        sig = target[ts, j]
+        held[j] = sig
+        if sig == 0.0:
+            continue
+        buy = sig > 0.0
+        price = _fill_price(px[j], buy, slip)
+        qty = _wanted(j, sig, ts, scale, size_mode, equity, price, costs) - abs(pos[j])
+        qty = min(qty, affordable(avail, price, costs))
+        if qty <= 0.0:
+            continue
+        fee = commission(qty, price, costs)
+        signed = qty if buy else -qty
+        cash -= signed * price + fee
+        avail -= qty * price + fee
+        _add(j, signed, price, t, pos, avg, eidx, ecomm, fee)
+    return cash, nt
+
+
+@njit(cache=True)
+def simulate(
+    o,
+    h,
+    lo,
+    c,
+    tradable,
+    target,
+    scale,
+    size_mode,
+    cash,
+    costs,
+    fill_close,
+    equity_out,
+    pos_out,
+    tr,
+):
+    """Run one account over ``n`` bars and ``k`` assets; return the number of trade rows.
+
+    Args:
+        o, h, lo, c: (n, k) prices, forward-filled where an asset has no bar.
+        tradable: (n, k) bool, False where an asset has no bar (no fills, no stops).
+        target: (n, k) signal per bar, NaN-free; acting only when it changes.
+        scale: (n, k) sizing multiplier (equity fraction, or shares when size_mode == 1).
+        size_mode: 0 for a fraction of equity, 1 for a fixed number of shares.
+        cash: starting cash.
+        costs: vector indexed by the ``C_*`` constants (NaN stop = none).
+        fill_close: fill at the signal bar's close instead of the next bar's open.
+        equity_out: (n,) account value at each close (written).
+        pos_out: (n, k) shares held after each bar (written).
+        tr: (capacity, TRADE_COLUMNS) trade rows (written).
+    """
+    n, k = c.shape
+    pos = np.zeros(k)
+    avg = np.zeros(k)
+    eidx = np.zeros(k)
+    ecomm = np.zeros(k)
+    held = np.zeros(k)
+    mark = np.zeros(k)
+    nt = 0
+    for t in range(n):
+        if fill_close:
+            cash, nt = _check_stops(
+                t, o, h, lo, tradable, pos, avg, eidx, ecomm, costs, tr, nt, cash
+            )
+            cash, nt = _rebalance(
+                t,
+                t,
+                c[t],
+                c[t],
+                target,
+                tradable,
+                held,
+                scale,
+                size_mode,
+                pos,
+                avg,
+                eidx,
+                ecomm,
+                costs,
+                tr,
+                nt,
+                cash,
+            )
+        else:
+            if t > 0:
+                for j in range(k):
+                    mark[j] = o[t, j] if tradable[t, j] else c[t - 1, j]
+                cash, nt = _rebalance(
+                    t,
+                    t - 1,
+                    o[t],
+                    mark,
+                    target,
+                    tradable,
+                    held,
+                    scale,
+                    size_mode,
+                    pos,
+                    avg,
+                    eidx,
+                    ecomm,
+                    costs,
+                    tr,
+                    nt,
+                    cash,
+                )
+            cash, nt = _check_stops(
+                t, o, h, lo, tradable, pos, avg, eidx, ecomm, costs, tr, nt, cash
+            )
+        equity_out[t] = cash + np.sum(pos * c[t])
+        pos_out[t, :] = pos
+    return nt
+
+
+@njit(cache=True)
+def simulate_batch(o, h, lo, c, tradable, targets_t, scale, size_mode, cash, costs, fill_close):
+    """Run one single-asset account per row of ``targets_t`` (m, n).
+
+    Returns:
+        equity (m, n), trade counts (m,), winning-trade counts (m,), gross profit (m,) and
+        gross loss (m,) of closed trades.
+    """
+    m, n = targets_t.shape
+    equity = np.empty((m, n))
+    n_trades = np.zeros(m, dtype=np.int64)
+    n_wins = np.zeros(m, dtype=np.int64)
+    gross_win = np.zeros(m)
+    gross_loss = np.zeros(m)
+    tr = np.empty((2 * n + 2, TRADE_COLUMNS))
+    pos_out = np.empty((n, 1))
+    eq = np.empty(n)
+    for col in range(m):
+        target = targets_t[col].reshape((n, 1))
+        nt = simulate(
+            o,
+            h,
+            lo,
+            c,
+            tradable,
+            target,
+            scale,
+            size_mode,
+            cash,
+            costs,
+            fill_close,
+            eq,
+            pos_out,
+            tr,
+        )
+        equity[col] = eq
+        n_trades[col] = nt
+        for r in range(nt):
+            pnl = tr[r, T_PNL]
+            if pnl > 0.0:
+                n_wins[col] += 1
+                gross_win[col] += pnl
+            else:
+                gross_loss[col] -= pnl
+    return equity, n_trades, n_wins, gross_win, gross_loss
+
+
+@njit(cache=True)
+def latch(long_entry, long_exit, short_entry, short_exit):
+    """Turn entry/exit event arrays into a -1/0/+1 position state (starting flat)."""
+    n = long_entry.shape[0]
+    out = np.zeros(n)
+    state = 0.0
+    for t in range(n):
+        if long_entry[t] and state <= 0.0:
+            state = 1.0
+        elif short_entry[t] and state >= 0.0:
+            state = -1.0
+        elif (state == 1.0 and long_exit[t]) or (state == -1.0 and short_exit[t]):
+            state = 0.0
+        out[t] = state
+    return out

@@ -1,0 +1,418 @@
+"""The vectorized backtest engine: targets from a strategy, fills and costs in one numba loop.
+
+Conventions (documented once, used by ``run_backtest``, ``run_portfolio`` and ``run_batch``):
+
+* A bar's target is acted on only when it differs from the last target acted on, at the
+  next bar's open (``fill="next_open"``) or at the signal bar's close (``fill="close"``).
+  A stop-loss exit leaves the target untouched, so the engine re-enters only on a new signal.
+* Entries buy whole shares worth ``size`` x equity / ``margin``, net of the fill's own
+  commission, and never more than the buying power (cash never goes negative when
+  ``margin=1``). Reversals close first, then open with the freed cash.
+* Slippage moves every market fill against the trader by ``slippage_bps``; a take-profit
+  fills at its limit price (or at a better gapping open), a stop at its price or at a worse
+  gapping open. Stops and targets are checked intrabar on high/low from the entry bar on
+  (with ``fill="close"``: from the bar after); when both are touched, the stop wins.
+* Positions still open at the end stay open: ``equity`` marks them at the last close and
+  ``trades`` lists closed trades only (like backtesting.py without ``finalize_trades``).
+
+Example:
+    >>> import numpy as np, pandas as pd
+    >>> idx = pd.date_range("2024-01-01", periods=300, freq="D", tz="UTC")
+    >>> close = 100 + np.cumsum(np.random.default_rng(1).normal(0, 1, 300))
+    >>> bars = pd.DataFrame({"open": close, "high": close + 1, "low": close - 1,
+    ...                      "close": close, "volume": 1e6}, index=idx)
+    >>> result = run_backtest(bars, "sma_cross", {"fast": 5, "slow": 20}, commission=0.001)
+    >>> len(result.equity) == len(bars)
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from core.errors import DataError, ParameterError
+from strategies import _kernels as k
+from strategies.base import COLUMNS, IndicatorCache, Strategy
+
+Fill = Literal["next_open", "close"]
+TRADE_FRAME_COLUMNS = [
+    "symbol",
+    "side",
+    "size",
+    "entry_time",
+    "entry_price",
+    "exit_time",
+    "exit_price",
+    "pnl",
+    "return_pct",
+    "commission",
+]
+_BATCH_CHUNK = 512  # parameter sets per kernel call: bounds memory to ~chunk x bars floats
+
+
+@dataclass(frozen=True, slots=True)
+class Commission:
+    """A commission schedule: ``rate`` x value + ``per_share`` x shares, floored and capped.
+
+    Attributes:
+        rate: fraction of traded value (0.002 = 0.2 %), charged on entry and on exit.
+        per_share: currency per share.
+        minimum: smallest charge per fill.
+        max_pct: largest charge per fill as a fraction of traded value.
+    """
+
+    rate: float = 0.0
+    per_share: float = 0.0
+    minimum: float = 0.0
+    max_pct: float = math.inf
+
+    def of(self, shares: float, price: float) -> float:
+        """Return the commission for one fill of ``shares`` at ``price``."""
+        return float(k.commission(abs(shares), price, _costs_vector(self, 0.0, None, None, 1.0)))
+
+
+IBKR_FIXED = Commission(per_share=0.005, minimum=1.0, max_pct=0.01)
+
+
+@dataclass(frozen=True, slots=True)
+class FixedShares:
+    """Size every entry at ``shares`` whole shares (times the target's magnitude)."""
+
+    shares: int
+
+
+@dataclass(frozen=True, slots=True)
+class VolTarget:
+    """Size entries so the position's annualized volatility is about ``annual_vol``.
+
+    The fraction of equity is ``annual_vol / realized_vol`` over the ``lookback`` bars up to
+    the signal bar, capped at ``max_fraction``; flat until ``lookback`` returns exist.
+    """
+
+    annual_vol: float = 0.15
+    lookback: int = 20
+    max_fraction: float = 1.0
+
+
+Size = float | FixedShares | VolTarget
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestResult:
+    """The outcome of one backtest.
+
+    Attributes:
+        trades: closed trades (columns ``symbol side size entry_time entry_price exit_time
+            exit_price pnl return_pct commission``); ``pnl`` is net of both commissions.
+        equity: account value at each bar's close.
+        positions: shares held after each bar (a DataFrame per symbol for portfolios).
+        stats: metrics from :func:`strategies.metrics.compute_stats`.
+        params: the resolved strategy parameters.
+        strategy: the strategy name.
+    """
+
+    trades: pd.DataFrame
+    equity: pd.Series
+    positions: Any
+    stats: dict[str, Any]
+    params: dict[str, Any] = field(default_factory=dict)
+    strategy: str = ""
+    bars: pd.DataFrame | None = None
+    benchmark: pd.Series | None = None
+
+    def report(self, path: str | Path, *, title: str | None = None) -> Path:
+        """Write an HTML report with :func:`strategies.report.write_report`; return its path."""
+        from strategies import report
+
+        out = report.write_report(
+            path,
+            equity=self.equity,
+            stats=self.stats,
+            trades=self.trades,
+            bars=self.bars,
+            benchmark=self.benchmark,
+            title=title or f"{self.strategy} backtest",
+        )
+        return Path(out) if out is not None else Path(path)
+
+
+def run_backtest(
+    bars: pd.DataFrame,
+    strategy: str | Strategy,
+    params: Mapping[str, Any] | None = None,
+    *,
+    cash: float = 100_000.0,
+    commission: float | str | Commission = 0.0,
+    slippage_bps: float = 0.0,
+    fill: Fill = "next_open",
+    size: Size = 1.0,
+    stop_loss_pct: float | None = None,
+    take_profit_pct: float | None = None,
+    allow_short: bool | None = None,
+    margin: float = 1.0,
+    benchmark: bool = True,
+    symbol: str = "",
+) -> BacktestResult:
+    """Backtest ``strategy`` on one instrument's bars.
+
+    Args:
+        bars: UTC-indexed frame with columns ``open high low close volume``.
+        strategy: a library name (see ``strategies.list_strategies()``) or a Strategy.
+        params: strategy parameters; missing ones take their defaults.
+        cash: starting cash.
+        commission: fraction of traded value (``0.002``), ``"ibkr"`` (0.005/share, min 1.00,
+            max 1 % of value) or a :class:`Commission`.
+        slippage_bps: basis points against the trader on every market fill.
+        fill: ``"next_open"`` (default) or ``"close"`` (the signal bar's close).
+        size: fraction of equity per entry (1.0 = all in), :class:`FixedShares` or
+            :class:`VolTarget`.
+        stop_loss_pct: exit when price moves this many percent against the entry.
+        take_profit_pct: exit when price moves this many percent in favour.
+        allow_short: override the strategy's ``allow_short`` parameter.
+        margin: initial margin fraction (1.0 = no leverage, 0.5 = 2x).
+        benchmark: compare against buy-and-hold of the same bars in ``stats``.
+        symbol: the value of the trades' ``symbol`` column.
+
+    Returns:
+        A frozen :class:`BacktestResult`.
+    """
+    strat, p = prepare(strategy, params, allow_short)
+    frame = validate_bars(bars)
+    target = strat.target(frame, p, resolved=True)
+    costs = _costs(commission, slippage_bps, strat, stop_loss_pct, take_profit_pct, margin)
+    scale, mode = sizing(size, frame["close"].to_numpy(np.float64))
+    sim = simulate(frame, target[:, None], scale[:, None], mode, cash=cash, costs=costs, fill=fill)
+    equity, positions, trades = sim
+    trade_frame = trades_frame(trades, frame.index, [symbol])
+    bench = frame["close"] if benchmark else None
+    from strategies import metrics
+
+    stats = metrics.compute_stats(
+        equity,
+        trades=trade_frame,
+        positions=positions[:, 0],
+        benchmark=bench,
+        periods_per_year=periods_per_year(frame.index),
+    )
+    return BacktestResult(
+        trades=trade_frame,
+        equity=equity,
+        positions=pd.Series(positions[:, 0], frame.index),
+        stats=stats,
+        params=p,
+        strategy=strat.name,
+        bars=frame,
+        benchmark=bench,
+    )
+
+
+def prepare(
+    strategy: str | Strategy, params: Mapping[str, Any] | None, allow_short: bool | None
+) -> tuple[Strategy, dict[str, Any]]:
+    """Resolve a strategy name and its parameters (with the ``allow_short`` override)."""
+    import strategies as registry
+
+    strat = registry.get(strategy) if isinstance(strategy, str) else strategy
+    given = dict(params or {})
+    if allow_short is not None and "allow_short" in strat.params:
+        given["allow_short"] = allow_short
+    p = strat.resolve(given)
+    if allow_short is False and "allow_short" not in strat.params:
+        strat = _LongOnly(strat)
+    return strat, p
+
+
+class _LongOnly(Strategy):
+    """Wrap a strategy without an ``allow_short`` parameter and drop its short targets."""
+
+    def __init__(self, inner: Strategy) -> None:
+        self.inner = inner
+        self.name = inner.name  # type: ignore[misc]
+        self.params = inner.params  # type: ignore[misc]
+        self.stop_loss_pct = inner.stop_loss_pct
+        self.take_profit_pct = inner.take_profit_pct
+
+    def signal(self, bars: pd.DataFrame, p: Mapping[str, Any], ind: IndicatorCache) -> Any:
+        return np.maximum(self.inner.target(bars, p, indicators=ind, resolved=True), 0.0)
+
+
+def validate_bars(bars: pd.DataFrame) -> pd.DataFrame:
+    """Return the OHLC columns as float64, or raise DataError naming what to fix."""
+    missing = [c for c in COLUMNS if c not in bars.columns]
+    if missing:
+        raise DataError(f"bars lack columns {missing}; need {list(COLUMNS)}", field=missing[0])
+    if not isinstance(bars.index, pd.DatetimeIndex) or bars.index.tz is None:
+        raise DataError("bars need a timezone-aware (UTC) DatetimeIndex", field="index")
+    if not bars.index.is_monotonic_increasing or bars.index.has_duplicates:
+        raise DataError("bar timestamps must be strictly increasing", field="index")
+    if len(bars) < 2:
+        raise DataError(f"need at least 2 bars to backtest, got {len(bars)}", field="bars")
+    frame = bars.loc[:, list(COLUMNS)].astype(np.float64)
+    prices = frame[["open", "high", "low", "close"]].to_numpy()
+    if not np.isfinite(prices).all() or (prices <= 0).any():
+        raise DataError("bar prices must be finite and positive", field="close")
+    return frame
+
+
+def periods_per_year(index: pd.DatetimeIndex) -> float:
+    """Return bars per year: 252 for daily or slower, else 252 x bars per 6.5-hour session."""
+    if len(index) < 2:
+        return 252.0
+    step = float(np.median(np.diff(index.asi8))) / 1e9
+    return 252.0 if step >= 86_400 * 0.9 else 252.0 * max(1.0, 23_400.0 / step)
+
+
+def sizing(size: Size, close: np.ndarray) -> tuple[np.ndarray, int]:
+    """Return the per-bar sizing multiplier and the kernel's size mode (0 fraction, 1 shares)."""
+    n = len(close)
+    if isinstance(size, FixedShares):
+        if size.shares < 1:
+            raise ParameterError("FixedShares.shares must be >= 1", field="size")
+        return np.full(n, float(size.shares)), 1
+    if isinstance(size, VolTarget):
+        if size.annual_vol <= 0 or size.lookback < 2:
+            raise ParameterError("VolTarget needs annual_vol > 0 and lookback >= 2", field="size")
+        rets = pd.Series(np.log(close)).diff()
+        vol = rets.rolling(size.lookback).std().to_numpy() * math.sqrt(252.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.minimum(size.annual_vol / vol, size.max_fraction)
+        return np.nan_to_num(frac, nan=0.0, posinf=size.max_fraction), 0
+    if isinstance(size, bool) or not isinstance(size, int | float) or not 0 < size <= 1:
+        raise ParameterError(
+            f"size must be a fraction of equity in (0, 1], FixedShares(n) or VolTarget(...); "
+            f"got {size!r}",
+            field="size",
+        )
+    return np.full(n, float(size)), 0
+
+
+def _costs(
+    commission: float | str | Commission,
+    slippage_bps: float,
+    strat: Strategy,
+    stop_loss_pct: float | None,
+    take_profit_pct: float | None,
+    margin: float,
+) -> np.ndarray:
+    """Validate the cost arguments and pack them for the kernel."""
+    if isinstance(commission, str):
+        if commission.lower() != "ibkr":
+            raise ParameterError(
+                f"commission must be a fraction, 'ibkr' or a Commission; got {commission!r}",
+                field="commission",
+            )
+        schedule = IBKR_FIXED
+    elif isinstance(commission, Commission):
+        schedule = commission
+    else:
+        if not 0 <= float(commission) < 0.1:
+            raise ParameterError(
+                f"commission is a fraction of value in [0, 0.1), got {commission}",
+                field="commission",
+            )
+        schedule = Commission(rate=float(commission))
+    if not 0 <= slippage_bps < 1000:
+        raise ParameterError(
+            f"slippage_bps must be in [0, 1000), got {slippage_bps}", field="slippage_bps"
+        )
+    if not 0 < margin <= 1:
+        raise ParameterError(f"margin must be in (0, 1], got {margin}", field="margin")
+    sl = stop_loss_pct if stop_loss_pct is not None else strat.stop_loss_pct
+    tp = take_profit_pct if take_profit_pct is not None else strat.take_profit_pct
+    for name, value in (("stop_loss_pct", sl), ("take_profit_pct", tp)):
+        if value is not None and not 0 < value < (100 if name == "stop_loss_pct" else 10_000):
+            raise ParameterError(f"{name} must be a positive percent, got {value}", field=name)
+    return _costs_vector(schedule, slippage_bps, sl, tp, margin)
+
+
+def _costs_vector(
+    c: Commission, slippage_bps: float, sl: float | None, tp: float | None, margin: float
+) -> np.ndarray:
+    out = np.empty(8)
+    out[[k.C_RATE, k.C_PER_SHARE, k.C_MINIMUM, k.C_MAX_PCT]] = (
+        c.rate,
+        c.per_share,
+        c.minimum,
+        c.max_pct,
+    )
+    out[k.C_SLIP] = slippage_bps / 10_000.0
+    out[k.C_SL] = np.nan if sl is None else sl / 100.0
+    out[k.C_TP] = np.nan if tp is None else tp / 100.0
+    out[k.C_MARGIN] = margin
+    return out
+
+
+def simulate(
+    frame: pd.DataFrame,
+    target: np.ndarray,
+    scale: np.ndarray,
+    mode: int,
+    *,
+    cash: float,
+    costs: np.ndarray,
+    fill: Fill,
+    tradable: np.ndarray | None = None,
+    prices: tuple[np.ndarray, ...] | None = None,
+) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Run the kernel; return (equity Series, positions (n, k), trade rows)."""
+    if fill not in ("next_open", "close"):
+        raise ParameterError(f"fill must be 'next_open' or 'close', got {fill!r}", field="fill")
+    if not cash > 0:
+        raise ParameterError(f"cash must be positive, got {cash}", field="cash")
+    o, h, lo, c = prices or tuple(
+        np.ascontiguousarray(frame[[col]].to_numpy(np.float64)) for col in COLUMNS[:4]
+    )
+    n, width = c.shape
+    ok = tradable if tradable is not None else np.ones((n, width), dtype=np.bool_)
+    equity = np.empty(n)
+    positions = np.empty((n, width))
+    tr = np.empty((2 * n * width + 2, k.TRADE_COLUMNS))
+    nt = k.simulate(
+        o,
+        h,
+        lo,
+        c,
+        ok,
+        np.ascontiguousarray(target),
+        np.ascontiguousarray(scale),
+        mode,
+        float(cash),
+        costs,
+        fill == "close",
+        equity,
+        positions,
+        tr,
+    )
+    return pd.Series(equity, index=frame.index, name="equity"), positions, tr[:nt]
+
+
+def trades_frame(rows: np.ndarray, index: pd.DatetimeIndex, symbols: Sequence[str]) -> pd.DataFrame:
+    """Turn kernel trade rows into the public trades DataFrame."""
+    entry = rows[:, k.T_ENTRY_IDX].astype(np.int64)
+    exit_ = rows[:, k.T_EXIT_IDX].astype(np.int64)
+    size = rows[:, k.T_SIZE]
+    entry_px = rows[:, k.T_ENTRY_PX]
+    return pd.DataFrame(
+        {
+            "symbol": pd.Series(
+                np.asarray(symbols, dtype=object)[rows[:, k.T_SYMBOL].astype(int)], dtype="string"
+            ),
+            "side": np.where(rows[:, k.T_SIDE] > 0, "long", "short"),
+            "size": size,
+            "entry_time": index[entry],
+            "entry_price": entry_px,
+            "exit_time": index[exit_],
+            "exit_price": rows[:, k.T_EXIT_PX],
+            "pnl": rows[:, k.T_PNL],
+            "return_pct": rows[:, k.T_PNL] / (entry_px * size) * 100.0,
+            "commission": rows[:, k.T_COMMISSION],
+        },
+        columns=TRADE_FRAME_COLUMNS,
+    )
