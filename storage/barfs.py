@@ -1,0 +1,125 @@
+"""File-system plumbing for the bar store: root resolution, atomic replace, writer locks.
+
+Atomicity: a file is written to a hidden temp name in its final directory, then renamed over
+the final name. On a local disk the rename is atomic, so a reader (or a process killed
+mid-write) sees the old file or the new one, never half of one. On an object store each PUT of
+an object is atomic already.
+
+Locking: on a local file system writers of the same symbol and bar size take an exclusive
+``fcntl.flock`` on a lock file under ``<root>/.locks/``; the kernel drops it when the holder
+dies, so a killed writer never leaves a stale lock. Object stores have no locks: two writers
+of the same symbol race and the last rename wins per partition (no corruption, but one
+writer's rows of that partition may be lost), so run one writer per symbol there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pyarrow.fs as pafs
+
+from core.errors import StorageError
+
+TEMP_PREFIX = ".tmp-"
+LOCK_DIR = ".locks"
+
+# Called with (temp_path, final_path) between writing a temp file and renaming it; tests use
+# it to kill a writer at exactly that point.
+RenameHook = Callable[[str, str], None]
+
+
+def resolve_root(
+    root: str | os.PathLike[str], filesystem: pafs.FileSystem | None
+) -> tuple[pafs.FileSystem, str]:
+    """Return the file system and base path for a root path or URI.
+
+    Args:
+        root: A local path, or a URI pyarrow understands (``file://``, ``s3://``, ``gs://``...).
+        filesystem: An already configured file system; ``root`` is then a path inside it.
+
+    Raises:
+        StorageError: if pyarrow cannot open the URI.
+    """
+    text = os.fspath(root)
+    if filesystem is not None:
+        return filesystem, text.rstrip("/")
+    if "://" not in text:
+        return pafs.LocalFileSystem(), os.path.abspath(text)
+    try:
+        fs, path = pafs.FileSystem.from_uri(text)
+    except (ValueError, OSError) as exc:
+        raise StorageError(f"bar store root {text!r} cannot be opened: {exc}") from exc
+    return fs, path.rstrip("/")
+
+
+def is_local(fs: pafs.FileSystem) -> bool:
+    """Return True for the local file system (where rename is atomic and flock works)."""
+    return isinstance(fs, pafs.LocalFileSystem)
+
+
+def temp_path_for(final: str) -> str:
+    """Return a hidden, unique temp path in the same directory as ``final``."""
+    directory, name = final.rsplit("/", 1)
+    return f"{directory}/{TEMP_PREFIX}{uuid.uuid4().hex}-{name}"
+
+
+def atomic_replace(
+    fs: pafs.FileSystem,
+    final: str,
+    write: Callable[[str], None],
+    *,
+    before_rename: RenameHook | None = None,
+) -> None:
+    """Write ``final`` through a temp file in its directory, then rename it into place.
+
+    Args:
+        fs: The file system.
+        final: The path to create or replace.
+        write: Writes the complete file to the temp path it is given.
+        before_rename: Test hook called between the write and the rename.
+    """
+    directory = final.rsplit("/", 1)[0]
+    fs.create_dir(directory, recursive=True)
+    if not is_local(fs):
+        write(final)  # a PUT of one object is atomic on object stores
+        return
+    temp = temp_path_for(final)
+    try:
+        write(temp)
+        if before_rename is not None:
+            before_rename(temp, final)
+        os.replace(temp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def remove_stale_temps(fs: pafs.FileSystem, directory: str) -> None:
+    """Delete temp files left in ``directory`` by killed writers (call under the lock)."""
+    if not is_local(fs) or not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        if name.startswith(TEMP_PREFIX):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+
+
+@contextlib.contextmanager
+def writer_lock(fs: pafs.FileSystem, base: str, key: str) -> Iterator[None]:
+    """Hold the exclusive writer lock named ``key`` (a no-op on non-local file systems)."""
+    if not is_local(fs):
+        yield
+        return
+    lock_dir = os.path.join(base, LOCK_DIR)
+    os.makedirs(lock_dir, exist_ok=True)
+    fd = os.open(os.path.join(lock_dir, f"{key}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
