@@ -40,8 +40,9 @@ class BarSink(Protocol):
         self, symbol: str, bar_size: str, start: Any, end: Any, *, calendar: str = ...
     ) -> list[Any]: ...
 
-    def write(self, symbol: str, bar_size: str, frame: pd.DataFrame, *, covered: Any = ...) -> Any:
-        ...
+    def write(
+        self, symbol: str, bar_size: str, frame: pd.DataFrame, *, covered: Any = ...
+    ) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -202,7 +203,8 @@ def collect_one(
             )
             for lo, hi in gaps:
                 frame = fetch(target.instrument, bar_size=target.bar_size, start=lo, end=hi)
-                result = store.write(target.symbol, target.bar_size, clip(frame, lo, hi), covered=(lo, hi))
+                frame = clip(frame, lo, hi)
+                result = store.write(target.symbol, target.bar_size, frame, covered=(lo, hi))
                 written += int(getattr(result, "rows_new", 0))
                 ranges += 1
             status = DONE if ranges else UP_TO_DATE
@@ -218,8 +220,8 @@ def clip(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
     """Drop bars outside ``[start, end)`` (a gateway may round a request outwards)."""
     if frame.empty:
         return frame
-    index = frame.index if isinstance(frame.index, pd.DatetimeIndex) else pd.DatetimeIndex(
-        frame["ts"]
+    index = (
+        frame.index if isinstance(frame.index, pd.DatetimeIndex) else pd.DatetimeIndex(frame["ts"])
     )
     keep = (index >= pd.Timestamp(start)) & (index < pd.Timestamp(end))
     return frame if keep.all() else frame[keep]

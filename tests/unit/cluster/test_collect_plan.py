@@ -22,9 +22,9 @@ NO_SLEEP: Any = lambda _s: None  # noqa: E731
 
 
 def sessions(start: datetime, end: datetime) -> pd.DatetimeIndex:
-    days = xcals.get_calendar("XNYS").sessions_in_range(
-        pd.Timestamp(start).tz_convert(None), pd.Timestamp(end).tz_convert(None) - pd.Timedelta("1D")
-    )
+    first = pd.Timestamp(start).tz_convert(None)
+    last = pd.Timestamp(end).tz_convert(None) - pd.Timedelta("1D")
+    days = xcals.get_calendar("XNYS").sessions_in_range(first, last)
     return pd.DatetimeIndex(days).tz_localize("UTC")
 
 
