@@ -416,3 +416,70 @@ def trades_frame(rows: np.ndarray, index: pd.DatetimeIndex, symbols: Sequence[st
         },
         columns=TRADE_FRAME_COLUMNS,
     )
+
+
+def run_batch(
+    bars: pd.DataFrame,
+    strategy: str | Strategy,
+    param_sets: Sequence[Mapping[str, Any]],
+    *,
+    cash: float = 100_000.0,
+    commission: float | str | Commission = 0.0,
+    slippage_bps: float = 0.0,
+    fill: Fill = "next_open",
+    size: Size = 1.0,
+    stop_loss_pct: float | None = None,
+    take_profit_pct: float | None = None,
+    allow_short: bool | None = None,
+    margin: float = 1.0,
+) -> pd.DataFrame:
+    """Backtest many parameter sets of one strategy on the same bars in one call.
+
+    Indicators are computed once per distinct argument set (one cache for all sets), targets
+    are stacked, and one numba kernel runs every set through the same loop as
+    :func:`run_backtest`, so each row equals that set's single backtest.
+
+    Args:
+        bars: as for :func:`run_backtest`.
+        strategy: a library name or a Strategy.
+        param_sets: one mapping of parameters per row (defaults fill the gaps).
+        cash, commission, slippage_bps, fill, size, stop_loss_pct, take_profit_pct,
+        allow_short, margin: as for :func:`run_backtest`.
+
+    Returns:
+        One row per parameter set: the resolved parameters, the metrics of
+        :func:`strategies.metrics.batch_stats`, then ``n_trades``, ``win_rate_pct`` and
+        ``profit_factor`` of closed trades.
+    """
+    from strategies import metrics
+
+    frame = validate_bars(bars)
+    strat, _ = prepare(strategy, None, allow_short)
+    resolved = [prepare(strat, ps, allow_short)[1] for ps in param_sets]
+    costs = _costs(commission, slippage_bps, strat, stop_loss_pct, take_profit_pct, margin)
+    scale, mode = sizing(size, frame["close"].to_numpy(np.float64))
+    if fill not in ("next_open", "close"):
+        raise ParameterError(f"fill must be 'next_open' or 'close', got {fill!r}", field="fill")
+    prices = [np.ascontiguousarray(frame[[c]].to_numpy(np.float64)) for c in COLUMNS[:4]]
+    ok = np.ones((len(frame), 1), dtype=np.bool_)
+    cache = IndicatorCache(frame)
+    ppy = periods_per_year(frame.index)
+    parts = []
+    for start in range(0, len(resolved), _BATCH_CHUNK):
+        chunk = resolved[start : start + _BATCH_CHUNK]
+        targets = np.empty((len(chunk), len(frame)))
+        for row, p in enumerate(chunk):
+            targets[row] = strat.target(frame, p, indicators=cache, resolved=True)
+        equity, n_tr, n_win, g_win, g_loss = k.simulate_batch(
+            *prices, ok, targets, scale[:, None], mode, float(cash), costs, fill == "close"
+        )
+        returns = np.diff(equity, axis=1, prepend=float(cash)) / np.hstack(
+            [np.full((len(chunk), 1), float(cash)), equity[:, :-1]]
+        )
+        stats = pd.DataFrame(metrics.batch_stats(returns.T, ppy))
+        stats["n_trades"] = n_tr
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stats["win_rate_pct"] = np.where(n_tr > 0, n_win / n_tr * 100.0, np.nan)
+            stats["profit_factor"] = np.where(g_loss > 0, g_win / g_loss, np.nan)
+        parts.append(pd.concat([pd.DataFrame(chunk), stats], axis=1))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
