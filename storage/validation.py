@@ -69,6 +69,12 @@ def validate_bars(frame: pd.DataFrame, size: BarSize) -> BarArrays:
     Raises:
         DataError: naming the column or rule, the first bad row and the number of bad rows.
     """
+    if len(frame) == 0:  # an empty batch is a no-op whatever its columns or index
+        empty = np.empty(0, dtype=np.float64)
+        columns = {name: empty for name in FLOAT_COLUMNS}
+        return BarArrays(
+            ts=np.empty(0, dtype=np.int64), columns={**columns, "bar_count": empty.astype(np.int64)}
+        )
     ts = _timestamps(frame)
     n = len(ts)
     columns = {name: _float_column(frame, name, n) for name in FLOAT_COLUMNS}
