@@ -1,0 +1,290 @@
+"""Positions, risk limits and events, API tokens and the audit log."""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import secrets
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from core.errors import NotFound, ValidationError
+from core.types import Position, utcnow
+from storage.catalog.db import Database
+from storage.catalog.models import ApiTokenRow, AuditRow, PositionRow, RiskEventRow, RiskLimitRow
+from storage.catalog.records import AuditEntry, RiskEvent, RiskLimit, TokenRecord, TokenScope
+
+TOKEN_PREFIX = "scz_"
+
+
+class PositionRepository:
+    """Holdings per (account, symbol), as last reported by the broker."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def upsert(self, position: Position, *, at: datetime | None = None) -> Position:
+        """Insert or replace one position."""
+        with self._db.transaction() as session:
+            symbol = position.symbol.upper()
+            row = session.scalars(
+                select(PositionRow).where(
+                    PositionRow.account == position.account, PositionRow.symbol == symbol
+                )
+            ).first()
+            if row is None:
+                row = PositionRow(account=position.account, symbol=symbol)
+                session.add(row)
+            row.quantity, row.avg_cost = position.quantity, position.avg_cost
+            row.updated_at = at or utcnow()
+            session.flush()
+            return self._position(row)
+
+    def replace_account(
+        self, account: str, positions: Iterable[Position], *, at: datetime | None = None
+    ) -> int:
+        """Make ``positions`` the whole of ``account``'s holdings (broker reconciliation).
+
+        Returns:
+            How many positions the account now has.
+        """
+        now = at or utcnow()
+        rows = [
+            PositionRow(
+                account=account,
+                symbol=p.symbol.upper(),
+                quantity=p.quantity,
+                avg_cost=p.avg_cost,
+                updated_at=now,
+            )
+            for p in positions
+        ]
+        with self._db.transaction() as session:
+            session.execute(delete(PositionRow).where(PositionRow.account == account))
+            session.add_all(rows)
+            session.flush()
+        return len(rows)
+
+    def get(self, symbol: str, *, account: str = "") -> Position:
+        """Return a position (NotFound if nothing is recorded for it)."""
+        with self._db.transaction() as session:
+            row = session.scalars(
+                select(PositionRow).where(
+                    PositionRow.account == account, PositionRow.symbol == symbol.upper()
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"no position in {symbol!r} for account {account!r}")
+            return self._position(row)
+
+    def list(self, *, account: str | None = None) -> builtins.list[Position]:
+        """Return positions by account and symbol."""
+        stmt = select(PositionRow).order_by(PositionRow.account, PositionRow.symbol)
+        if account is not None:
+            stmt = stmt.where(PositionRow.account == account)
+        with self._db.transaction() as session:
+            return [self._position(row) for row in session.scalars(stmt)]
+
+    @staticmethod
+    def _position(row: PositionRow) -> Position:
+        return Position(
+            symbol=row.symbol, quantity=row.quantity, avg_cost=row.avg_cost, account=row.account
+        )
+
+
+class RiskRepository:
+    """Risk limits (named values) and the events the risk manager records."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def set_limit(
+        self, name: str, value: Decimal, *, scope: str = "global", at: datetime | None = None
+    ) -> RiskLimit:
+        """Create or update a limit."""
+        with self._db.transaction() as session:
+            row = session.scalars(select(RiskLimitRow).where(RiskLimitRow.name == name)).first()
+            if row is None:
+                row = RiskLimitRow(name=name)
+                session.add(row)
+            row.value, row.scope, row.updated_at = value, scope, at or utcnow()
+            session.flush()
+            return self._limit(row)
+
+    def get_limit(self, name: str) -> RiskLimit:
+        """Return a limit (NotFound if absent)."""
+        with self._db.transaction() as session:
+            row = session.scalars(select(RiskLimitRow).where(RiskLimitRow.name == name)).first()
+            if row is None:
+                raise NotFound(f"risk limit {name!r} is not set")
+            return self._limit(row)
+
+    def limits(self) -> builtins.list[RiskLimit]:
+        """Return every limit by name."""
+        with self._db.transaction() as session:
+            rows = session.scalars(select(RiskLimitRow).order_by(RiskLimitRow.name))
+            return [self._limit(row) for row in rows]
+
+    def add_event(
+        self,
+        kind: str,
+        *,
+        limit_name: str | None = None,
+        detail: dict[str, Any] | None = None,
+        order_ref: str | None = None,
+        at: datetime | None = None,
+    ) -> RiskEvent:
+        """Record a risk event (e.g. ``rejected``, ``emergency_stop``)."""
+        row = RiskEventRow(
+            time=at or utcnow(),
+            kind=kind,
+            limit_name=limit_name,
+            detail=detail or {},
+            order_ref=order_ref,
+        )
+        with self._db.transaction() as session:
+            session.add(row)
+            session.flush()
+            return self._event(row)
+
+    def events(
+        self, *, since: datetime | None = None, limit: int = 100
+    ) -> builtins.list[RiskEvent]:
+        """Return the newest events first."""
+        stmt = select(RiskEventRow).order_by(RiskEventRow.time.desc(), RiskEventRow.id.desc())
+        if since is not None:
+            stmt = stmt.where(RiskEventRow.time >= since)
+        with self._db.transaction() as session:
+            return [self._event(row) for row in session.scalars(stmt.limit(limit))]
+
+    @staticmethod
+    def _limit(row: RiskLimitRow) -> RiskLimit:
+        return RiskLimit(name=row.name, value=row.value, scope=row.scope, updated_at=row.updated_at)
+
+    @staticmethod
+    def _event(row: RiskEventRow) -> RiskEvent:
+        return RiskEvent(
+            id=row.id,
+            time=row.time,
+            kind=row.kind,
+            limit_name=row.limit_name,
+            detail=row.detail,
+            order_ref=row.order_ref,
+        )
+
+
+def hash_token(token: str) -> str:
+    """Return the SHA-256 hex digest under which a token is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenRepository:
+    """API bearer tokens; only their SHA-256 hashes are stored."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create(
+        self, scope: TokenScope | str, name: str = "", *, at: datetime | None = None
+    ) -> tuple[TokenRecord, str]:
+        """Create a token; return its record and the plaintext, which is never shown again."""
+        try:
+            scope = TokenScope(scope)
+        except ValueError as exc:
+            raise ValidationError(
+                f"scope must be one of read, trade, admin; got {scope!r}", field="scope"
+            ) from exc
+        plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        row = ApiTokenRow(
+            token_hash=hash_token(plaintext),
+            scope=scope.value,
+            name=name,
+            created_at=at or utcnow(),
+        )
+        with self._db.transaction() as session:
+            session.add(row)
+            session.flush()
+            return self._record(row), plaintext
+
+    def verify(self, token: str, *, at: datetime | None = None) -> TokenScope | None:
+        """Return the scope of a live token (and note its use), or None if unknown/revoked."""
+        with self._db.transaction() as session:
+            row = session.scalars(
+                select(ApiTokenRow).where(ApiTokenRow.token_hash == hash_token(token))
+            ).first()
+            if row is None or row.revoked_at is not None:
+                return None
+            row.last_used_at = at or utcnow()
+            return TokenScope(row.scope)
+
+    def revoke(self, token_id: int, *, at: datetime | None = None) -> TokenRecord:
+        """Revoke a token by id (idempotent; NotFound if there is no such token)."""
+        with self._db.transaction() as session:
+            row = session.get(ApiTokenRow, token_id)
+            if row is None:
+                raise NotFound(f"API token {token_id} does not exist")
+            if row.revoked_at is None:
+                row.revoked_at = at or utcnow()
+            session.flush()
+            return self._record(row)
+
+    def list(self) -> builtins.list[TokenRecord]:
+        """Return every token's metadata by id."""
+        with self._db.transaction() as session:
+            rows = session.scalars(select(ApiTokenRow).order_by(ApiTokenRow.id))
+            return [self._record(row) for row in rows]
+
+    @staticmethod
+    def _record(row: ApiTokenRow) -> TokenRecord:
+        return TokenRecord(
+            id=row.id,
+            scope=TokenScope(row.scope),
+            name=row.name,
+            created_at=row.created_at,
+            revoked_at=row.revoked_at,
+            last_used_at=row.last_used_at,
+        )
+
+
+class AuditLog:
+    """An append-only log of who did what."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def record(
+        self,
+        actor: str,
+        action: str,
+        *,
+        detail: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> AuditEntry:
+        """Append an entry."""
+        row = AuditRow(time=at or utcnow(), actor=actor, action=action, detail=detail or {})
+        with self._db.transaction() as session:
+            session.add(row)
+            session.flush()
+            return self._entry(row)
+
+    def list(
+        self, *, actor: str | None = None, action: str | None = None, limit: int = 100
+    ) -> builtins.list[AuditEntry]:
+        """Return the newest entries first, optionally filtered."""
+        stmt = select(AuditRow).order_by(AuditRow.time.desc(), AuditRow.id.desc()).limit(limit)
+        if actor is not None:
+            stmt = stmt.where(AuditRow.actor == actor)
+        if action is not None:
+            stmt = stmt.where(AuditRow.action == action)
+        with self._db.transaction() as session:
+            return [self._entry(row) for row in session.scalars(stmt)]
+
+    @staticmethod
+    def _entry(row: AuditRow) -> AuditEntry:
+        return AuditEntry(
+            id=row.id, time=row.time, actor=row.actor, action=row.action, detail=row.detail
+        )

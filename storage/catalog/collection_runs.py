@@ -1,0 +1,223 @@
+"""Collection runs: one row per run, one item per (symbol, bar size, range) to fetch.
+
+A run survives a crash: items left ``pending`` or ``running`` are returned again by
+:meth:`CollectionRunRepository.pending_items`, so a rerun picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+
+from core.barsize import bar_size as parse_bar_size
+from core.errors import Conflict, NotFound, ValidationError
+from core.types import utcnow
+from storage.catalog.db import Database
+from storage.catalog.models import CollectionItemRow, CollectionRunRow
+from storage.catalog.records import CollectionItem, CollectionRun, ItemStatus, RunStatus
+
+ItemSpec = tuple[str, str, datetime | None, datetime | None]
+"""(symbol, bar_size, start, end) of one item to collect."""
+
+
+def _item(row: CollectionItemRow) -> CollectionItem:
+    return CollectionItem(
+        id=row.id,
+        run_id=row.run_id,
+        symbol=row.symbol,
+        bar_size=row.bar_size,
+        start=row.start,
+        end=row.end,
+        status=ItemStatus(row.status),
+        bars_written=row.bars_written,
+        error=row.error,
+        attempts=row.attempts,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def _run(session: Session, row: CollectionRunRow) -> CollectionRun:
+    stmt = (
+        select(
+            CollectionItemRow.status,
+            func.count(),
+            func.coalesce(func.sum(CollectionItemRow.bars_written), 0),
+        )
+        .where(CollectionItemRow.run_id == row.id)
+        .group_by(CollectionItemRow.status)
+    )
+    counts = {status: 0 for status in ItemStatus}
+    bars = 0
+    for status, count, written in session.execute(stmt):
+        counts[ItemStatus(status)] = int(count)
+        bars += int(written)
+    return CollectionRun(
+        id=row.id,
+        kind=row.kind,
+        status=RunStatus(row.status),
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+        counts=counts,
+        bars_written=bars,
+    )
+
+
+def _new_item(spec: ItemSpec) -> CollectionItemRow:
+    symbol, size, start, end = spec
+    size = parse_bar_size(size).name  # raises ValidationError naming the valid sizes
+    if start is not None and end is not None and start >= end:
+        raise ValidationError(f"start must be before end for {symbol} {size}", field="start")
+    return CollectionItemRow(
+        symbol=symbol.strip().upper(),
+        bar_size=size,
+        start=start,
+        end=end,
+        status=ItemStatus.PENDING.value,
+        bars_written=0,
+        attempts=0,
+    )
+
+
+class CollectionRunRepository:
+    """Create runs, move their items through pending → running → done | failed."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create(
+        self, kind: str, items: Iterable[ItemSpec], *, at: datetime | None = None
+    ) -> CollectionRun:
+        """Create a run with its items, all pending, atomically.
+
+        Raises:
+            ValidationError: if an item has an unknown bar size or an empty range.
+            Conflict: if the same (symbol, bar_size) appears twice.
+        """
+        rows = [_new_item(spec) for spec in items]
+        with self._db.transaction() as session:
+            run = CollectionRunRow(
+                kind=kind, status=RunStatus.RUNNING.value, created_at=at or utcnow()
+            )
+            session.add(run)
+            session.flush()
+            for item in rows:
+                item.run_id = run.id
+            session.add_all(rows)
+            session.flush()
+            return _run(session, run)
+
+    def get(self, run_id: int) -> CollectionRun:
+        """Return a run with its item counts.
+
+        Raises:
+            NotFound: if there is no such run.
+        """
+        with self._db.transaction() as session:
+            return _run(session, self._run_row(session, run_id))
+
+    def latest(self, *, kind: str | None = None) -> CollectionRun | None:
+        """Return the most recent run (of ``kind``, if given), or None."""
+        stmt = select(CollectionRunRow).order_by(CollectionRunRow.id.desc()).limit(1)
+        if kind is not None:
+            stmt = stmt.where(CollectionRunRow.kind == kind)
+        with self._db.transaction() as session:
+            row = session.scalars(stmt).first()
+            return None if row is None else _run(session, row)
+
+    def items(self, run_id: int) -> builtins.list[CollectionItem]:
+        """Return every item of a run, in creation order."""
+        stmt = (
+            select(CollectionItemRow)
+            .where(CollectionItemRow.run_id == run_id)
+            .order_by(CollectionItemRow.id)
+        )
+        with self._db.transaction() as session:
+            self._run_row(session, run_id)
+            return [_item(row) for row in session.scalars(stmt)]
+
+    def pending_items(
+        self, run_id: int, *, retry_failed: bool = False, max_attempts: int = 3
+    ) -> builtins.list[CollectionItem]:
+        """Return items still to do: pending, or running when a worker died mid-way.
+
+        With ``retry_failed=True``, failed items with fewer than ``max_attempts`` failures
+        are included too.
+        """
+        wanted = [ItemStatus.PENDING.value, ItemStatus.RUNNING.value]
+        cond: ColumnElement[bool] = CollectionItemRow.status.in_(wanted)
+        if retry_failed:
+            cond = cond | (
+                (CollectionItemRow.status == ItemStatus.FAILED.value)
+                & (CollectionItemRow.attempts < max_attempts)
+            )
+        stmt = (
+            select(CollectionItemRow)
+            .where(CollectionItemRow.run_id == run_id, cond)
+            .order_by(CollectionItemRow.id)
+        )
+        with self._db.transaction() as session:
+            self._run_row(session, run_id)
+            return [_item(row) for row in session.scalars(stmt)]
+
+    def start_item(self, item_id: int, *, at: datetime | None = None) -> CollectionItem:
+        """Mark an item running (from pending, failed, or running after a crash)."""
+        with self._db.transaction() as session:
+            row = self._item_row(session, item_id)
+            if row.status == ItemStatus.DONE.value:
+                raise Conflict(f"collection item {item_id} is already done; nothing to start")
+            row.status, row.started_at, row.error = ItemStatus.RUNNING.value, at or utcnow(), None
+            session.flush()
+            return _item(row)
+
+    def finish_item(
+        self, item_id: int, *, bars_written: int, at: datetime | None = None
+    ) -> CollectionItem:
+        """Mark an item done with the number of bars it wrote."""
+        if bars_written < 0:
+            raise ValidationError("bars_written must be >= 0", field="bars_written")
+        with self._db.transaction() as session:
+            row = self._item_row(session, item_id)
+            row.status, row.bars_written = ItemStatus.DONE.value, bars_written
+            row.finished_at, row.error = at or utcnow(), None
+            session.flush()
+            return _item(row)
+
+    def fail_item(self, item_id: int, error: str, *, at: datetime | None = None) -> CollectionItem:
+        """Mark an item failed with ``error``; ``attempts`` counts the failures."""
+        with self._db.transaction() as session:
+            row = self._item_row(session, item_id)
+            row.status, row.error = ItemStatus.FAILED.value, error
+            row.attempts += 1
+            row.finished_at = at or utcnow()
+            session.flush()
+            return _item(row)
+
+    def finish(self, run_id: int, *, at: datetime | None = None) -> CollectionRun:
+        """Close a run: ``done`` when every item is done, else ``failed``."""
+        with self._db.transaction() as session:
+            row = self._run_row(session, run_id)
+            current = _run(session, row)
+            all_done = current.counts[ItemStatus.DONE] == current.total
+            row.status = (RunStatus.DONE if all_done else RunStatus.FAILED).value
+            row.finished_at = at or utcnow()
+            session.flush()
+            return _run(session, row)
+
+    @staticmethod
+    def _run_row(session: Session, run_id: int) -> CollectionRunRow:
+        row = session.get(CollectionRunRow, run_id)
+        if row is None:
+            raise NotFound(f"collection run {run_id} does not exist")
+        return row
+
+    @staticmethod
+    def _item_row(session: Session, item_id: int) -> CollectionItemRow:
+        row = session.get(CollectionItemRow, item_id)
+        if row is None:
+            raise NotFound(f"collection item {item_id} does not exist")
+        return row

@@ -1,0 +1,306 @@
+"""SQLAlchemy 2 models of the catalog: the tables, their keys and their CHECK constraints.
+
+Rows never leave :mod:`storage.catalog`; repositories turn them into the frozen records of
+:mod:`storage.catalog.records` (or core domain types). Every constraint is named (see
+``NAMING``) so migrations are stable and a violation can be reported by field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from core.types import OrderStatus, OrderType, Side, TimeInForce, TradingMode
+from storage.catalog.records import (
+    DeploymentStatus,
+    ItemStatus,
+    JobStatus,
+    RunStatus,
+    StrategyKind,
+    TokenScope,
+)
+from storage.catalog.sqltypes import Money, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def one_of(column: str, values: Any) -> CheckConstraint:
+    """Return a CHECK that ``column`` holds one of the enum ``values`` (named ``<col>_valid``)."""
+    allowed = ", ".join(f"'{v.value}'" for v in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_valid")
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the catalog's constraint naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        Decimal: Money(),
+        dict[str, Any]: JSON(),
+    }
+
+
+class SymbolRow(Base):
+    __tablename__ = "symbols"
+    __table_args__ = (
+        UniqueConstraint("symbol", "primary_exchange", "currency"),
+        Index(None, "symbol"),
+        Index(None, "universe"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    sec_type: Mapped[str] = mapped_column(String(8))
+    exchange: Mapped[str] = mapped_column(String(16))
+    primary_exchange: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    con_id: Mapped[int | None] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(String(200))
+    universe: Mapped[str | None] = mapped_column(String(64))
+    valid: Mapped[bool | None] = mapped_column(Boolean)
+    last_verified: Mapped[datetime | None]
+    added_at: Mapped[datetime]
+
+
+class CollectionRunRow(Base):
+    __tablename__ = "collection_runs"
+    __table_args__ = (one_of("status", RunStatus),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class CollectionItemRow(Base):
+    __tablename__ = "collection_items"
+    __table_args__ = (
+        UniqueConstraint("run_id", "symbol", "bar_size"),
+        Index(None, "run_id", "status"),
+        one_of("status", ItemStatus),
+        CheckConstraint("bars_written >= 0", name="bars_written_nonnegative"),
+        CheckConstraint("attempts >= 0", name="attempts_nonnegative"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("collection_runs.id", ondelete="CASCADE"))
+    symbol: Mapped[str] = mapped_column(String(32))
+    bar_size: Mapped[str] = mapped_column(String(8))
+    start: Mapped[datetime | None]
+    end: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16))
+    bars_written: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class StrategyRow(Base):
+    __tablename__ = "strategies"
+    __table_args__ = (UniqueConstraint("name"), one_of("kind", StrategyKind))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    spec: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class BacktestRow(Base):
+    __tablename__ = "backtests"
+    __table_args__ = (
+        Index(None, "strategy"),
+        Index(None, "status"),
+        one_of("status", JobStatus),
+        CheckConstraint("progress >= 0 AND progress <= 1", name="progress_range"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(100))
+    params: Mapped[dict[str, Any]]
+    symbols: Mapped[list[str]] = mapped_column(JSON)
+    bar_size: Mapped[str] = mapped_column(String(8))
+    start: Mapped[datetime | None]
+    end: Mapped[datetime | None]
+    costs: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[float] = mapped_column(Float)
+    stats: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    artifacts: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class OptimizationRow(Base):
+    __tablename__ = "optimizations"
+    __table_args__ = (
+        UniqueConstraint("study_name"),
+        one_of("status", JobStatus),
+        CheckConstraint("n_trials > 0", name="n_trials_positive"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_name: Mapped[str] = mapped_column(String(200))
+    strategy: Mapped[str] = mapped_column(String(100))
+    space: Mapped[dict[str, Any]]
+    objective: Mapped[str] = mapped_column(String(64))
+    n_trials: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    best_params: Mapped[dict[str, Any] | None]
+    best_value: Mapped[float | None] = mapped_column(Float)
+    report: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class DeploymentRow(Base):
+    __tablename__ = "deployments"
+    __table_args__ = (
+        Index(None, "status"),
+        one_of("mode", TradingMode),
+        one_of("status", DeploymentStatus),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(100))
+    params: Mapped[dict[str, Any]]
+    symbols: Mapped[list[str]] = mapped_column(JSON)
+    mode: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class OrderRow(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("order_ref"),
+        Index(None, "status"),
+        Index(None, "deployment_id"),
+        one_of("side", Side),
+        one_of("order_type", OrderType),
+        one_of("tif", TimeInForce),
+        one_of("status", OrderStatus),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("limit_price IS NULL OR limit_price > 0", name="limit_price_positive"),
+        CheckConstraint("stop_price IS NULL OR stop_price > 0", name="stop_price_positive"),
+        CheckConstraint(
+            "filled_quantity >= 0 AND filled_quantity <= quantity", name="filled_quantity_range"
+        ),
+        CheckConstraint(
+            "avg_fill_price IS NULL OR avg_fill_price > 0", name="avg_fill_price_positive"
+        ),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_ref: Mapped[str] = mapped_column(String(64))
+    deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id"))
+    broker_order_id: Mapped[int | None] = mapped_column(BigInteger)
+    perm_id: Mapped[int | None] = mapped_column(BigInteger)
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(4))
+    order_type: Mapped[str] = mapped_column(String(8))
+    quantity: Mapped[Decimal]
+    limit_price: Mapped[Decimal | None]
+    stop_price: Mapped[Decimal | None]
+    tif: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(20))
+    filled_quantity: Mapped[Decimal]
+    avg_fill_price: Mapped[Decimal | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ExecutionRow(Base):
+    __tablename__ = "executions"
+    __table_args__ = (
+        UniqueConstraint("exec_id"),
+        Index(None, "order_id"),
+        one_of("side", Side),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("price > 0", name="price_positive"),
+        CheckConstraint("commission >= 0", name="commission_nonnegative"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    exec_id: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(4))
+    quantity: Mapped[Decimal]
+    price: Mapped[Decimal]
+    commission: Mapped[Decimal]
+    time: Mapped[datetime]
+
+
+class PositionRow(Base):
+    __tablename__ = "positions"
+    __table_args__ = (UniqueConstraint("account", "symbol"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(32))
+    quantity: Mapped[Decimal]
+    avg_cost: Mapped[Decimal]
+    updated_at: Mapped[datetime]
+
+
+class RiskLimitRow(Base):
+    __tablename__ = "risk_limits"
+    __table_args__ = (UniqueConstraint("name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    value: Mapped[Decimal]
+    scope: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
+
+
+class RiskEventRow(Base):
+    __tablename__ = "risk_events"
+    __table_args__ = (Index(None, "time"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    limit_name: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]]
+    order_ref: Mapped[str | None] = mapped_column(String(64))
+
+
+class ApiTokenRow(Base):
+    __tablename__ = "api_tokens"
+    __table_args__ = (UniqueConstraint("token_hash"), one_of("scope", TokenScope))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "time"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(100))
+    detail: Mapped[dict[str, Any]]

@@ -1,0 +1,277 @@
+"""Frozen records the catalog's repositories return (never ORM rows), and their status enums.
+
+Orders, fills and positions use the core domain types (:class:`core.types.Order`,
+:class:`core.types.Fill`, :class:`core.types.Position`); everything else the catalog stores
+has a record here. Timestamps are timezone-aware UTC; money and quantities are ``Decimal``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from core.types import Instrument, Order, OrderStatus, SecType, TradingMode
+
+
+class RunStatus(StrEnum):
+    """State of a whole collection run."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ItemStatus(StrEnum):
+    """State of one (symbol, bar size) item of a collection run."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class JobStatus(StrEnum):
+    """State of a backtest or an optimization."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class DeploymentStatus(StrEnum):
+    """State of a trading deployment; legal moves are in ``DEPLOYMENT_TRANSITIONS``."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+_D = DeploymentStatus
+DEPLOYMENT_TRANSITIONS: dict[DeploymentStatus, frozenset[DeploymentStatus]] = {
+    _D.CREATED: frozenset({_D.RUNNING, _D.STOPPED, _D.FAILED}),
+    _D.RUNNING: frozenset({_D.PAUSED, _D.STOPPED, _D.FAILED}),
+    _D.PAUSED: frozenset({_D.RUNNING, _D.STOPPED, _D.FAILED}),
+    _D.STOPPED: frozenset({_D.RUNNING}),
+    _D.FAILED: frozenset({_D.RUNNING, _D.STOPPED}),
+}
+
+
+class StrategyKind(StrEnum):
+    """Where a strategy's logic lives."""
+
+    LIBRARY = "library"
+    RULE_SPEC = "rule_spec"
+
+
+class TokenScope(StrEnum):
+    """What an API token may do; each scope includes the ones before it."""
+
+    READ = "read"
+    TRADE = "trade"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SymbolRecord:
+    """A symbol of the universe. ``valid`` is None until IB has been asked about it."""
+
+    symbol: str
+    sec_type: SecType = SecType.STOCK
+    exchange: str = "SMART"
+    primary_exchange: str = ""
+    currency: str = "USD"
+    con_id: int | None = None
+    name: str = ""
+    universe: str | None = None
+    valid: bool | None = None
+    last_verified: datetime | None = None
+    added_at: datetime | None = None
+
+    @property
+    def instrument(self) -> Instrument:
+        """The symbol as a core :class:`~core.types.Instrument`."""
+        return Instrument(
+            symbol=self.symbol,
+            sec_type=self.sec_type,
+            exchange=self.exchange,
+            primary_exchange=self.primary_exchange,
+            currency=self.currency,
+            con_id=self.con_id,
+            name=self.name,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CollectionItem:
+    """One (symbol, bar size, range) unit of work of a collection run."""
+
+    id: int
+    run_id: int
+    symbol: str
+    bar_size: str
+    start: datetime | None
+    end: datetime | None
+    status: ItemStatus
+    bars_written: int
+    error: str | None
+    attempts: int
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CollectionRun:
+    """A collection run with its item counts by status and the bars written so far."""
+
+    id: int
+    kind: str
+    status: RunStatus
+    created_at: datetime
+    finished_at: datetime | None
+    counts: dict[ItemStatus, int] = field(default_factory=dict)
+    bars_written: int = 0
+
+    @property
+    def total(self) -> int:
+        """Number of items in the run."""
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StrategyRecord:
+    """A named strategy: a library strategy reference or a rule spec."""
+
+    id: int
+    name: str
+    kind: StrategyKind
+    spec: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BacktestRecord:
+    """A backtest request and, once done, its stats and artifact paths."""
+
+    id: int
+    strategy: str
+    params: dict[str, Any]
+    symbols: list[str]
+    bar_size: str
+    start: datetime | None
+    end: datetime | None
+    costs: dict[str, Any]
+    status: JobStatus
+    progress: float
+    stats: dict[str, Any] | None
+    error: str | None
+    artifacts: dict[str, Any]
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OptimizationRecord:
+    """An Optuna study run through the platform and its outcome."""
+
+    id: int
+    study_name: str
+    strategy: str
+    space: dict[str, Any]
+    objective: str
+    n_trials: int
+    status: JobStatus
+    best_params: dict[str, Any] | None
+    best_value: float | None
+    report: dict[str, Any] | None
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeploymentRecord:
+    """A strategy deployed to paper or live trading."""
+
+    id: int
+    strategy: str
+    params: dict[str, Any]
+    symbols: list[str]
+    mode: TradingMode
+    status: DeploymentStatus
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderRecord:
+    """An order as stored: the submitted :class:`~core.types.Order` plus its broker state."""
+
+    id: int
+    order: Order
+    status: OrderStatus
+    filled_quantity: Decimal
+    avg_fill_price: Decimal | None
+    broker_order_id: int | None
+    perm_id: int | None
+    updated_at: datetime
+
+    @property
+    def order_ref(self) -> str:
+        """The order's unique client reference."""
+        return self.order.order_ref
+
+    @property
+    def remaining(self) -> Decimal:
+        """Quantity not yet filled."""
+        return self.order.quantity - self.filled_quantity
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskLimit:
+    """A named risk limit (e.g. ``max_order_notional``) and the scope it applies to."""
+
+    name: str
+    value: Decimal
+    scope: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskEvent:
+    """Something the risk manager did or refused."""
+
+    id: int
+    time: datetime
+    kind: str
+    limit_name: str | None
+    detail: dict[str, Any]
+    order_ref: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenRecord:
+    """An API token's metadata (the plaintext is never stored)."""
+
+    id: int
+    scope: TokenScope
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEntry:
+    """One line of the audit log."""
+
+    id: int
+    time: datetime
+    actor: str
+    action: str
+    detail: dict[str, Any]

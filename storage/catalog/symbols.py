@@ -1,0 +1,232 @@
+"""The universe of symbols and their IB validation state."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from core.errors import Conflict, NotFound, ValidationError
+from core.types import SecType, utcnow
+from storage.catalog.db import Database
+from storage.catalog.models import SymbolRow
+from storage.catalog.records import SymbolRecord
+
+_KEY = ("symbol", "primary_exchange", "currency")
+_UPDATABLE = ("sec_type", "exchange", "name", "universe", "con_id")
+
+
+def _record(row: SymbolRow) -> SymbolRecord:
+    return SymbolRecord(
+        symbol=row.symbol,
+        sec_type=SecType(row.sec_type),
+        exchange=row.exchange,
+        primary_exchange=row.primary_exchange,
+        currency=row.currency,
+        con_id=row.con_id,
+        name=row.name,
+        universe=row.universe,
+        valid=row.valid,
+        last_verified=row.last_verified,
+        added_at=row.added_at,
+    )
+
+
+def _values(record: SymbolRecord, at: datetime) -> dict[str, Any]:
+    symbol = record.symbol.strip().upper()
+    if not symbol:
+        raise ValidationError("symbol must not be empty", field="symbol")
+    return {
+        "symbol": symbol,
+        "sec_type": SecType(record.sec_type).value,
+        "exchange": record.exchange,
+        "primary_exchange": record.primary_exchange,
+        "currency": record.currency.upper(),
+        "con_id": record.con_id,
+        "name": record.name,
+        "universe": record.universe,
+        "valid": record.valid,
+        "last_verified": record.last_verified,
+        "added_at": record.added_at or at,
+    }
+
+
+class SymbolRepository:
+    """Symbols keyed by (symbol, primary exchange, currency); plain-symbol lookups work
+    whenever the symbol is unambiguous (the common case)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def upsert_many(self, records: Iterable[SymbolRecord], *, at: datetime | None = None) -> int:
+        """Insert new symbols and refresh descriptive fields of existing ones, atomically.
+
+        Validation state (``valid``, ``last_verified``) and ``added_at`` of existing rows are
+        kept, so re-populating a universe does not force re-validation. Idempotent.
+
+        Returns:
+            The number of records processed.
+
+        Raises:
+            ValidationError: if a record is malformed; nothing is written.
+        """
+        at = at or utcnow()
+        rows = [_values(r, at) for r in records]
+        if not rows:
+            return 0
+        dialect = postgresql if self._db.dialect == "postgresql" else sqlite
+        with self._db.transaction() as session:
+            for chunk_start in range(0, len(rows), 500):
+                stmt = dialect.insert(SymbolRow).values(rows[chunk_start : chunk_start + 500])
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=list(_KEY),
+                    set_={col: stmt.excluded[col] for col in _UPDATABLE},
+                )
+                session.execute(stmt)
+        return len(rows)
+
+    def get(
+        self, symbol: str, *, primary_exchange: str | None = None, currency: str | None = None
+    ) -> SymbolRecord:
+        """Return one symbol.
+
+        Raises:
+            NotFound: if no such symbol exists.
+            Conflict: if ``symbol`` alone matches several listings; pass ``primary_exchange``
+                and/or ``currency`` to choose.
+        """
+        with self._db.transaction() as session:
+            return _record(self._one(session, symbol, primary_exchange, currency))
+
+    def list(
+        self, *, universe: str | None = None, valid: bool | None = None
+    ) -> builtins.list[SymbolRecord]:
+        """Return symbols ordered by symbol, optionally of one universe / validity."""
+        stmt = select(SymbolRow).order_by(SymbolRow.symbol, SymbolRow.primary_exchange)
+        if universe is not None:
+            stmt = stmt.where(SymbolRow.universe == universe)
+        if valid is not None:
+            stmt = stmt.where(SymbolRow.valid.is_(valid))
+        with self._db.transaction() as session:
+            return [_record(row) for row in session.scalars(stmt)]
+
+    def due_for_validation(
+        self,
+        *,
+        max_age_days: int = 90,
+        now: datetime | None = None,
+        force: bool = False,
+        limit: int | None = None,
+    ) -> builtins.list[SymbolRecord]:
+        """Return symbols never verified or verified more than ``max_age_days`` ago.
+
+        With ``force=True`` every symbol is due. Never-verified symbols come first, then
+        the stalest.
+        """
+        now = now or utcnow()
+        stmt = select(SymbolRow)
+        if not force:
+            cutoff = now - timedelta(days=max_age_days)
+            stmt = stmt.where(
+                SymbolRow.last_verified.is_(None) | (SymbolRow.last_verified < cutoff)
+            )
+        stmt = stmt.order_by(
+            SymbolRow.last_verified.is_not(None), SymbolRow.last_verified, SymbolRow.symbol
+        )
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self._db.transaction() as session:
+            return [_record(row) for row in session.scalars(stmt)]
+
+    def mark_verified(
+        self,
+        symbol: str,
+        *,
+        con_id: int,
+        at: datetime | None = None,
+        primary_exchange: str | None = None,
+        currency: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> SymbolRecord:
+        """Record that IB knows ``symbol``: set ``con_id``, ``valid`` and ``last_verified``.
+
+        ``details`` may update ``name``, ``exchange`` and ``sec_type`` from IB's contract
+        details. ``primary_exchange``/``currency`` only select the listing.
+        """
+        allowed = {"name", "exchange", "sec_type"}
+        unknown = set(details or {}) - allowed
+        if unknown:
+            raise ValidationError(
+                f"unknown contract detail(s) {sorted(unknown)}; allowed: {sorted(allowed)}",
+                field="details",
+            )
+        with self._db.transaction() as session:
+            row = self._one(session, symbol, primary_exchange, currency)
+            row.con_id, row.valid, row.last_verified = con_id, True, at or utcnow()
+            for key, value in (details or {}).items():
+                setattr(row, key, SecType(value).value if key == "sec_type" else value)
+            session.flush()
+            return _record(row)
+
+    def mark_invalid(
+        self,
+        symbol: str,
+        *,
+        at: datetime | None = None,
+        primary_exchange: str | None = None,
+        currency: str | None = None,
+    ) -> SymbolRecord:
+        """Record that IB does not know ``symbol`` (kept, with ``valid=False``, for reports)."""
+        with self._db.transaction() as session:
+            row = self._one(session, symbol, primary_exchange, currency)
+            row.valid, row.last_verified = False, at or utcnow()
+            session.flush()
+            return _record(row)
+
+    def delete(
+        self, symbol: str, *, primary_exchange: str | None = None, currency: str | None = None
+    ) -> SymbolRecord:
+        """Delete a symbol and return what was deleted.
+
+        Raises:
+            NotFound: if no such symbol exists.
+        """
+        with self._db.transaction() as session:
+            row = self._one(session, symbol, primary_exchange, currency)
+            record = _record(row)
+            session.delete(row)
+            return record
+
+    def remove_invalid(self) -> builtins.list[SymbolRecord]:
+        """Delete every symbol marked invalid and return them (for the validation report)."""
+        with self._db.transaction() as session:
+            rows = list(session.scalars(select(SymbolRow).where(SymbolRow.valid.is_(False))))
+            records = [_record(row) for row in rows]
+            for row in rows:
+                session.delete(row)
+            return records
+
+    @staticmethod
+    def _one(
+        session: Session, symbol: str, primary_exchange: str | None, currency: str | None
+    ) -> SymbolRow:
+        stmt = select(SymbolRow).where(SymbolRow.symbol == symbol.strip().upper())
+        if primary_exchange is not None:
+            stmt = stmt.where(SymbolRow.primary_exchange == primary_exchange)
+        if currency is not None:
+            stmt = stmt.where(SymbolRow.currency == currency.upper())
+        rows: Sequence[SymbolRow] = session.scalars(stmt).all()
+        if not rows:
+            raise NotFound(f"symbol {symbol!r} is not in the catalog; add it first")
+        if len(rows) > 1:
+            listings = ", ".join(f"{r.primary_exchange or '?'}/{r.currency}" for r in rows)
+            raise Conflict(
+                f"symbol {symbol!r} is ambiguous ({listings}): pass primary_exchange= "
+                "and/or currency="
+            )
+        return rows[0]

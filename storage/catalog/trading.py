@@ -1,0 +1,331 @@
+"""Deployments, orders and executions: the trading state any actor can restart from.
+
+Order status moves follow :func:`core.orders.transition` (an illegal move is a
+:class:`~core.errors.Conflict`). Executions are idempotent by ``exec_id``: IB re-sends
+execDetails after a reconnect or on ``reqExecutions``, so adding the same fill twice is a
+no-op that returns False; the same ``exec_id`` with *different* content is a Conflict.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.errors import Conflict, NotFound, ValidationError
+from core.orders import TERMINAL, transition
+from core.types import Fill, Order, OrderStatus, OrderType, Side, TimeInForce, TradingMode, utcnow
+from storage.catalog.db import Database
+from storage.catalog.models import DeploymentRow, ExecutionRow, OrderRow
+from storage.catalog.records import (
+    DEPLOYMENT_TRANSITIONS,
+    DeploymentRecord,
+    DeploymentStatus,
+    OrderRecord,
+)
+from storage.catalog.sqltypes import to_money
+
+
+def _deployment(row: DeploymentRow) -> DeploymentRecord:
+    return DeploymentRecord(
+        id=row.id,
+        strategy=row.strategy,
+        params=row.params,
+        symbols=list(row.symbols),
+        mode=TradingMode(row.mode),
+        status=DeploymentStatus(row.status),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class DeploymentRepository:
+    """Strategies deployed to paper or live trading, with a status transition table."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create(
+        self,
+        strategy: str,
+        *,
+        symbols: Sequence[str],
+        mode: TradingMode | str = TradingMode.PAPER,
+        params: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> DeploymentRecord:
+        """Create a deployment in status ``created``."""
+        if not symbols:
+            raise ValidationError("a deployment needs at least one symbol", field="symbols")
+        now = at or utcnow()
+        row = DeploymentRow(
+            strategy=strategy,
+            params=params or {},
+            symbols=[s.upper() for s in symbols],
+            mode=TradingMode(mode).value,
+            status=DeploymentStatus.CREATED.value,
+            created_at=now,
+            updated_at=now,
+        )
+        with self._db.transaction() as session:
+            session.add(row)
+            session.flush()
+            return _deployment(row)
+
+    def get(self, deployment_id: int) -> DeploymentRecord:
+        """Return a deployment (NotFound if absent)."""
+        with self._db.transaction() as session:
+            return _deployment(self._row(session, deployment_id))
+
+    def list(self, *, status: DeploymentStatus | None = None) -> builtins.list[DeploymentRecord]:
+        """Return deployments by id, optionally only those in ``status``."""
+        stmt = select(DeploymentRow).order_by(DeploymentRow.id)
+        if status is not None:
+            stmt = stmt.where(DeploymentRow.status == DeploymentStatus(status).value)
+        with self._db.transaction() as session:
+            return [_deployment(row) for row in session.scalars(stmt)]
+
+    def set_status(
+        self, deployment_id: int, status: DeploymentStatus | str, *, at: datetime | None = None
+    ) -> DeploymentRecord:
+        """Move a deployment to ``status``.
+
+        Raises:
+            Conflict: if the move is not allowed (e.g. created → paused).
+        """
+        new = DeploymentStatus(status)
+        with self._db.transaction() as session:
+            row = self._row(session, deployment_id)
+            current = DeploymentStatus(row.status)
+            if new != current and new not in DEPLOYMENT_TRANSITIONS[current]:
+                raise Conflict(f"deployment {deployment_id} cannot move from {current} to {new}")
+            row.status, row.updated_at = new.value, at or utcnow()
+            session.flush()
+            return _deployment(row)
+
+    @staticmethod
+    def _row(session: Session, deployment_id: int) -> DeploymentRow:
+        row = session.get(DeploymentRow, deployment_id)
+        if row is None:
+            raise NotFound(f"deployment {deployment_id} does not exist")
+        return row
+
+
+def _order(row: OrderRow) -> OrderRecord:
+    order = Order(
+        symbol=row.symbol,
+        side=Side(row.side),
+        quantity=row.quantity,
+        order_type=OrderType(row.order_type),
+        limit_price=row.limit_price,
+        stop_price=row.stop_price,
+        tif=TimeInForce(row.tif),
+        order_ref=row.order_ref,
+        deployment_id=row.deployment_id,
+        created_at=row.created_at,
+    )
+    return OrderRecord(
+        id=row.id,
+        order=order,
+        status=OrderStatus(row.status),
+        filled_quantity=row.filled_quantity,
+        avg_fill_price=row.avg_fill_price,
+        broker_order_id=row.broker_order_id,
+        perm_id=row.perm_id,
+        updated_at=row.updated_at,
+    )
+
+
+def _order_row(session: Session, order_ref: str) -> OrderRow:
+    row = session.scalars(select(OrderRow).where(OrderRow.order_ref == order_ref)).first()
+    if row is None:
+        raise NotFound(f"order {order_ref!r} does not exist")
+    return row
+
+
+class OrderRepository:
+    """Orders keyed by their unique client ``order_ref``."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add(self, order: Order, *, status: OrderStatus = OrderStatus.PENDING_SUBMIT) -> OrderRecord:
+        """Store a new order.
+
+        Raises:
+            ValidationError: if ``order.order_ref`` is empty.
+            Conflict: if the ``order_ref`` exists, or ``deployment_id`` names no deployment.
+        """
+        if not order.order_ref:
+            raise ValidationError(
+                "order_ref must be set before an order is stored", field="order_ref"
+            )
+        row = OrderRow(
+            order_ref=order.order_ref,
+            deployment_id=order.deployment_id,
+            symbol=order.symbol.upper(),
+            side=Side(order.side).value,
+            order_type=OrderType(order.order_type).value,
+            quantity=order.quantity,
+            limit_price=order.limit_price,
+            stop_price=order.stop_price,
+            tif=TimeInForce(order.tif).value,
+            status=OrderStatus(status).value,
+            filled_quantity=Decimal(0),
+            created_at=order.created_at,
+            updated_at=order.created_at,
+        )
+        with self._db.transaction() as session:
+            session.add(row)
+            session.flush()
+            return _order(row)
+
+    def get(self, order_ref: str) -> OrderRecord:
+        """Return an order by ``order_ref`` (NotFound if absent)."""
+        with self._db.transaction() as session:
+            return _order(_order_row(session, order_ref))
+
+    def list(
+        self,
+        *,
+        open_only: bool = False,
+        deployment_id: int | None = None,
+        symbol: str | None = None,
+    ) -> builtins.list[OrderRecord]:
+        """Return orders oldest first; ``open_only`` drops Filled/Cancelled/Rejected ones."""
+        stmt = select(OrderRow).order_by(OrderRow.id)
+        if open_only:
+            stmt = stmt.where(OrderRow.status.not_in([s.value for s in TERMINAL]))
+        if deployment_id is not None:
+            stmt = stmt.where(OrderRow.deployment_id == deployment_id)
+        if symbol is not None:
+            stmt = stmt.where(OrderRow.symbol == symbol.upper())
+        with self._db.transaction() as session:
+            return [_order(row) for row in session.scalars(stmt)]
+
+    def update_status(
+        self,
+        order_ref: str,
+        status: OrderStatus,
+        *,
+        filled: Decimal | None = None,
+        avg_price: Decimal | None = None,
+        broker_order_id: int | None = None,
+        perm_id: int | None = None,
+        at: datetime | None = None,
+    ) -> OrderRecord:
+        """Apply a broker status update.
+
+        Raises:
+            Conflict: if :func:`core.orders.transition` forbids the move, if ``filled``
+                exceeds the quantity or goes backwards; nothing is written.
+        """
+        with self._db.transaction() as session:
+            row = _order_row(session, order_ref)
+            row.status = transition(OrderStatus(row.status), OrderStatus(status)).value
+            if filled is not None:
+                filled = to_money(filled, field="filled")
+                if filled < row.filled_quantity:
+                    raise Conflict(
+                        f"order {order_ref!r}: filled quantity cannot go back from "
+                        f"{row.filled_quantity} to {filled}"
+                    )
+                row.filled_quantity = filled
+            if avg_price is not None:
+                row.avg_fill_price = avg_price
+            if broker_order_id is not None:
+                row.broker_order_id = broker_order_id
+            if perm_id is not None:
+                row.perm_id = perm_id
+            row.updated_at = at or utcnow()
+            session.flush()
+            return _order(row)
+
+
+def _fill(row: ExecutionRow, order_ref: str) -> Fill:
+    return Fill(
+        exec_id=row.exec_id,
+        order_ref=order_ref,
+        symbol=row.symbol,
+        side=Side(row.side),
+        quantity=row.quantity,
+        price=row.price,
+        commission=row.commission,
+        time=row.time,
+    )
+
+
+class ExecutionRepository:
+    """Fills, idempotent by ``exec_id`` (see the module docstring)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add(self, fill: Fill) -> bool:
+        """Store a fill; return False when this exact fill is already stored.
+
+        Raises:
+            NotFound: if ``fill.order_ref`` names no order.
+            Conflict: if the ``exec_id`` is stored with different content.
+        """
+        with self._db.transaction() as session:
+            order = _order_row(session, fill.order_ref)
+            existing = session.scalars(
+                select(ExecutionRow).where(ExecutionRow.exec_id == fill.exec_id)
+            ).first()
+            if existing is not None:
+                if _fill(existing, order.order_ref) != _normalised(fill):
+                    raise Conflict(
+                        f"exec_id {fill.exec_id!r} is already stored with different details; "
+                        "executions are immutable"
+                    )
+                return False
+            session.add(
+                ExecutionRow(
+                    exec_id=fill.exec_id,
+                    order_id=order.id,
+                    symbol=fill.symbol.upper(),
+                    side=Side(fill.side).value,
+                    quantity=fill.quantity,
+                    price=fill.price,
+                    commission=fill.commission,
+                    time=fill.time,
+                )
+            )
+            session.flush()
+            return True
+
+    def list(
+        self, *, order_ref: str | None = None, since: datetime | None = None
+    ) -> builtins.list[Fill]:
+        """Return fills in time order, optionally of one order and/or since a time."""
+        stmt = (
+            select(ExecutionRow, OrderRow.order_ref)
+            .join(OrderRow, ExecutionRow.order_id == OrderRow.id)
+            .order_by(ExecutionRow.time, ExecutionRow.id)
+        )
+        if order_ref is not None:
+            stmt = stmt.where(OrderRow.order_ref == order_ref)
+        if since is not None:
+            stmt = stmt.where(ExecutionRow.time >= since)
+        with self._db.transaction() as session:
+            return [_fill(row, ref) for row, ref in session.execute(stmt)]
+
+
+def _normalised(fill: Fill) -> Fill:
+    """Return ``fill`` as it reads back from the database (8-place decimals, UTC)."""
+    return Fill(
+        exec_id=fill.exec_id,
+        order_ref=fill.order_ref,
+        symbol=fill.symbol.upper(),
+        side=Side(fill.side),
+        quantity=to_money(fill.quantity, field="quantity"),
+        price=to_money(fill.price, field="price"),
+        commission=to_money(fill.commission, field="commission"),
+        time=fill.time.astimezone(UTC),
+    )

@@ -1,0 +1,1 @@
+"""Alembic migrations of the SQL catalog, shipped as package data (run by ``Catalog.upgrade``)."""
