@@ -1,0 +1,86 @@
+"""The control port: newline-delimited JSON fault commands for a subprocess ibsim.
+
+Send one JSON object per line, e.g. ``{"cmd": "stall", "seconds": 2}``; each gets one JSON
+line back: ``{"ok": true}`` or ``{"ok": false, "error": "..."}``. Commands: ``ping``,
+``drop_all``, ``flap`` (1100 then 1102), ``stall`` (seconds), ``reject_next_order``
+(reason), ``restart`` (seconds), ``status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ibsim.server import IBSim
+
+log = logging.getLogger("ibsim.control")
+
+
+class ControlServer:
+    """Serve fault-injection commands for one :class:`~ibsim.server.IBSim`."""
+
+    def __init__(self, sim: IBSim, *, host: str, port: int | None) -> None:
+        self.sim = sim
+        self.host = host
+        self.port = port
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> None:
+        """Listen when a control port was requested (0 picks a free port)."""
+        if self.port is None:
+            return
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                reply = await self.execute(line)
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def execute(self, line: bytes) -> dict[str, Any]:
+        """Run one command line and return the JSON reply."""
+        try:
+            command = json.loads(line)
+            if not isinstance(command, dict):
+                raise ValueError("a command must be a JSON object")
+            return await self._run(command)
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("bad control command %r: %s", line[:200], exc)
+            return {"ok": False, "error": str(exc)}
+
+    async def _run(self, command: dict[str, Any]) -> dict[str, Any]:
+        sim, cmd = self.sim, command.get("cmd")
+        if cmd == "ping":
+            return {"ok": True}
+        if cmd == "status":
+            return {"ok": True, "clients": sorted(sim.sessions), "port": sim.port}
+        if cmd == "drop_all":
+            await sim._drop_all()
+        elif cmd == "flap":
+            sim._flap()
+        elif cmd == "stall":
+            sim._set_stall(float(command["seconds"]))
+        elif cmd == "reject_next_order":
+            sim.broker.reject_next(str(command.get("reason", "Simulated rejection")))
+        elif cmd == "restart":
+            await sim._restart(float(command["seconds"]))
+        else:
+            raise ValueError(
+                f"unknown cmd {cmd!r}; use ping, status, drop_all, flap, stall, "
+                "reject_next_order or restart"
+            )
+        return {"ok": True}

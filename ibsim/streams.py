@@ -1,0 +1,118 @@
+"""Streaming subscriptions: market-data ticks, keepUpToDate bars and real-time bars.
+
+Each runs as a task owned by a :class:`~ibsim.session.Session`, paced by the simulated clock
+(so at ``--speed 60`` a five-second bar arrives every 83 ms of real time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from ibsim import messages as m
+from ibsim.contracts import ContractInfo, trading_hours
+from ibsim.history import HistoryRequest, aggregate
+from ibsim.orders import Quote
+
+if TYPE_CHECKING:
+    from ibsim.session import Session
+
+TICK_PERIOD_S = 1.0
+"""Simulated seconds between market-data tick batches."""
+BAR_UPDATE_PERIOD_S = 5.0
+"""Simulated seconds between keepUpToDate updates (IBKR sends about every 5 s)."""
+MIN_REAL_PERIOD_S = 0.02
+"""Never loop faster than this in real time, whatever the speed."""
+
+
+def hours(c: ContractInfo, dates: list[str]) -> dict[str, str]:
+    """tradingHours and liquidHours strings for contract details."""
+    return {
+        "trading": trading_hours(c, dates=dates, liquid=False),
+        "liquid": trading_hours(c, dates=dates, liquid=True),
+    }
+
+
+async def _pause(session: Session, sim_seconds: float) -> None:
+    clock = session.sim.clock
+    speed = float(getattr(clock, "speed", 1.0))
+    await asyncio.sleep(max(MIN_REAL_PERIOD_S, sim_seconds / speed))
+    await session.sim.wait_unstalled()
+
+
+def send_quote(session: Session, req_id: int, c: ContractInfo, *, previous: Quote | None) -> Quote:
+    """Send bid/ask/last ticks (and sizes) that changed since ``previous``."""
+    q = session.sim.market.quote(c, session.sim.clock.now())
+    for tick_type, price, size_type, size in (
+        (1, q.bid, 0, q.bid_size),
+        (2, q.ask, 3, q.ask_size),
+        (4, q.last, 5, 100.0),
+    ):
+        old = None if previous is None else (previous.bid, previous.ask, previous.last)
+        if old is None or price != old[(1, 2, 4).index(tick_type)]:
+            session.send(m.tick_price(req_id, tick_type, price, size))
+            session.send(m.tick_size(req_id, size_type, size))
+    if previous is None or q.volume != previous.volume:
+        session.send(m.tick_size(req_id, 8, q.volume // 100))
+    if previous is None:
+        session.send(m.tick_price(req_id, 9, session.sim.market.daily_close_before(
+            c, session.sim.clock.now().timestamp()), 0.0))
+    return q
+
+
+async def ticks(session: Session, req_id: int, c: ContractInfo) -> None:
+    """Stream quote changes every simulated second until cancelled."""
+    previous = send_quote(session, req_id, c, previous=None)
+    while True:
+        await _pause(session, TICK_PERIOD_S)
+        previous = send_quote(session, req_id, c, previous=previous)
+
+
+async def keep_up_to_date(session: Session, req_id: int, req: HistoryRequest) -> None:
+    """Send the forming bar (``90`` messages) every few simulated seconds until cancelled."""
+    market, c = session.sim.market, req.contract
+    while True:
+        await _pause(session, min(BAR_UPDATE_PERIOD_S, req.bar.seconds))
+        now = session.sim.clock.now().timestamp()
+        session_no = market.session_index(c, now)
+        if session_no < 0:
+            continue
+        secs = market.seconds(c, session_no, rth=req.rth).upto(now)
+        if len(secs.epoch) == 0 or now - secs.epoch[-1] > 2:
+            continue  # market closed: IBKR sends nothing until it reopens
+        bar_start = (int(now) // req.bar.seconds) * req.bar.seconds
+        keep = secs.epoch >= bar_start
+        if not keep.any():
+            continue
+        forming = aggregate(_subset(secs, keep), req=req)
+        if forming:
+            session.send(m.historical_data_update(req_id, forming[-1]))
+
+
+async def realtime_bars(session: Session, req_id: int, c: ContractInfo, *, rth: bool) -> None:
+    """Send each finished five-second bar until cancelled."""
+    market = session.sim.market
+    last_sent = int(session.sim.clock.now().timestamp()) // 5 * 5
+    while True:
+        await _pause(session, 5.0)
+        now = session.sim.clock.now().timestamp()
+        session_no = market.session_index(c, now)
+        if session_no < 0:
+            continue
+        secs = market.seconds(c, session_no, rth=rth).upto(now)
+        current = int(now) // 5 * 5
+        for start in range(max(last_sent, current - 60), current, 5):
+            keep = (secs.epoch >= start) & (secs.epoch < start + 5)
+            if keep.any():
+                o, h = float(secs.open[keep][0]), float(secs.high[keep].max())
+                low, cl = float(secs.low[keep].min()), float(secs.close[keep][-1])
+                vol = float(secs.volume[keep].sum())
+                bar = m.realtime_bar(req_id, start, (o, h, low, cl), volume=vol, wap=cl)
+                session.send(bar)
+        last_sent = current
+
+
+def _subset(secs, keep):  # type: ignore[no-untyped-def]
+    from ibsim.history import _subset as subset
+
+    return subset(secs, keep)
