@@ -39,6 +39,7 @@ import pandas as pd
 
 from core.errors import DataError, ParameterError
 from strategies import _kernels as k
+from strategies import metrics
 from strategies.base import COLUMNS, IndicatorCache, Strategy
 
 Fill = Literal["next_open", "close"]
@@ -192,8 +193,6 @@ def run_backtest(
     equity, positions, trades = sim
     trade_frame = trades_frame(trades, frame.index, [symbol])
     bench = frame["close"] if benchmark else None
-    from strategies import metrics
-
     stats = metrics.compute_stats(
         equity,
         trades=trade_frame,
@@ -451,8 +450,6 @@ def run_batch(
         :func:`strategies.metrics.batch_stats`, then ``n_trades``, ``win_rate_pct`` and
         ``profit_factor`` of closed trades.
     """
-    from strategies import metrics
-
     frame = validate_bars(bars)
     strat, _ = prepare(strategy, None, allow_short)
     resolved = [prepare(strat, ps, allow_short)[1] for ps in param_sets]
@@ -473,9 +470,7 @@ def run_batch(
         equity, n_tr, n_win, g_win, g_loss = k.simulate_batch(
             *prices, ok, targets, scale[:, None], mode, float(cash), costs, fill == "close"
         )
-        returns = np.diff(equity, axis=1, prepend=float(cash)) / np.hstack(
-            [np.full((len(chunk), 1), float(cash)), equity[:, :-1]]
-        )
+        returns = equity[:, 1:] / equity[:, :-1] - 1.0  # as compute_stats: from bar 0
         stats = pd.DataFrame(metrics.batch_stats(returns.T, ppy))
         stats["n_trades"] = n_tr
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -483,3 +478,12 @@ def run_batch(
             stats["profit_factor"] = np.where(g_loss > 0, g_win / g_loss, np.nan)
         parts.append(pd.concat([pd.DataFrame(chunk), stats], axis=1))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def __getattr__(name: str) -> Any:
+    """Expose ``run_portfolio`` here too (it lives in :mod:`strategies.portfolio`)."""
+    if name == "run_portfolio":
+        from strategies.portfolio import run_portfolio
+
+        return run_portfolio
+    raise AttributeError(f"module 'strategies.engine' has no attribute {name!r}")

@@ -1,0 +1,155 @@
+"""Multi-asset backtests: one strategy on several symbols sharing one cash account.
+
+The symbols' bars are aligned on a common calendar (the union of their timestamps). Prices
+are forward-filled for valuation, but a symbol never trades (nor triggers stops) on a
+timestamp where it has no bar of its own; a signal waiting there is acted on at the symbol's
+next bar. Targets are computed on each symbol's own bars and scaled by its weight.
+
+Example:
+    >>> import numpy as np, pandas as pd
+    >>> def walk(seed):
+    ...     idx = pd.date_range("2024-01-01", periods=120, freq="D", tz="UTC")
+    ...     c = 50 + np.cumsum(np.random.default_rng(seed).normal(0, 1, 120))
+    ...     return pd.DataFrame({"open": c, "high": c + 1, "low": c - 1, "close": c,
+    ...                          "volume": 1.0}, index=idx)
+    >>> r = run_portfolio({"AAA": walk(1), "BBB": walk(2)}, "buy_hold")
+    >>> r.positions.shape
+    (120, 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.errors import DataError, ParameterError
+from strategies import metrics
+from strategies.base import COLUMNS, Strategy
+from strategies.engine import (
+    BacktestResult,
+    Commission,
+    Fill,
+    Size,
+    _costs,
+    periods_per_year,
+    prepare,
+    simulate,
+    sizing,
+    trades_frame,
+    validate_bars,
+)
+
+
+def run_portfolio(
+    bars_by_symbol: Mapping[str, pd.DataFrame],
+    strategy: str | Strategy,
+    params: Mapping[str, Any] | None = None,
+    *,
+    weights: str | Mapping[str, float] | None = "equal",
+    cash: float = 100_000.0,
+    commission: float | str | Commission = 0.0,
+    slippage_bps: float = 0.0,
+    fill: Fill = "next_open",
+    size: Size = 1.0,
+    stop_loss_pct: float | None = None,
+    take_profit_pct: float | None = None,
+    allow_short: bool | None = None,
+    margin: float = 1.0,
+    benchmark: bool = True,
+) -> BacktestResult:
+    """Backtest ``strategy`` on several symbols with shared cash.
+
+    Args:
+        bars_by_symbol: symbol -> bar frame (as for ``run_backtest``).
+        strategy: a library name or a Strategy; the same parameters for every symbol.
+        params: strategy parameters.
+        weights: ``"equal"``/None (1/k each) or symbol -> fraction of equity per symbol.
+        cash, commission, slippage_bps, fill, size, stop_loss_pct, take_profit_pct,
+        allow_short, margin: as for ``run_backtest`` (``size`` scales every weight).
+        benchmark: compare with an equal-weight buy-and-hold of the symbols.
+
+    Returns:
+        A BacktestResult whose ``trades`` carry the symbol and whose ``positions`` is a
+        DataFrame of shares per symbol.
+    """
+    if not bars_by_symbol:
+        raise DataError("run_portfolio needs at least one symbol's bars", field="bars_by_symbol")
+    symbols = list(bars_by_symbol)
+    frames = {s: validate_bars(bars_by_symbol[s]) for s in symbols}
+    strat, p = prepare(strategy, params, allow_short)
+    index = frames[symbols[0]].index
+    for s in symbols[1:]:
+        index = index.union(frames[s].index)
+    aligned = {s: f.reindex(index) for s, f in frames.items()}
+    tradable = np.column_stack([aligned[s]["close"].notna().to_numpy() for s in symbols])
+    prices = tuple(
+        np.ascontiguousarray(
+            np.column_stack([aligned[s][col].ffill().bfill().to_numpy() for s in symbols])
+        )
+        for col in COLUMNS[:4]
+    )
+    target = np.column_stack(
+        [
+            pd.Series(strat.target(frames[s], p, resolved=True), frames[s].index)
+            .reindex(index)
+            .ffill()
+            .fillna(0.0)
+            .to_numpy()
+            for s in symbols
+        ]
+    )
+    w = _weights(weights, symbols)
+    parts = [sizing(size, prices[3][:, j]) for j in range(len(symbols))]
+    scale = np.column_stack([part[0] * (1.0 if part[1] else w[j]) for j, part in enumerate(parts)])
+    costs = _costs(commission, slippage_bps, strat, stop_loss_pct, take_profit_pct, margin)
+    frame = pd.DataFrame(index=index)
+    equity, positions, rows = simulate(
+        frame,
+        target,
+        scale,
+        parts[0][1],
+        cash=cash,
+        costs=costs,
+        fill=fill,
+        tradable=tradable,
+        prices=prices,
+    )
+    trades = trades_frame(rows, index, symbols)
+    closes = pd.DataFrame(prices[3], index=index, columns=symbols)
+    bench = (closes / closes.iloc[0]).mean(axis=1) if benchmark else None
+    stats = metrics.compute_stats(
+        equity,
+        trades=trades,
+        positions=positions,
+        benchmark=bench,
+        periods_per_year=periods_per_year(index),
+    )
+    return BacktestResult(
+        trades=trades,
+        equity=equity,
+        positions=pd.DataFrame(positions, index, symbols),
+        stats=stats,
+        params=p,
+        strategy=strat.name,
+        benchmark=bench,
+    )
+
+
+def _weights(weights: str | Mapping[str, float] | None, symbols: list[str]) -> np.ndarray:
+    """Return one weight per symbol, validated."""
+    if weights is None or weights == "equal":
+        return np.full(len(symbols), 1.0 / len(symbols))
+    if isinstance(weights, str):
+        raise ParameterError(
+            f"weights must be 'equal' or a mapping, got {weights!r}", field="weights"
+        )
+    unknown = set(weights) - set(symbols)
+    if unknown:
+        raise ParameterError(f"weights name unknown symbols {sorted(unknown)}", field="weights")
+    w = np.array([float(weights.get(s, 0.0)) for s in symbols])
+    if (w < 0).any() or not np.isfinite(w).all():
+        raise ParameterError("weights must be finite and non-negative", field="weights")
+    return w
