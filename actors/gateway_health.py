@@ -1,0 +1,70 @@
+"""The gateway's health record and the observer hook that feeds its metrics."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class GatewayObserver(Protocol):
+    """Receives counts for metrics (the Ray actor feeds ``ray.util.metrics`` from these)."""
+
+    def request(self, kind: str) -> None:
+        """Count one request of ``kind`` (``historical``, ``place_order``, ...)."""
+        ...
+
+    def error(self, code: int) -> None:
+        """Count one IB error ``code``."""
+        ...
+
+    def pacing_wait(self, seconds: float) -> None:
+        """Record that a request waited ``seconds`` in the pacer."""
+        ...
+
+    def connected(self, up: bool) -> None:
+        """Record whether the connection is up."""
+        ...
+
+
+class NoObserver:
+    """An observer that ignores everything (the default)."""
+
+    def request(self, kind: str) -> None:
+        pass
+
+    def error(self, code: int) -> None:
+        pass
+
+    def pacing_wait(self, seconds: float) -> None:
+        pass
+
+    def connected(self, up: bool) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayHealth:
+    """A snapshot of the gateway's state, for ``/health`` and the dashboard."""
+
+    connected: bool
+    broker_connectivity: bool
+    server_version: int | None
+    client_id: int | None
+    client_ids_tried: list[int]
+    reconnects: int
+    last_error_code: int | None
+    last_error_message: str
+    last_error_time: datetime | None
+    errors_by_code: dict[int, int]
+    queue_depth: int
+    open_requests: int
+    pacing_waits: int
+    pacing_wait_seconds: float
+    streams: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the record as plain values (for JSON)."""
+        out = asdict(self)
+        out["last_error_time"] = self.last_error_time.isoformat() if self.last_error_time else None
+        return out

@@ -1,0 +1,427 @@
+"""GatewayService: SCIZOR's one owner of the IBKR connection (a plain async class, no Ray).
+
+Everything SCIZOR asks of Interactive Brokers goes through here: contract lookups, history,
+snapshots, live bar streams, orders, positions, executions and account values. Every request
+is paced (:class:`actors.pacing.Pacer`), answered in SCIZOR's types (:mod:`actors.ib_convert`)
+and fails with a :mod:`core.errors` exception. The connection reconnects by itself
+(:class:`actors.ib_connection.IBConnection`); read-only requests interrupted by a disconnect
+are retried once it is back, orders never are.
+
+The Ray actor in :mod:`actors.gateway` wraps one instance; tests drive it directly.
+
+Example:
+    >>> svc = GatewayService(settings.ib)                                  # doctest: +SKIP
+    >>> await svc.connect()
+    >>> bars = await svc.historical_bars(Instrument(symbol="AAPL"), bar_size="1d",
+    ...     start=datetime(2020, 1, 1, tzinfo=UTC), end=datetime(2025, 1, 1, tzinfo=UTC))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import ib_async
+import pandas as pd
+
+from actors import gateway_orders
+from actors import ib_convert as conv
+from actors.bar_streams import BarStreams
+from actors.gateway_health import GatewayHealth, GatewayObserver, NoObserver
+from actors.history_plan import Chunk, check_range, plan_chunks
+from actors.ib_connection import Backoff, IBConnection
+from actors.pacing import GrantEvent, Pacer, PacingRules, Priority, RequestKey
+from core.barsize import BarSize, bar_size
+from core.clock import Clock, RealClock
+from core.errors import (
+    BrokerError,
+    NotConnected,
+    NotFound,
+    PacingViolation,
+    ScizorError,
+)
+from core.settings import IBSettings, Settings
+from core.types import Fill, Instrument, Order, Position
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class GatewayService:
+    """Own one IB connection; expose paced, typed, async requests.
+
+    Args:
+        settings: SCIZOR settings or their ``ib`` part (host, port, client id, account,
+            timeout). An unset host means the embedded ibsim on 127.0.0.1.
+        clock: Time source of the pacer and of backoff sleeps.
+        rules: Pacing limits (IBKR's by default, with a small jitter margin).
+        time_scale: Divide pacing windows by this factor (an ibsim running ``speed`` N).
+        backoff: Reconnect delays.
+        request_timeout: Seconds one request (or a wait for reconnection) may take.
+        retries: Retries after a pacing violation (162) or a dropped connection.
+        violation_backoff_s: First wait after a pacing violation (doubles per retry).
+        observer: Receives counts for metrics.
+        seed: Seed of the reconnect jitter.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | IBSettings,
+        *,
+        clock: Clock | None = None,
+        rules: PacingRules | None = None,
+        time_scale: float = 1.0,
+        backoff: Backoff | None = None,
+        request_timeout: float = 60.0,
+        retries: int = 4,
+        violation_backoff_s: float = 15.0,
+        observer: GatewayObserver | None = None,
+        seed: int | None = None,
+    ) -> None:
+        ib = settings.ib if isinstance(settings, Settings) else settings
+        self._clock = clock or RealClock()
+        self.observer: GatewayObserver = observer or NoObserver()
+        self._time_scale = time_scale
+        self.request_timeout = request_timeout
+        self._retries = retries
+        self._violation_backoff_s = violation_backoff_s
+        self.pacer = Pacer(
+            self._clock,
+            rules=rules or PacingRules.ibkr(margin_s=0.05),
+            time_scale=time_scale,
+            on_grant=self._on_grant,
+        )
+        self.conn = IBConnection(
+            host=ib.host or "127.0.0.1",
+            port=ib.port,
+            client_id=ib.client_id,
+            timeout=ib.timeout,
+            account=ib.account or "",
+            backoff=backoff,
+            clock=self._clock,
+            seed=seed,
+            on_error=lambda code, _msg: self.observer.error(code),
+        )
+        self.ib = self.conn.ib
+        self.streams = BarStreams(self)
+        self.conn.on_restore(self.streams.resubscribe)
+        self._contracts: dict[str, Instrument] = {}
+        self.account = ib.account or ""
+
+    # --- connection ---------------------------------------------------------------------------
+
+    async def connect(self) -> GatewayHealth:
+        """Connect to the gateway (trying further client ids on 326) and return health.
+
+        Raises:
+            NotConnected: naming the address and the fix.
+        """
+        await self.conn.connect()
+        self.observer.connected(True)
+        return self.health()
+
+    async def disconnect(self) -> None:
+        """Close the connection and stop reconnecting."""
+        await self.conn.disconnect()
+        self.observer.connected(False)
+
+    def health(self) -> GatewayHealth:
+        """Return the current health record."""
+        st, ps = self.conn.state, self.pacer.stats()
+        return GatewayHealth(
+            connected=st.connected and self.ib.isConnected(),
+            broker_connectivity=st.broker_connectivity,
+            server_version=st.server_version,
+            client_id=st.client_id,
+            client_ids_tried=list(st.client_ids_tried),
+            reconnects=st.reconnects,
+            last_error_code=st.last_error_code,
+            last_error_message=st.last_error_message,
+            last_error_time=st.last_error_time,
+            errors_by_code=dict(st.errors_by_code),
+            queue_depth=ps.queue_depth,
+            open_requests=ps.open_requests,
+            pacing_waits=ps.waits,
+            pacing_wait_seconds=ps.wait_seconds,
+            streams=len(self.streams),
+        )
+
+    # --- contracts ----------------------------------------------------------------------------
+
+    async def qualify(self, items: Iterable[str | Instrument]) -> dict[str, Instrument | None]:
+        """Look each symbol up at IB; unknown or ambiguous symbols map to None.
+
+        Unknown symbols are recorded in the health record (error 200).
+        """
+        wanted = [i if isinstance(i, Instrument) else Instrument(symbol=i) for i in items]
+        found = await asyncio.gather(*(self._qualify_one(i) for i in wanted))
+        return {i.symbol: f for i, f in zip(wanted, found, strict=True)}
+
+    async def _qualify_one(self, instrument: Instrument) -> Instrument | None:
+        try:
+            details = await self._details(instrument)
+        except NotFound:
+            return None
+        matches = [d for d in details if _matches(d, instrument)] or details
+        if len(matches) != 1:
+            log.warning("ambiguous contract %s: %d matches", instrument.symbol, len(matches))
+            return None
+        qualified = conv.from_details(matches[0], sec_type=instrument.sec_type)
+        self._contracts[instrument.symbol] = qualified
+        return qualified
+
+    async def contract_details(self, instrument: Instrument | str) -> dict[str, Any]:
+        """Return IB's contract details for ``instrument`` as a plain record.
+
+        Raises:
+            NotFound: if IB has no such contract (error 200).
+        """
+        inst = instrument if isinstance(instrument, Instrument) else Instrument(symbol=instrument)
+        details = await self._details(inst)
+        return conv.details_record(details[0])
+
+    async def _details(self, instrument: Instrument) -> list[ib_async.ContractDetails]:
+        contract = conv.to_contract(instrument)
+        details = await self.paced_request(
+            "contract_details", lambda: self.ib.reqContractDetailsAsync(contract)
+        )
+        if not details:
+            raise NotFound(f"IB has no contract for {instrument.symbol!r}; check the symbol")
+        return list(details)
+
+    # --- history -------------------------------------------------------------------------------
+
+    async def historical_bars(
+        self,
+        instrument: Instrument | str,
+        *,
+        bar_size: str | BarSize,
+        start: datetime,
+        end: datetime,
+        what_to_show: str = "TRADES",
+        use_rth: bool = True,
+        priority: Priority = Priority.BACKFILL,
+    ) -> pd.DataFrame:
+        """Return bars in ``[start, end)`` in SCIZOR's bar format (UTC ``ts`` index).
+
+        Long ranges are split into the largest requests IBKR allows for the bar size; each
+        is paced, and the results are merged without duplicates. Daily bars are stamped
+        00:00 UTC of their session date.
+
+        Raises:
+            ValidationError: for a bad bar size or range.
+            NotFound: for an unknown contract (error 200).
+            PacingViolation: if IB still refuses after the retries (error 162).
+            BrokerError: for any other IB error.
+        """
+        bar = _bar_size(bar_size)
+        check_range(start, end)
+        inst = instrument if isinstance(instrument, Instrument) else Instrument(symbol=instrument)
+        contract = conv.to_contract(self._contracts.get(inst.symbol, inst))
+        chunks = plan_chunks(bar, start, end)
+        frames = await asyncio.gather(
+            *(
+                self._chunk(contract, bar, c, what=what_to_show, rth=use_rth, priority=priority)
+                for c in chunks
+            )
+        )
+        merged = conv.merge_bars(list(frames))
+        return merged[(merged.index >= start) & (merged.index < end)]
+
+    async def _chunk(
+        self,
+        contract: ib_async.Contract,
+        bar: BarSize,
+        chunk: Chunk,
+        *,
+        what: str,
+        rth: bool,
+        priority: Priority,
+    ) -> pd.DataFrame:
+        key = RequestKey(
+            contract=contract.conId or contract.symbol,
+            exchange=contract.exchange,
+            what_to_show=what,
+            bar_size=bar.name,
+            end=chunk.end.isoformat(),
+            duration=str(chunk.duration),
+            use_rth=rth,
+        )
+
+        async def fetch() -> list[ib_async.BarData]:
+            started = asyncio.get_running_loop().time()
+            bars = await self.ib.reqHistoricalDataAsync(
+                contract,
+                endDateTime=chunk.end,
+                durationStr=str(chunk.duration),
+                barSizeSetting=bar.ib,
+                whatToShow=what,
+                useRTH=rth,
+                formatDate=1 if bar.is_daily else 2,
+                timeout=self.request_timeout,
+            )
+            # ib_async answers a timeout with an empty list; never mistake it for "no data"
+            if not bars and asyncio.get_running_loop().time() - started >= self.request_timeout:
+                raise BrokerError(0, f"historical request for {key} timed out; retry later")
+            return list(bars)
+
+        bars = await self.paced_request("historical", fetch, key=key, priority=priority)
+        return conv.bars_to_frame(bars)
+
+    # --- market data ---------------------------------------------------------------------------
+
+    async def snapshot(self, instrument: Instrument | str) -> dict[str, Any]:
+        """Return the current quote: bid, ask, last and their sizes (None when absent)."""
+        inst = instrument if isinstance(instrument, Instrument) else Instrument(symbol=instrument)
+        contract = conv.to_contract(self._contracts.get(inst.symbol, inst))
+
+        async def fetch() -> ib_async.Ticker:
+            tickers = await asyncio.wait_for(
+                self.ib.reqTickersAsync(contract), self.request_timeout
+            )
+            return tickers[0]
+
+        t = await self.paced_request("snapshot", fetch, priority=Priority.LIVE)
+        p = conv.price_or_none
+        return {
+            "symbol": inst.symbol,
+            "bid": p(t.bid),
+            "ask": p(t.ask),
+            "last": p(t.last),
+            "bid_size": p(t.bidSize),
+            "ask_size": p(t.askSize),
+            "last_size": p(t.lastSize),
+            "time": t.time,
+        }
+
+    async def stream_bars(
+        self, instrument: Instrument | str, bar_size: str | BarSize = "5s", **kw: Any
+    ) -> str:
+        """Start a live bar stream; return its id for :meth:`poll_stream`.
+
+        The stream is re-subscribed after a reconnect or a 1101/1102 restore.
+        """
+        inst = instrument if isinstance(instrument, Instrument) else Instrument(symbol=instrument)
+        return await self.streams.open(self._contracts.get(inst.symbol, inst), bar_size, **kw)
+
+    async def poll_stream(self, stream_id: str) -> pd.DataFrame:
+        """Return the completed bars of a stream not returned before (may be empty)."""
+        return self.streams.poll(stream_id)
+
+    async def cancel_stream(self, stream_id: str) -> None:
+        """Stop a live bar stream."""
+        self.streams.close(stream_id)
+
+    # --- orders and account ----------------------------------------------------------------------
+
+    async def place_order(self, order: Order, *, wait: float = 5.0) -> conv.OrderAck:
+        """Send ``order`` and return where it stands once IB has acknowledged it.
+
+        Never retried after sending (an order must not be sent twice).
+
+        Raises:
+            OrderRejected: if IB rejects the order.
+            NotConnected: if there is no connection.
+        """
+        return await gateway_orders.place(self, order, wait=wait)
+
+    async def order_status(self, order_id: int) -> conv.OrderAck:
+        """Return where order ``order_id`` stands.
+
+        Raises:
+            NotFound: if this session knows no such order.
+        """
+        return conv.trade_ack(gateway_orders.find(self.ib, order_id))
+
+    async def cancel_order(self, order_id: int) -> conv.OrderAck:
+        """Ask IB to cancel order ``order_id`` and return its state.
+
+        Raises:
+            NotFound: if this session knows no such order.
+        """
+        return await gateway_orders.cancel(self, order_id)
+
+    async def positions(self) -> list[Position]:
+        """Return current positions of every account."""
+        found = await self.paced_request("positions", self.ib.reqPositionsAsync)
+        return [conv.to_position(p) for p in found]
+
+    async def executions(self) -> list[Fill]:
+        """Return today's executions (with commissions when reported)."""
+        fills = await self.paced_request("executions", self.ib.reqExecutionsAsync)
+        return [conv.to_fill(f) for f in fills]
+
+    async def account_summary(self) -> dict[str, dict[str, str]]:
+        """Return account values as ``{account: {tag: value}}``."""
+        values = await self.paced_request("account_summary", self.ib.accountSummaryAsync)
+        out: dict[str, dict[str, str]] = {}
+        for v in values:
+            out.setdefault(v.account, {})[v.tag] = v.value
+        return out
+
+    # --- the one request path -------------------------------------------------------------------
+
+    async def paced_request(
+        self,
+        kind: str,
+        send: Callable[[], Awaitable[T]],
+        *,
+        key: RequestKey | None = None,
+        priority: Priority = Priority.NORMAL,
+    ) -> T:
+        """Pace, send, translate errors; retry after 162 or a dropped connection."""
+        for attempt in range(self._retries + 1):
+            last = attempt == self._retries
+            await self.conn.ensure_connected(self.request_timeout)
+            self.observer.request(kind)
+            try:
+                if key is not None:
+                    async with self.pacer.historical(key, priority):
+                        return await self._timed(kind, send)
+                async with self.pacer.message(priority):
+                    pass
+                return await self._timed(kind, send)
+            except ib_async.RequestError as exc:
+                err = conv.request_error(exc.code, exc.message)
+                if not isinstance(err, PacingViolation) or last:
+                    raise err from exc
+                delay = self._violation_backoff_s * 2**attempt / self._time_scale
+                log.warning("pacing violation on %s; retrying in %.2fs", kind, delay)
+                await self._clock.sleep(delay)
+            except ConnectionError as exc:
+                if last:
+                    raise NotConnected(f"{kind} failed: connection lost ({exc})") from exc
+                log.warning("%s interrupted by a disconnect; retrying after reconnect", kind)
+        raise ScizorError("unreachable")  # pragma: no cover
+
+    async def _timed(self, kind: str, send: Callable[[], Awaitable[T]]) -> T:
+        try:
+            # ib_async's own historical timeout fires first; this one bounds everything else
+            return await asyncio.wait_for(send(), self.request_timeout * 1.5)
+        except TimeoutError:
+            self.observer.error(0)
+            raise BrokerError(
+                0, f"{kind} got no answer within {self.request_timeout * 1.5:g}s; retry later"
+            ) from None
+
+    def known_instrument(self, symbol: str) -> Instrument:
+        """Return the qualified instrument for ``symbol`` if known, else a plain SMART stock."""
+        return self._contracts.get(symbol) or Instrument(symbol=symbol)
+
+    def _on_grant(self, event: GrantEvent) -> None:
+        if event.waited > 0:
+            self.observer.pacing_wait(event.waited)
+
+
+def _bar_size(value: str | BarSize) -> BarSize:
+    return bar_size(value)
+
+
+def _matches(details: ib_async.ContractDetails, instrument: Instrument) -> bool:
+    c = details.contract
+    if c is None or c.symbol != instrument.symbol or c.currency != instrument.currency:
+        return False
+    return not instrument.primary_exchange or c.primaryExchange == instrument.primary_exchange
