@@ -65,7 +65,11 @@ def to_money(value: Any, *, field: str) -> Decimal:
         raise ValidationError(
             f"{field} must be a finite decimal number; got {value!r}", field=field
         ) from exc
-    if not quantized.is_finite() or len(quantized.as_tuple().digits) > PRECISION:
+    if not quantized.is_finite():
+        raise ValidationError(
+            f"{field} must be a finite decimal number; got {value!r}", field=field
+        )
+    if len(quantized.as_tuple().digits) > PRECISION:
         raise ValidationError(
             f"{field}={value!r} does not fit NUMERIC({PRECISION}, {SCALE})", field=field
         )

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -18,7 +18,7 @@ from storage.catalog.models import SymbolRow
 from storage.catalog.records import SymbolRecord
 
 _KEY = ("symbol", "primary_exchange", "currency")
-_UPDATABLE = ("sec_type", "exchange", "name", "universe", "con_id")
+_UPDATABLE = ("sec_type", "exchange", "universe")
 
 
 def _record(row: SymbolRow) -> SymbolRecord:
@@ -85,7 +85,12 @@ class SymbolRepository:
                 stmt = dialect.insert(SymbolRow).values(rows[chunk_start : chunk_start + 500])
                 stmt = stmt.on_conflict_do_update(
                     index_elements=list(_KEY),
-                    set_={col: stmt.excluded[col] for col in _UPDATABLE},
+                    set_={
+                        **{col: stmt.excluded[col] for col in _UPDATABLE},
+                        # A bare re-populate must not erase what IB validation filled in.
+                        "con_id": func.coalesce(stmt.excluded.con_id, SymbolRow.con_id),
+                        "name": func.coalesce(func.nullif(stmt.excluded.name, ""), SymbolRow.name),
+                    },
                 )
                 session.execute(stmt)
         return len(rows)
@@ -162,7 +167,7 @@ class SymbolRepository:
         unknown = set(details or {}) - allowed
         if unknown:
             raise ValidationError(
-                f"unknown contract detail(s) {sorted(unknown)}; allowed: {sorted(allowed)}",
+                f"details has unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}",
                 field="details",
             )
         with self._db.transaction() as session:

@@ -1,0 +1,388 @@
+"""One contract suite for the catalog, run on SQLite and PostgreSQL via the ``catalog`` fixture.
+
+Covers every repository operation, the constraints (each violation is a core error and
+writes nothing), tz-aware round trips and Decimal exactness.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import text
+
+from core.errors import Conflict, NotFound, ValidationError
+from core.types import Fill, Order, OrderStatus, OrderType, Position, SecType, Side, TradingMode
+from storage.catalog import (
+    DeploymentStatus,
+    ItemStatus,
+    JobStatus,
+    RunStatus,
+    StrategyKind,
+    SymbolRecord,
+    TokenScope,
+)
+
+T0 = datetime(2024, 3, 1, 14, 30, tzinfo=UTC)
+D = Decimal
+
+
+def _count(catalog, table: str) -> int:
+    with catalog.db.engine.connect() as conn:
+        return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+
+
+def _order(ref: str = "o-1", **kw) -> Order:
+    base = dict(symbol="AAPL", side=Side.BUY, quantity=D("100"), order_ref=ref, created_at=T0)
+    return Order(**(base | kw))
+
+
+def _fill(exec_id: str = "e-1", ref: str = "o-1", **kw) -> Fill:
+    base = dict(
+        exec_id=exec_id,
+        order_ref=ref,
+        symbol="AAPL",
+        side=Side.BUY,
+        quantity=D("40"),
+        price=D("187.25"),
+        commission=D("1.00"),
+        time=T0,
+    )
+    return Fill(**(base | kw))
+
+
+# --- symbols ---------------------------------------------------------------------------------
+
+
+def test_symbols_upsert_many_is_idempotent_and_keeps_validation_state(catalog):
+    recs = [
+        SymbolRecord(symbol="aapl", primary_exchange="NASDAQ", universe="nasdaq100"),
+        SymbolRecord(symbol="SPY", sec_type=SecType.ETF, primary_exchange="ARCA", universe="etf"),
+    ]
+    assert catalog.symbols.upsert_many(recs, at=T0) == 2
+    catalog.symbols.mark_verified("AAPL", con_id=265598, at=T0, details={"name": "Apple Inc"})
+    catalog.symbols.upsert_many(recs, at=T0 + timedelta(days=1))
+    aapl = catalog.symbols.get("AAPL")
+    assert (aapl.valid, aapl.con_id, aapl.name, aapl.last_verified) == (
+        True,
+        265598,
+        "Apple Inc",
+        T0,
+    )
+    assert aapl.added_at == T0
+    assert [s.symbol for s in catalog.symbols.list()] == ["AAPL", "SPY"]
+    assert [s.symbol for s in catalog.symbols.list(universe="etf")] == ["SPY"]
+    assert [s.symbol for s in catalog.symbols.list(valid=True)] == ["AAPL"]
+    assert catalog.symbols.get("SPY").instrument.sec_type is SecType.ETF
+
+
+def test_symbols_same_ticker_on_two_exchanges_needs_a_qualifier(catalog):
+    catalog.symbols.upsert_many(
+        [
+            SymbolRecord(symbol="BHP", primary_exchange="ASX", currency="AUD"),
+            SymbolRecord(symbol="BHP", primary_exchange="NYSE", currency="USD"),
+        ]
+    )
+    with pytest.raises(Conflict, match="ambiguous"):
+        catalog.symbols.get("BHP")
+    assert catalog.symbols.get("BHP", currency="AUD").primary_exchange == "ASX"
+    with pytest.raises(NotFound, match="MSFT"):
+        catalog.symbols.get("MSFT")
+
+
+def test_symbols_batch_with_one_bad_row_writes_nothing(catalog):
+    good = SymbolRecord(symbol="MSFT", primary_exchange="NASDAQ")
+    with pytest.raises(ValidationError, match="symbol"):
+        catalog.symbols.upsert_many([good, SymbolRecord(symbol="  ")])
+    with pytest.raises(ValidationError, match="timezone-aware"):
+        catalog.symbols.upsert_many([good, SymbolRecord(symbol="X", added_at=datetime(2024, 1, 1))])
+    assert _count(catalog, "symbols") == 0
+
+
+def test_symbols_due_for_validation_skips_recently_verified_unless_forced(catalog):
+    now = T0 + timedelta(days=200)
+    catalog.symbols.upsert_many([SymbolRecord(symbol=s) for s in ("NEW", "OLD", "FRESH")])
+    catalog.symbols.mark_verified("OLD", con_id=1, at=now - timedelta(days=91))
+    catalog.symbols.mark_verified("FRESH", con_id=2, at=now - timedelta(days=10))
+    due = catalog.symbols.due_for_validation(max_age_days=90, now=now)
+    assert [s.symbol for s in due] == ["NEW", "OLD"]
+    assert [s.symbol for s in catalog.symbols.due_for_validation(now=now, limit=1)] == ["NEW"]
+    assert len(catalog.symbols.due_for_validation(now=now, force=True)) == 3
+
+
+def test_symbols_mark_invalid_remove_invalid_and_delete(catalog):
+    catalog.symbols.upsert_many([SymbolRecord(symbol=s) for s in ("ZZZZ", "AAPL", "MSFT")])
+    assert catalog.symbols.mark_invalid("ZZZZ", at=T0).valid is False
+    assert [s.symbol for s in catalog.symbols.remove_invalid()] == ["ZZZZ"]
+    assert catalog.symbols.delete("MSFT").symbol == "MSFT"
+    assert [s.symbol for s in catalog.symbols.list()] == ["AAPL"]
+    with pytest.raises(NotFound):
+        catalog.symbols.delete("MSFT")
+    with pytest.raises(ValidationError, match="details"):
+        catalog.symbols.mark_verified("AAPL", con_id=1, details={"colour": "red"})
+
+
+# --- collection runs -------------------------------------------------------------------------
+
+
+def test_collection_run_lifecycle_counts_and_resume(catalog):
+    run = catalog.collection_runs.create(
+        "daily", [("AAPL", "1d", None, None), ("MSFT", "1d", T0, T0 + timedelta(days=5))], at=T0
+    )
+    assert run.status is RunStatus.RUNNING and run.counts[ItemStatus.PENDING] == 2
+    first, second = catalog.collection_runs.pending_items(run.id)
+    assert second.end == T0 + timedelta(days=5)
+    catalog.collection_runs.start_item(first.id, at=T0)
+    assert catalog.collection_runs.finish_item(first.id, bars_written=250).status is ItemStatus.DONE
+    catalog.collection_runs.start_item(second.id)
+    failed = catalog.collection_runs.fail_item(second.id, "IB error 162")
+    assert (failed.attempts, failed.error) == (1, "IB error 162")
+    assert catalog.collection_runs.pending_items(run.id) == []
+    assert [i.id for i in catalog.collection_runs.pending_items(run.id, retry_failed=True)] == [
+        second.id
+    ]
+    done = catalog.collection_runs.finish(run.id)
+    assert done.status is RunStatus.FAILED and done.bars_written == 250
+    assert done.counts[ItemStatus.DONE] == 1 and done.total == 2
+    assert catalog.collection_runs.latest().id == run.id
+    assert catalog.collection_runs.latest(kind="history") is None
+    with pytest.raises(Conflict, match="already done"):
+        catalog.collection_runs.start_item(first.id)
+
+
+def test_collection_run_with_bad_item_writes_nothing(catalog):
+    with pytest.raises(ValidationError, match="bar"):
+        catalog.collection_runs.create(
+            "daily", [("AAPL", "1d", None, None), ("X", "7m", None, None)]
+        )
+    with pytest.raises(Conflict, match="collection_items"):
+        catalog.collection_runs.create("daily", [("AAPL", "1d", None, None)] * 2)
+    assert _count(catalog, "collection_runs") == 0 and _count(catalog, "collection_items") == 0
+    with pytest.raises(NotFound):
+        catalog.collection_runs.get(999)
+
+
+# --- strategies, backtests, optimizations ----------------------------------------------------
+
+
+def test_strategies_add_get_list_and_unique_name(catalog):
+    spec = {"entry": "sma(10) > sma(30)", "nested": {"k": [1, 2.5, None]}}
+    catalog.strategies.add("my_rules", kind=StrategyKind.RULE_SPEC, spec=spec, at=T0)
+    with pytest.raises(Conflict, match=r"strategies\.name"):
+        catalog.strategies.add("my_rules", kind="library", spec={})
+    got = catalog.strategies.get("my_rules")
+    assert (got.spec, got.kind, got.created_at) == (spec, StrategyKind.RULE_SPEC, T0)
+    assert [s.name for s in catalog.strategies.list()] == ["my_rules"]
+
+
+def test_backtest_lifecycle(catalog):
+    bt = catalog.backtests.create(
+        "sma_cross",
+        symbols=["aapl"],
+        bar_size="1d",
+        params={"fast": 10, "slow": 30},
+        costs={"commission": 0.001},
+        start=T0,
+    )
+    assert (bt.status, bt.symbols, bt.start) == (JobStatus.QUEUED, ["AAPL"], T0)
+    assert catalog.backtests.update_progress(bt.id, 0.5).status is JobStatus.RUNNING
+    with pytest.raises(ValidationError, match="progress"):
+        catalog.backtests.update_progress(bt.id, 1.5)
+    done = catalog.backtests.finish(bt.id, stats={"sharpe": 1.25}, artifacts={"equity": "e.pq"})
+    assert (done.status, done.progress, done.stats["sharpe"]) == (JobStatus.DONE, 1.0, 1.25)
+    with pytest.raises(Conflict, match="already done"):
+        catalog.backtests.fail(bt.id, "late")
+    other = catalog.backtests.create("buy_hold", symbols=["SPY"], bar_size="1d")
+    assert catalog.backtests.fail(other.id, "no bars").error == "no bars"
+    assert [b.id for b in catalog.backtests.list()] == [other.id, bt.id]
+    assert [b.id for b in catalog.backtests.list(status=JobStatus.DONE)] == [bt.id]
+    with pytest.raises(NotFound):
+        catalog.backtests.get(12345)
+
+
+def test_optimization_lifecycle_and_checks(catalog):
+    kw = dict(strategy="sma_cross", space={"fast": [5, 20]}, objective="sharpe")
+    opt = catalog.optimizations.create("study-1", n_trials=50, **kw)
+    with pytest.raises(Conflict, match="study_name"):
+        catalog.optimizations.create("study-1", n_trials=5, **kw)
+    with pytest.raises(Conflict, match="n_trials"):
+        catalog.optimizations.create("study-2", n_trials=0, **kw)
+    assert catalog.optimizations.start(opt.id).status is JobStatus.RUNNING
+    done = catalog.optimizations.finish(opt.id, best_params={"fast": 9}, best_value=1.7)
+    assert (done.best_params, done.best_value) == ({"fast": 9}, 1.7)
+    assert [o.study_name for o in catalog.optimizations.list()] == ["study-1"]
+
+
+# --- deployments, orders, executions ---------------------------------------------------------
+
+
+def test_deployment_status_transitions(catalog):
+    dep = catalog.deployments.create("sma_cross", symbols=["AAPL"], mode="paper")
+    assert dep.mode is TradingMode.PAPER and dep.status is DeploymentStatus.CREATED
+    with pytest.raises(Conflict, match="created to paused"):
+        catalog.deployments.set_status(dep.id, "paused")
+    catalog.deployments.set_status(dep.id, DeploymentStatus.RUNNING)
+    catalog.deployments.set_status(dep.id, DeploymentStatus.PAUSED)
+    assert [d.id for d in catalog.deployments.list(status=DeploymentStatus.PAUSED)] == [dep.id]
+    with pytest.raises(ValueError):
+        catalog.deployments.create("x", symbols=["A"], mode="fantasy")
+
+
+def test_orders_add_get_and_duplicate_ref_keeps_the_original(catalog):
+    dep = catalog.deployments.create("sma_cross", symbols=["AAPL"])
+    lmt = _order(order_type=OrderType.LIMIT, limit_price=D("187.12345678"), deployment_id=dep.id)
+    stored = catalog.orders.add(lmt)
+    assert stored.order == lmt and stored.status is OrderStatus.PENDING_SUBMIT
+    with pytest.raises(Conflict, match=r"orders\.order_ref"):
+        catalog.orders.add(_order(symbol="MSFT", quantity=D("5")))
+    again = catalog.orders.get("o-1")
+    assert (again.order.symbol, again.order.quantity, again.order.limit_price) == (
+        "AAPL",
+        D("100"),
+        D("187.12345678"),
+    )
+    assert _count(catalog, "orders") == 1
+    with pytest.raises(NotFound):
+        catalog.orders.get("nope")
+
+
+def test_orders_database_checks_reject_bad_rows_and_write_nothing(catalog):
+    # SQLite does not say which foreign key failed; PostgreSQL names the column.
+    with pytest.raises(Conflict, match=r"deployment_id|foreign key"):
+        catalog.orders.add(_order("o-fk", deployment_id=999))
+    cols = "order_ref, symbol, side, order_type, quantity, tif, status, filled_quantity"
+    bad = {  # raw SQL bypasses the domain type so the database CHECKs are what stops these
+        "quantity": "'q', 'A', 'BUY', 'MKT', 0, 'DAY', 'Submitted', 0",
+        "filled_quantity": "'f', 'A', 'BUY', 'MKT', 5, 'DAY', 'Submitted', 6",
+        "side": "'s', 'A', 'HOLD', 'MKT', 5, 'DAY', 'Submitted', 0",
+    }
+    sql = f"INSERT INTO orders ({cols}, created_at, updated_at) VALUES ({{}}, :t, :t)"
+    for field, values in bad.items():
+        with (
+            pytest.raises(Conflict, match=rf"orders\.{field}"),
+            catalog.db.transaction() as session,
+        ):
+            session.execute(text(sql.format(values)), {"t": T0.replace(tzinfo=None)})
+    assert _count(catalog, "orders") == 0
+
+
+def test_order_status_updates_follow_the_transition_table(catalog):
+    catalog.orders.add(_order())
+    catalog.orders.update_status("o-1", OrderStatus.SUBMITTED, broker_order_id=7, perm_id=99)
+    part = catalog.orders.update_status(
+        "o-1", OrderStatus.PARTIALLY_FILLED, filled=D("40"), avg_price=D("187.25")
+    )
+    assert (part.filled_quantity, part.remaining, part.broker_order_id) == (D(40), D(60), 7)
+    assert [o.order_ref for o in catalog.orders.list(open_only=True)] == ["o-1"]
+    with pytest.raises(Conflict, match="filled_quantity"):
+        catalog.orders.update_status("o-1", OrderStatus.FILLED, filled=D("101"))
+    with pytest.raises(Conflict, match="go back"):
+        catalog.orders.update_status("o-1", OrderStatus.PARTIALLY_FILLED, filled=D("10"))
+    catalog.orders.update_status("o-1", OrderStatus.FILLED, filled=D("100"))
+    with pytest.raises(Conflict, match="Filled to Submitted"):
+        catalog.orders.update_status("o-1", OrderStatus.SUBMITTED)
+    final = catalog.orders.get("o-1")
+    assert (final.status, final.filled_quantity) == (OrderStatus.FILLED, D(100))
+    assert catalog.orders.list(open_only=True) == []
+
+
+def test_executions_are_idempotent_by_exec_id(catalog):
+    catalog.orders.add(_order())
+    assert catalog.executions.add(_fill()) is True
+    assert catalog.executions.add(_fill()) is False
+    with pytest.raises(Conflict, match="different details"):
+        catalog.executions.add(_fill(price=D("188")))
+    catalog.executions.add(_fill("e-2", time=T0 + timedelta(minutes=1)))
+    fills = catalog.executions.list(order_ref="o-1")
+    assert [f.exec_id for f in fills] == ["e-1", "e-2"] and fills[0] == _fill()
+    assert [f.exec_id for f in catalog.executions.list(since=T0 + timedelta(seconds=1))] == ["e-2"]
+    with pytest.raises(NotFound):
+        catalog.executions.add(_fill("e-3", ref="missing"))
+
+
+def test_execution_checks_reject_negative_commission(catalog):
+    catalog.orders.add(_order())
+    with pytest.raises(Conflict, match=r"executions\.commission"):
+        catalog.executions.add(_fill(commission=D("-0.5")))
+    assert _count(catalog, "executions") == 0
+
+
+# --- positions, risk, tokens, audit ----------------------------------------------------------
+
+
+def test_positions_upsert_and_replace_account(catalog):
+    catalog.positions.upsert(
+        Position(symbol="AAPL", quantity=D(10), avg_cost=D("150.5"), account="U1")
+    )
+    catalog.positions.upsert(
+        Position(symbol="AAPL", quantity=D(-5), avg_cost=D("151"), account="U1")
+    )
+    assert catalog.positions.get("AAPL", account="U1").quantity == D(-5)
+    catalog.positions.replace_account("U1", [Position(symbol="MSFT", quantity=D(3), avg_cost=D(1))])
+    assert [p.symbol for p in catalog.positions.list(account="U1")] == ["MSFT"]
+    with pytest.raises(NotFound):
+        catalog.positions.get("AAPL", account="U1")
+
+
+def test_risk_limits_and_events(catalog):
+    catalog.risk.set_limit("max_order_notional", D("50000"))
+    catalog.risk.set_limit("max_order_notional", D("25000.5"), scope="deployment:1")
+    limit = catalog.risk.get_limit("max_order_notional")
+    assert (limit.value, limit.scope) == (D("25000.5"), "deployment:1")
+    assert [lim.name for lim in catalog.risk.limits()] == ["max_order_notional"]
+    catalog.risk.add_event("rejected", limit_name="max_order_notional", detail={"n": 1}, at=T0)
+    catalog.risk.add_event("emergency_stop", at=T0 + timedelta(hours=1))
+    assert [e.kind for e in catalog.risk.events()] == ["emergency_stop", "rejected"]
+    assert catalog.risk.events(since=T0 + timedelta(minutes=1))[0].kind == "emergency_stop"
+    with pytest.raises(NotFound):
+        catalog.risk.get_limit("nope")
+
+
+def test_tokens_store_only_hashes_and_can_be_revoked(catalog):
+    record, plaintext = catalog.tokens.create("trade", "ci")
+    assert catalog.tokens.verify(plaintext) is TokenScope.TRADE
+    assert catalog.tokens.verify(plaintext + "x") is None
+    with catalog.db.engine.connect() as conn:
+        stored = conn.execute(text("SELECT token_hash FROM api_tokens")).scalar_one()
+    assert plaintext not in stored and len(stored) == 64
+    assert catalog.tokens.list()[0].last_used_at is not None
+    assert catalog.tokens.revoke(record.id).revoked_at is not None
+    assert catalog.tokens.verify(plaintext) is None
+    with pytest.raises(ValidationError, match="scope"):
+        catalog.tokens.create("root")
+
+
+def test_audit_log_newest_first_with_filters(catalog):
+    catalog.audit.record("alice", "deploy", detail={"id": 1}, at=T0)
+    catalog.audit.record("bob", "stop", at=T0 + timedelta(seconds=1))
+    assert [e.actor for e in catalog.audit.list()] == ["bob", "alice"]
+    assert catalog.audit.list(action="deploy")[0].detail == {"id": 1}
+
+
+# --- types: time zones and decimals ----------------------------------------------------------
+
+
+def test_timestamps_round_trip_as_utc_whatever_the_input_zone(catalog):
+    sydney = timezone(timedelta(hours=11))
+    local = datetime(2024, 3, 2, 1, 30, 0, 123456, tzinfo=sydney)
+    entry = catalog.audit.record("tz", "probe", at=local)
+    got = catalog.audit.list(actor="tz")[0].time
+    assert got == local and got.tzinfo == UTC and got.utcoffset() == timedelta(0)
+    assert got.hour == 14 and got.microsecond == 123456 and entry.time == local
+
+
+@pytest.mark.parametrize(
+    "value", ["0.00000001", "123456.12345678", "9999999.99999999", "1234567890.12345"]
+)
+def test_decimals_round_trip_exactly(catalog, value):
+    catalog.risk.set_limit("x", D(value))
+    assert catalog.risk.get_limit("x").value == D(value)
+
+
+def test_decimals_beyond_numeric_20_8_are_rejected_not_truncated(catalog):
+    with pytest.raises(ValidationError, match="NUMERIC"):
+        catalog.risk.set_limit("x", D("1e15"))
+    with pytest.raises(ValidationError, match="finite"):
+        catalog.risk.set_limit("x", D("NaN"))
+    assert _count(catalog, "risk_limits") == 0
