@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 from datetime import datetime
 
@@ -18,19 +19,36 @@ def build_parser() -> argparse.ArgumentParser:
         "(server version 178). Connect ib_async to it like to a paper gateway.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=4002,
-                        help="API port; 0 picks a free port (default 4002)")
-    parser.add_argument("--data", metavar="DIR",
-                        help="replay <SYMBOL>.parquet|.csv bars from DIR instead of synthetic")
+    parser.add_argument(
+        "--port", type=int, default=4002, help="API port; 0 picks a free port (default 4002)"
+    )
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        help="replay <SYMBOL>.parquet|.csv bars from DIR instead of synthetic",
+    )
     parser.add_argument("--seed", type=int, default=0, help="market seed (default 0)")
-    parser.add_argument("--pacing", choices=("strict", "off"), default="strict",
-                        help="enforce IBKR pacing and message-rate limits (default strict)")
-    parser.add_argument("--speed", type=float, default=1.0,
-                        help="simulated seconds per real second (default 1)")
-    parser.add_argument("--start", type=datetime.fromisoformat, metavar="ISO",
-                        help="simulated start time, e.g. 2024-03-05T15:00:00+00:00")
-    parser.add_argument("--control-port", type=int, metavar="P",
-                        help="also accept JSON fault commands on this port (0 = free port)")
+    parser.add_argument(
+        "--pacing",
+        choices=("strict", "off"),
+        default="strict",
+        help="enforce IBKR pacing and message-rate limits (default strict)",
+    )
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="simulated seconds per real second (default 1)"
+    )
+    parser.add_argument(
+        "--start",
+        type=datetime.fromisoformat,
+        metavar="ISO",
+        help="simulated start time, e.g. 2024-03-05T15:00:00+00:00",
+    )
+    parser.add_argument(
+        "--control-port",
+        type=int,
+        metavar="P",
+        help="also accept JSON fault commands on this port (0 = free port)",
+    )
     parser.add_argument("--account", default="DU1234567", help="managed account id")
     parser.add_argument("--log-level", default="WARNING", help="logging level")
     return parser
@@ -39,8 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
 async def serve(args: argparse.Namespace) -> None:
     """Run until interrupted, printing the chosen ports first."""
     sim = IBSim(
-        host=args.host, port=args.port, seed=args.seed, pacing=args.pacing, speed=args.speed,
-        data_dir=args.data, account=args.account, start=args.start,
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        pacing=args.pacing,
+        speed=args.speed,
+        data_dir=args.data,
+        account=args.account,
+        start=args.start,
         control_port=args.control_port,
     )
     await sim.start()
@@ -57,10 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -75,8 +75,9 @@ def parse_request(
         )
     keep = fields.get("keepUpToDate", "0") == "1"
     if keep and fields["end"].strip():
-        raise HistoryError(321, "Error validating request.-'bP' : cause - keepUpToDate needs "
-                           "an empty endDateTime")
+        raise HistoryError(
+            321, "Error validating request.-'bP' : cause - keepUpToDate needs an empty endDateTime"
+        )
     return HistoryRequest(
         contract=c,
         end=parse_end(fields["end"], now),
@@ -148,15 +149,8 @@ def _intraday_bars(market: Market, req: HistoryRequest, start: datetime) -> list
         secs = market.seconds(c, session, rth=req.rth).upto(end_epoch)
         keep = secs.epoch >= lo_epoch
         if keep.any():
-            rows += aggregate(_subset(secs, keep), req=req)
+            rows += aggregate(secs.where(keep), req=req)
     return rows
-
-
-def _subset(secs: Seconds, keep: np.ndarray) -> Seconds:
-    return Seconds(
-        secs.epoch[keep], secs.open[keep], secs.high[keep],
-        secs.low[keep], secs.close[keep], secs.volume[keep],
-    )
 
 
 def aggregate(secs: Seconds, *, req: HistoryRequest) -> list[HistBar]:

@@ -38,6 +38,10 @@ class Seconds:
     close: np.ndarray
     volume: np.ndarray
 
+    def where(self, keep: np.ndarray) -> Seconds:
+        """Return the seconds selected by the boolean mask ``keep``."""
+        return Seconds(*(getattr(self, k)[keep] for k in _SECOND_COLUMNS))
+
     def upto(self, end_epoch: float) -> Seconds:
         """Return only the seconds that have finished by ``end_epoch``."""
         n = int(np.searchsorted(self.epoch, end_epoch - 1, side="right"))
@@ -125,13 +129,14 @@ class Market:
 
     def seconds(self, c: ContractInfo, session: int, *, rth: bool = True) -> Seconds:
         """Per-second bars of one session (regular hours; plus US pre/post market if not rth)."""
-        return self._seconds(c, session, rth)  # type: ignore[no-any-return]
+        result: Seconds = self._seconds(c, session, rth)
+        return result
 
     def _make_seconds(self, c: ContractInfo, session: int, rth: bool) -> Seconds:
         days, opens, closes = calendar_schedule(c.calendar_name)
         day = pd.Timestamp(days[session])
         daily = self.daily(c)
-        row_at = daily.index.get_indexer([day])[0]
+        row_at = int(daily.index.get_indexer(pd.DatetimeIndex([day]))[0])
         if row_at < 0:  # replay data may not cover this session: fall back to a flat day
             last = float(daily["close"].iloc[daily.index.searchsorted(day) - 1])
             o = cl = last
@@ -191,13 +196,14 @@ class Market:
         days, _, closes = calendar_schedule(c.calendar_name)
         j = int(np.searchsorted(closes, epoch, side="right")) - 1
         daily = self.daily(c)
-        pos = daily.index.searchsorted(pd.Timestamp(days[max(j, 0)]), side="right") - 1
+        pos = int(daily.index.searchsorted(pd.Timestamp(days[max(j, 0)]), side="right")) - 1
         return float(daily["close"].iloc[max(pos, 0)])
 
     def session_dates(self, c: ContractInfo, start: date, end: date) -> list[str]:
         """YYYYMMDD strings of sessions between ``start`` and ``end`` inclusive."""
         days, _, _ = calendar_schedule(c.calendar_name)
-        lo, hi = np.searchsorted(days, np.datetime64(start)), np.searchsorted(days, end, "right")
+        lo = int(np.searchsorted(days, np.datetime64(start)))
+        hi = int(np.searchsorted(days, np.datetime64(end), side="right"))
         return [str(d).replace("-", "") for d in days[lo:hi]]
 
 

@@ -35,7 +35,7 @@ def c11(c: ContractInfo, *, exchange: str | None = None) -> Fields:
         exchange or c.exchange,
         c.currency,
         c.symbol,
-        c.symbol if not c.is_asx else c.symbol,
+        c.symbol,
     ]
 
 
@@ -95,7 +95,7 @@ def portfolio_value(
     account: str,
 ) -> Fields:
     """``7,8,...`` updatePortfolio (20 fields: C12 without exchange, then values)."""
-    contract = [c.con_id, c.symbol, c.ib_sec_type, "", 0.0, "", "", c.primary_exchange]
+    contract: Fields = [c.con_id, c.symbol, c.ib_sec_type, "", 0.0, "", "", c.primary_exchange]
     contract += [c.currency, c.symbol, c.symbol]
     value = round(float(qty) * market_price, 2)
     values: Fields = [qty, market_price, value, avg_cost, unrealized, realized, account]

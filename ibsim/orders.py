@@ -9,7 +9,7 @@ commissionReport messages. Cash, positions and P&L are kept so that
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 

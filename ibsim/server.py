@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -147,12 +148,14 @@ class IBSim:
 
     def account_rows(self) -> list[tuple[str, str, str]]:
         """Account values as (tag, value, currency) rows."""
-        rows = [(k, f"{v:.2f}", cur) for k, (v, cur) in
-                self.broker.account_values(self.prices()).items()]
+        rows = [
+            (k, f"{v:.2f}", cur)
+            for k, (v, cur) in self.broker.account_values(self.prices()).items()
+        ]
         for cur, value in self.broker.cash.items():
             rows.append(("CashBalance", f"{value:.2f}", cur))
         rows += [("AccountCode", self.account, ""), ("Currency", "USD", "USD")]
-        return rows + [("AccountType", "INDIVIDUAL", "")]
+        return [*rows, ("AccountType", "INDIVIDUAL", "")]
 
     def position_messages(self) -> list[list[Any]]:
         """One position message per holding (including closed-out ones, at zero)."""
@@ -168,11 +171,17 @@ class IBSim:
         prices = self.prices()
         for con_id, pos in self.broker.positions.items():
             c, price = self.broker.contracts[con_id], prices[con_id]
-            session.send(m.portfolio_value(
-                c, qty=pos.qty, market_price=price, avg_cost=pos.avg_cost,
-                unrealized=self.broker.unrealized(con_id, price), realized=pos.realized,
-                account=self.account,
-            ))
+            session.send(
+                m.portfolio_value(
+                    c,
+                    qty=pos.qty,
+                    market_price=price,
+                    avg_cost=pos.avg_cost,
+                    unrealized=self.broker.unrealized(con_id, price),
+                    realized=pos.realized,
+                    account=self.account,
+                )
+            )
         session.send(m.account_time(self.clock.now().strftime("%H:%M")))
 
     # ---- orders ---------------------------------------------------------------------------
@@ -217,7 +226,7 @@ class IBSim:
             await self.wait_unstalled()
             try:
                 now = self.clock.now()
-                events = self.broker.match(lambda c: self.market.quote(c, now), now)
+                events = self.broker.match(partial(self.market.quote, now=now), now)
                 self.route(events)
             except Exception:  # keep matching for everyone else; the failure is logged
                 log.exception("matching pass failed")
@@ -256,10 +265,13 @@ class IBSim:
 
     def _flap(self) -> None:
         for session in list(self.sessions.values()):
-            session.error(-1, 1100, "Connectivity between IB and Trader Workstation has been "
-                          "lost.")
-            session.error(-1, 1102, "Connectivity between IB and Trader Workstation has been "
-                          "restored - data maintained.")
+            session.error(-1, 1100, "Connectivity between IB and Trader Workstation has been lost.")
+            session.error(
+                -1,
+                1102,
+                "Connectivity between IB and Trader Workstation has been "
+                "restored - data maintained.",
+            )
 
     def stall(self, seconds: float) -> None:
         """Stop answering anything for ``seconds`` real seconds."""

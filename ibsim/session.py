@@ -7,6 +7,7 @@ this connection only; unknown message ids get an error reply and the connection 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
@@ -117,10 +118,8 @@ class Session:
             task.cancel()
         self.sim.forget(self)
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, OSError):
             await self.writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
 
     async def _handshake(self) -> None:
         greeting = await self.reader.readexactly(4)
@@ -134,8 +133,12 @@ class Session:
             raise ProtocolError(f"expected startApi (71), got {fields[:3]}")
         client_id = int(fields[2])
         if not self.sim.claim_client_id(client_id, self):
-            self.error(-1, 326, f"Unable to connect as the client id is already in use. "
-                       f"Retry with a unique client id. (clientId {client_id})")
+            self.error(
+                -1,
+                326,
+                f"Unable to connect as the client id is already in use. "
+                f"Retry with a unique client id. (clientId {client_id})",
+            )
             await self.writer.drain()
             raise ProtocolError(f"clientId {client_id} already in use")
         self.client_id = client_id
@@ -207,8 +210,12 @@ class Session:
         if len(found) == 1:
             return found[0]
         what = "is ambiguous" if found else "could not be found"
-        self.error(req_id, 200, f"No security definition has been found for the request "
-                   f"(contract {fields[at + 1]} {what})")
+        self.error(
+            req_id,
+            200,
+            f"No security definition has been found for the request "
+            f"(contract {fields[at + 1]} {what})",
+        )
         return None
 
     def _req_contract_details(self, fields: list[str]) -> None:
@@ -254,8 +261,11 @@ class Session:
             return
         start, end, bars = await asyncio.to_thread(fetch_bars, self.sim.market, req)
         if not bars and not req.keep_up_to_date:
-            self.error(req_id, 162, "Historical Market Data Service error message:"
-                       "HMDS query returned no data")
+            self.error(
+                req_id,
+                162,
+                "Historical Market Data Service error message:HMDS query returned no data",
+            )
             return
         self.send(m.historical_data(req_id, start, end, bars))
         if req.keep_up_to_date:
@@ -339,8 +349,12 @@ class Session:
         order_id = int(fields[2])
         order = self.sim.broker.cancel(self.client_id, order_id)
         if order is None:
-            self.error(order_id, 10148, f"OrderId {order_id} that needs to be cancelled "
-                       "cannot be cancelled, state: unknown or done.")
+            self.error(
+                order_id,
+                10148,
+                f"OrderId {order_id} that needs to be cancelled "
+                "cannot be cancelled, state: unknown or done.",
+            )
             return
         self.send(m.open_order(order))
         self.send(m.order_status(order))

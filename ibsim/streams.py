@@ -55,8 +55,14 @@ def send_quote(session: Session, req_id: int, c: ContractInfo, *, previous: Quot
     if previous is None or q.volume != previous.volume:
         session.send(m.tick_size(req_id, 8, q.volume // 100))
     if previous is None:
-        session.send(m.tick_price(req_id, 9, session.sim.market.daily_close_before(
-            c, session.sim.clock.now().timestamp()), 0.0))
+        session.send(
+            m.tick_price(
+                req_id,
+                9,
+                session.sim.market.daily_close_before(c, session.sim.clock.now().timestamp()),
+                0.0,
+            )
+        )
     return q
 
 
@@ -84,7 +90,7 @@ async def keep_up_to_date(session: Session, req_id: int, req: HistoryRequest) ->
         keep = secs.epoch >= bar_start
         if not keep.any():
             continue
-        forming = aggregate(_subset(secs, keep), req=req)
+        forming = aggregate(secs.where(keep), req=req)
         if forming:
             session.send(m.historical_data_update(req_id, forming[-1]))
 
@@ -110,9 +116,3 @@ async def realtime_bars(session: Session, req_id: int, c: ContractInfo, *, rth: 
                 bar = m.realtime_bar(req_id, start, (o, h, low, cl), volume=vol, wap=cl)
                 session.send(bar)
         last_sent = current
-
-
-def _subset(secs, keep):  # type: ignore[no-untyped-def]
-    from ibsim.history import _subset as subset
-
-    return subset(secs, keep)

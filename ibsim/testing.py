@@ -89,8 +89,9 @@ def ibsim_subprocess(*args: str, control: bool = True, timeout: float = 30) -> I
     try:
         assert proc.stdout is not None
         port = _read_port(proc.stdout.readline, "ibsim listening on ", timeout)
-        control_port = _read_port(proc.stdout.readline, "ibsim control on ", timeout) if control \
-            else None
+        control_port = (
+            _read_port(proc.stdout.readline, "ibsim control on ", timeout) if control else None
+        )
         yield SimProcess(proc, port, control_port)
     finally:
         proc.terminate()
@@ -111,9 +112,7 @@ def _read_port(readline: Callable[[], str], prefix: str, timeout: float) -> int:
     raise TimeoutError(f"ibsim did not print {prefix!r} within {timeout} s")
 
 
-def eventually(
-    check: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.02
-) -> Any:
+def eventually(check: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.02) -> Any:
     """Poll ``check`` until it returns a truthy value; raise AssertionError at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
