@@ -77,7 +77,7 @@ def up() -> None:
                 "Ray address": state.ray_address,
                 "IB gateway": f"{state.ib_host}:{state.ib_port}"
                 + (" (embedded ibsim)" if state.ibsim_pid else ""),
-                "Database": s.db.url,
+                "Database": s.db.redacted_url,
                 "Bar store": s.storage.bar_store,
             },
         )
@@ -109,7 +109,7 @@ def db_upgrade() -> None:
 
     s = settings()
     platform.migrate(s)
-    console.print(f"Catalog at {s.db.url} is up to date.")
+    console.print(f"Catalog at {s.db.redacted_url} is up to date.")
 
 
 def register(extra: typer.Typer, *, name: str | None = None) -> None:
@@ -138,4 +138,4 @@ def _load_command_modules() -> None:
         importlib.import_module(module)
 
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("cluster.cli_data",)

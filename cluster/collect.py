@@ -73,6 +73,35 @@ class NullRecorder:
         return None
 
 
+class CatalogRecorder:
+    """Records a run and its per-symbol status in the catalog's ``collection_runs``."""
+
+    def __init__(self, catalog: Any) -> None:
+        self._runs = catalog.collection_runs
+        self._ids: dict[tuple[str, str], int] = {}
+
+    def begin(self, kind: str, targets: Sequence[Target]) -> int | None:
+        specs = [(t.symbol, t.bar_size, t.start, t.end) for t in targets]
+        run = self._runs.create(kind, specs)
+        self._ids = {(i.symbol, i.bar_size): i.id for i in self._runs.items(run.id)}
+        return int(run.id)
+
+    def running(self, run_id: int | None, targets: Sequence[Target]) -> None:
+        for t in targets:
+            self._runs.start_item(self._ids[(t.symbol, t.bar_size)])
+
+    def finished(self, run_id: int | None, result: ItemResult) -> None:
+        item = self._ids[(result.symbol, result.bar_size)]
+        if result.status == FAILED:
+            self._runs.fail_item(item, result.error or "unknown error")
+        else:
+            self._runs.finish_item(item, bars_written=result.bars_written)
+
+    def end(self, run_id: int | None, tally: Tally) -> None:
+        if run_id is not None:
+            self._runs.finish(run_id)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GatewayFetch:
     """``fetch(...)`` for :func:`collect_one` that asks the gateway actor for bars."""
@@ -134,11 +163,12 @@ class Collection:
     retry: RetryPolicy
     workers: int
     on_result: Callable[[ItemResult, Tally], None] | None = None
+    run_id: int | None = None
 
     def run(self, kind: str, targets: Sequence[Target]) -> Tally:
         """Collect every target; return the tally (never raises for one symbol's failure)."""
         tally = Tally(total=len(targets))
-        run_id = self.recorder.begin(kind, targets)
+        run_id = self.run_id = self.recorder.begin(kind, targets)
         todo: list[Target] = list(targets)
         for _ in range(MAX_ROUNDS):
             if not todo:
@@ -159,11 +189,11 @@ class Collection:
             waiting[gen] = {(t.symbol, t.bar_size): t for t in batch}
         lost: list[Target] = []
         while waiting:
-            ready, _ = ray.wait(list(waiting), num_returns=1, timeout=0.5)
+            ready: list[Any] = ray.wait(list(waiting), num_returns=1, timeout=0.5)[0]
             for gen in ready:
                 outstanding = waiting[gen]
                 try:
-                    result = ray.get(next(gen))
+                    result: ItemResult = ray.get(next(gen))
                 except StopIteration:
                     del waiting[gen]
                     lost.extend(outstanding.values())  # finished without reporting them
@@ -204,7 +234,7 @@ def pacing_wait(gateway: Any, *, timeout: float = 2.0) -> float:
         health = ray.get(gateway.health.remote(), timeout=timeout)
     except ray.exceptions.RayError:
         return 0.0
-    return _find_number(health, "pacing_wait") or _find_number(health, "wait_seconds") or 0.0
+    return _find_number(health, "pacing_wait_seconds") or 0.0
 
 
 def _find_number(record: Any, key: str) -> float | None:
@@ -216,9 +246,46 @@ def _find_number(record: Any, key: str) -> float | None:
     else:
         return None
     for name, value in items:
-        if key in str(name) and isinstance(value, int | float) and not isinstance(value, bool):
+        if key == str(name) and isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
         nested = _find_number(value, key)
         if nested is not None:
             return nested
     return None
+
+
+def workers_available() -> int:
+    """How many batch tasks the cluster can run at once."""
+    cpus = float(ray.cluster_resources().get("CPU", 1.0))  # type: ignore[no-untyped-call]
+    return max(1, int(cpus / TASK_CPUS))
+
+
+def run_collection(
+    kind: str,
+    targets: Sequence[Target],
+    *,
+    gateway: Any,
+    store_root: str,
+    catalog: Any | None = None,
+    retry: RetryPolicy | None = None,
+    on_result: Callable[[ItemResult, Tally], None] | None = None,
+) -> tuple[int | None, Tally]:
+    """Collect ``targets`` over Ray; return the catalog run id (None without a catalog) and
+    the tally. One symbol's failure is recorded and never aborts the run."""
+    recorder: Recorder = CatalogRecorder(catalog) if catalog is not None else NullRecorder()
+    collection = Collection(
+        gateway=gateway,
+        store_root=store_root,
+        recorder=recorder,
+        retry=retry or RetryPolicy(),
+        workers=workers_available(),
+        on_result=on_result,
+    )
+    tally = collection.run(kind, targets)
+    return collection.run_id, tally
+
+
+if __name__ == "__main__":
+    from cluster.cli_data import collect_main
+
+    collect_main()
