@@ -212,7 +212,7 @@ def status(settings: Settings) -> dict[str, Any]:
         },
         "gateway": f"{state.ib_host}:{state.ib_port}",
         "api": {"url": state.api_url, "healthy": _healthy(state.api_url)},
-        "database": settings.db.url,
+        "database": settings.db.redacted_url,
         "bar_store": settings.storage.bar_store,
     }
 

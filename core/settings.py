@@ -8,6 +8,7 @@ import time: entry points call :meth:`Settings.from_env`, tests pass a plain dic
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,11 @@ class DatabaseSettings:
     def is_sqlite(self) -> bool:
         """True for the embedded SQLite default."""
         return self.url.startswith("sqlite")
+
+    @property
+    def redacted_url(self) -> str:
+        """The URL with any password replaced by ``***``, safe to print or log."""
+        return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", self.url)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

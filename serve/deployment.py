@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -12,6 +13,7 @@ from ray.serve import Application
 from core.settings import Settings
 from serve.app import create_api
 from serve.context import ApiContext
+from storage.catalog import Catalog
 
 APP_NAME = "scizor"
 
@@ -19,7 +21,25 @@ APP_NAME = "scizor"
 def build_context(settings: Settings) -> ApiContext:
     """Assemble the API context for ``settings``: checks and routers of every platform part."""
     context = ApiContext(settings)
-    context.add_health_check("api", lambda: {"ok": True})
+    catalog = Catalog(settings.db.url)
+    context.services["catalog"] = catalog
+
+    def catalog_check() -> dict[str, Any]:
+        revision = catalog.revision()
+        return {
+            "ok": revision is not None,
+            "revision": revision,
+            "url": settings.db.redacted_url,
+        }
+
+    def bar_store_check() -> dict[str, Any]:
+        root = settings.storage.bar_store
+        if "://" in root:  # an object store: reachability is checked on first use
+            return {"ok": True, "root": root}
+        return {"ok": Path(root).parent.exists(), "root": root}
+
+    context.add_health_check("catalog", catalog_check)
+    context.add_health_check("bar_store", bar_store_check)
     return context
 
 

@@ -57,3 +57,9 @@ def test_settings_do_not_read_process_environment_when_given_a_mapping(monkeypat
     monkeypatch.setenv("SCIZOR_API_PORT", "1234")
     assert Settings.from_env({}).api.port == 8000
     assert Settings.from_env().api.port == 1234
+
+
+def test_database_url_is_redacted_for_printing():
+    s = Settings.from_env({"SCIZOR_DATABASE_URL": "postgresql+psycopg://scizor:s3cr3t@db:5432/x"})
+    assert s.db.redacted_url == "postgresql+psycopg://scizor:***@db:5432/x"
+    assert "s3cr3t" not in s.db.redacted_url
