@@ -386,3 +386,21 @@ def test_decimals_beyond_numeric_20_8_are_rejected_not_truncated(catalog):
     with pytest.raises(ValidationError, match="finite"):
         catalog.risk.set_limit("x", D("NaN"))
     assert _count(catalog, "risk_limits") == 0
+
+
+def test_failed_replace_account_rolls_back_the_delete_too(catalog):
+    catalog.positions.upsert(Position(symbol="AAPL", quantity=D(10), avg_cost=D(1), account="U1"))
+    twice = [Position(symbol="MSFT", quantity=D(1), avg_cost=D(1))] * 2
+    with pytest.raises(Conflict, match=r"positions\.account\+symbol"):
+        catalog.positions.replace_account("U1", twice)
+    assert catalog.positions.list(account="U1") == [
+        Position(symbol="AAPL", quantity=D(10), avg_cost=D(1), account="U1")
+    ]
+
+
+def test_two_catalogs_on_one_database_see_each_others_writes(catalog):
+    from storage.catalog import Catalog
+
+    with Catalog(catalog.url) as other:
+        other.audit.record("worker", "wrote")
+        assert [e.actor for e in catalog.audit.list()] == ["worker"]
