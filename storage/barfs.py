@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -49,10 +50,17 @@ def resolve_root(
         return filesystem, text.rstrip("/")
     if "://" not in text:
         return pafs.LocalFileSystem(), os.path.abspath(text)
+    return _from_uri(text)
+
+
+@functools.lru_cache(maxsize=32)
+def _from_uri(uri: str) -> tuple[pafs.FileSystem, str]:
+    # Cached per process: an object-store client is costly to build and safe to share, and
+    # every Ray task that opens the store would otherwise build its own.
     try:
-        fs, path = pafs.FileSystem.from_uri(text)
+        fs, path = pafs.FileSystem.from_uri(uri)
     except (ValueError, OSError) as exc:
-        raise StorageError(f"bar store root {text!r} cannot be opened: {exc}") from exc
+        raise StorageError(f"bar store root {uri!r} cannot be opened: {exc}") from exc
     return fs, path.rstrip("/")
 
 

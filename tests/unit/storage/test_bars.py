@@ -314,3 +314,31 @@ def _write_disjoint_days(root: str, writer: int) -> None:
         # writer 0 takes days 0-4, 10-14, ...; writer 1 days 5-9, 15-19, ...
         first = pd.Timestamp("2024-01-01", tz=UTC) + pd.Timedelta(days=10 * batch + 5 * writer)
         store.write("SAME", "1d", make_bars(first.strftime("%Y-%m-%d"), 5, seed=batch))
+
+
+def test_non_local_filesystem_path_round_trips_without_renames_or_locks(tmp_path):
+    import pyarrow.fs as pafs
+
+    # A SubTreeFileSystem is not a LocalFileSystem, so the store takes its object-store path:
+    # direct PUT-style writes, pyarrow listings, no flock.
+    remote = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
+    store = BarStore("bars", filesystem=remote)
+    bars = make_bars("2023-12-28", 10)
+
+    store.write("AAPL", "1d", bars.iloc[:6])
+    store.write("AAPL", "1d", bars.iloc[4:])
+
+    pd.testing.assert_frame_equal(store.read("AAPL", "1d"), bars, check_freq=False)
+    assert store.symbols("1d") == ["AAPL"]
+    assert store.coverage("AAPL", "1d") == [(bars.index[0], bars.index[-1] + pd.Timedelta("1D"))]
+    assert store.read_many(["AAPL"], "1d")["AAPL"].shape == (10, 7)
+    assert not (tmp_path / "bars" / ".locks").exists()
+    store.delete("AAPL")
+    assert store.symbols("1d") == []
+
+
+def test_bad_uri_is_a_storage_error(tmp_path):
+    from core.errors import StorageError
+
+    with pytest.raises(StorageError, match="cannot be opened"):
+        BarStore("nosuchscheme://bucket/bars")
