@@ -53,7 +53,8 @@ class WriteResult:
         rows_received: Bars in the batch.
         rows_new: Bars whose timestamp was not stored before.
         rows_replaced: Bars that overwrote a stored bar with the same timestamp.
-        partitions: Year partitions rewritten.
+        partitions: Year partitions rewritten (a partition whose bars did not change is left
+            untouched).
     """
 
     rows_received: int
@@ -121,8 +122,8 @@ class BarStore:
         with barfs.writer_lock(self._fs, self._paths.base, f"{size.name}.{sym}"):
             new, replaced, parts = 0, 0, 0
             for year, chunk in _split_years(bars):
-                added, swapped = self._merge_partition(sym, size, year, chunk)
-                new, replaced, parts = new + added, replaced + swapped, parts + 1
+                added, swapped, wrote = self._merge_partition(sym, size, year, chunk)
+                new, replaced, parts = new + added, replaced + swapped, parts + wrote
             if span is not None:  # manifest last: it must never claim unwritten data
                 manifest = self._load_manifest(sym, size)
                 manifest.add(span, declared=covered is not None)
@@ -133,20 +134,23 @@ class BarStore:
 
     def _merge_partition(
         self, sym: str, size: BarSize, year: int, bars: BarArrays
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int, int]:
+        """Merge one year's bars into its partition; return (new, replaced, files written)."""
         path = self._paths.data_file(size.name, sym, year)
         barfs.remove_stale_temps(self._fs, path.rsplit("/", 1)[0])
         merged, replaced = bars, 0
         if self._paths.exists(path):
             old = barfiles.from_table(barfiles.read_file(self._fs, path, None, None))
             merged, replaced = _merge(old, bars)
+            if replaced == len(bars) and _same(old, merged):
+                return 0, replaced, 0  # a re-fetch of identical bars: leave the file alone
         barfs.atomic_replace(
             self._fs,
             path,
             lambda target: barfiles.write_file(self._fs, target, merged),
             before_rename=self._before_rename,
         )
-        return len(bars) - replaced, replaced
+        return len(bars) - replaced, replaced, 1
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -357,6 +361,17 @@ def _merge(old: BarArrays, new: BarArrays) -> tuple[BarArrays, int]:
     kept = BarArrays(ts=old.ts[keep], columns={k: v[keep] for k, v in old.columns.items()})
     order = np.argsort(np.concatenate([kept.ts, new.ts]), kind="stable")
     return _concat(kept, new, order), replaced
+
+
+def _same(a: BarArrays, b: BarArrays) -> bool:
+    return (
+        len(a) == len(b)
+        and all(
+            np.array_equal(a.columns[k], b.columns[k], equal_nan=k != "bar_count")
+            for k in a.columns
+        )
+        and np.array_equal(a.ts, b.ts)
+    )
 
 
 def _concat(a: BarArrays, b: BarArrays, order: np.ndarray | None) -> BarArrays:

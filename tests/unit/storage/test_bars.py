@@ -342,3 +342,22 @@ def test_bad_uri_is_a_storage_error(tmp_path):
 
     with pytest.raises(StorageError, match="cannot be opened"):
         BarStore("nosuchscheme://bucket/bars")
+
+
+def test_rewriting_identical_bars_leaves_the_file_untouched(bar_store, tmp_path):
+    bars = make_bars("2024-01-01", 10)
+    bar_store.write("AAPL", "1d", bars)
+    data = next(tmp_path.rglob("data.parquet"))
+    before = data.stat().st_ino
+
+    same = bar_store.write("AAPL", "1d", bars.iloc[2:5])
+    after_same = data.stat().st_ino
+    changed = bars.iloc[2:5].copy()
+    changed["volume"] += 1
+    different = bar_store.write("AAPL", "1d", changed)
+
+    assert (same.rows_replaced, same.partitions) == (3, 0)
+    assert (different.rows_replaced, different.partitions) == (3, 1)
+    assert after_same == before
+    assert data.stat().st_ino != before  # replaced by rename only on the real change
+    assert (bar_store.read("AAPL", "1d")["volume"].iloc[2:5] == changed["volume"]).all()
