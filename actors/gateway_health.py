@@ -57,6 +57,7 @@ class GatewayHealth:
     last_error_message: str
     last_error_time: datetime | None
     errors_by_code: dict[int, int]
+    pacing_violations: int
     queue_depth: int
     open_requests: int
     pacing_waits: int

@@ -142,6 +142,7 @@ class GatewayService:
             last_error_message=st.last_error_message,
             last_error_time=st.last_error_time,
             errors_by_code=dict(st.errors_by_code),
+            pacing_violations=st.pacing_violations,
             queue_depth=ps.queue_depth,
             open_requests=ps.open_requests,
             pacing_waits=ps.waits,
@@ -172,6 +173,20 @@ class GatewayService:
         qualified = conv.from_details(matches[0], sec_type=instrument.sec_type)
         self._contracts[instrument.symbol] = qualified
         return qualified
+
+    async def resolve(self, instrument: Instrument | str) -> Instrument:
+        """Return ``instrument`` with its conId, qualifying it at IB once if needed.
+
+        Raises:
+            NotFound: if IB has no such contract or the symbol is ambiguous.
+        """
+        inst = instrument if isinstance(instrument, Instrument) else Instrument(symbol=instrument)
+        if inst.con_id:
+            return inst
+        known = self._contracts.get(inst.symbol) or await self._qualify_one(inst)
+        if known is None:
+            raise NotFound(f"IB has no single contract for {inst.symbol!r}; check the symbol")
+        return known
 
     async def contract_details(self, instrument: Instrument | str) -> dict[str, Any]:
         """Return IB's contract details for ``instrument`` as a plain record.
@@ -253,16 +268,21 @@ class GatewayService:
 
         async def fetch() -> list[ib_async.BarData]:
             started = asyncio.get_running_loop().time()
-            bars = await self.ib.reqHistoricalDataAsync(
-                contract,
-                endDateTime=chunk.end,
-                durationStr=str(chunk.duration),
-                barSizeSetting=bar.ib,
-                whatToShow=what,
-                useRTH=rth,
-                formatDate=1 if bar.is_daily else 2,
-                timeout=self.request_timeout,
-            )
+            try:
+                bars = await self.ib.reqHistoricalDataAsync(
+                    contract,
+                    endDateTime=chunk.end,
+                    durationStr=str(chunk.duration),
+                    barSizeSetting=bar.ib,
+                    whatToShow=what,
+                    useRTH=rth,
+                    formatDate=1 if bar.is_daily else 2,
+                    timeout=self.request_timeout,
+                )
+            except ib_async.RequestError as exc:
+                if exc.code == 162 and "returned no data" in exc.message:
+                    return []  # a chunk with no sessions in it (night, weekend, holiday)
+                raise
             # ib_async answers a timeout with an empty list; never mistake it for "no data"
             if not bars and asyncio.get_running_loop().time() - started >= self.request_timeout:
                 raise BrokerError(0, f"historical request for {key} timed out; retry later")
@@ -274,9 +294,13 @@ class GatewayService:
     # --- market data ---------------------------------------------------------------------------
 
     async def snapshot(self, instrument: Instrument | str) -> dict[str, Any]:
-        """Return the current quote: bid, ask, last and their sizes (None when absent)."""
-        inst = instrument if isinstance(instrument, Instrument) else Instrument(symbol=instrument)
-        contract = conv.to_contract(self._contracts.get(inst.symbol, inst))
+        """Return the current quote: bid, ask, last and their sizes (None when absent).
+
+        Raises:
+            NotFound: for an unknown contract.
+        """
+        inst = await self.resolve(instrument)
+        contract = conv.to_contract(inst)
 
         async def fetch() -> ib_async.Ticker:
             tickers = await asyncio.wait_for(
@@ -304,8 +328,7 @@ class GatewayService:
 
         The stream is re-subscribed after a reconnect or a 1101/1102 restore.
         """
-        inst = instrument if isinstance(instrument, Instrument) else Instrument(symbol=instrument)
-        return await self.streams.open(self._contracts.get(inst.symbol, inst), bar_size, **kw)
+        return await self.streams.open(await self.resolve(instrument), bar_size, **kw)
 
     async def poll_stream(self, stream_id: str) -> pd.DataFrame:
         """Return the completed bars of a stream not returned before (may be empty)."""

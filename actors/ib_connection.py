@@ -60,6 +60,7 @@ class ConnectionState:
     last_error_message: str = ""
     last_error_time: datetime | None = None
     errors_by_code: dict[int, int] = field(default_factory=dict)
+    pacing_violations: int = 0
 
 
 class IBConnection:
@@ -251,6 +252,8 @@ class IBConnection:
         st.last_error_code, st.last_error_message = code, message
         st.last_error_time = datetime.now(UTC)
         st.errors_by_code[code] = st.errors_by_code.get(code, 0) + 1
+        if code == 162 and "pacing violation" in message.lower():
+            st.pacing_violations += 1
         if self._on_error_cb is not None:
             self._on_error_cb(code, message)
         if code == CONNECTIVITY_LOST:

@@ -223,7 +223,7 @@ class Pacer:
         )
         self._waiters.append(waiter)
         self._waiters.sort(key=lambda w: (w.priority, w.seq))
-        self._dispatch()
+        self._dispatch(now=waiter.enqueued_at)  # released now: it did not wait at all
         try:
             await waiter.future
         except asyncio.CancelledError:
@@ -269,9 +269,9 @@ class Pacer:
         identical_at = now if last is None else max(now, last + self._identical_w)
         return {("group", key.group): group_at, ("identical", key): identical_at}
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, now: float | None = None) -> None:
         """Release every waiter the rules allow now, in priority order; arm the timer."""
-        now = self._clock.monotonic()
+        now = self._clock.monotonic() if now is None else now
         blocked: set[Hashable] = set()
         next_at = math.inf
         for waiter in list(self._waiters):
