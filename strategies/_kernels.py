@@ -1,3 +1,4 @@
+# mypy: allow-untyped-defs
 """Numba kernels behind the backtest engine: one simulation loop shared by every entry point.
 
 ``simulate`` is the only place where fills, costs, stops and sizing happen. ``run_backtest``
@@ -35,7 +36,7 @@ def commission(shares: float, price: float, costs: np.ndarray) -> float:
     cap = value * costs[C_MAX_PCT]
     if fee > cap:
         fee = cap
-    return fee
+    return float(fee)
 
 
 @njit(cache=True)
@@ -49,7 +50,7 @@ def affordable(budget: float, price: float, costs: np.ndarray) -> float:
         shares = np.floor((budget - costs[C_MINIMUM]) / (price * (1.0 + costs[C_RATE])))
     while shares > 0.0 and shares * price + commission(shares, price, costs) > budget:
         shares -= 1.0
-    return max(shares, 0.0)
+    return float(max(shares, 0.0))
 
 
 @njit(cache=True)

@@ -260,11 +260,11 @@ def validate_bars(bars: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def periods_per_year(index: pd.DatetimeIndex) -> float:
+def periods_per_year(index: pd.Index) -> float:
     """Return bars per year: 252 for daily or slower, else 252 x bars per 6.5-hour session."""
     if len(index) < 2:
         return 252.0
-    step = float(np.median(np.diff(index.asi8))) / 1e9
+    step = float(np.median(np.diff(index.asi8))) / 1e9  # type: ignore[attr-defined]
     return 252.0 if step >= 86_400 * 0.9 else 252.0 * max(1.0, 23_400.0 / step)
 
 
@@ -392,7 +392,7 @@ def simulate(
     return pd.Series(equity, index=frame.index, name="equity"), positions, tr[:nt]
 
 
-def trades_frame(rows: np.ndarray, index: pd.DatetimeIndex, symbols: Sequence[str]) -> pd.DataFrame:
+def trades_frame(rows: np.ndarray, index: pd.Index, symbols: Sequence[str]) -> pd.DataFrame:
     """Turn kernel trade rows into the public trades DataFrame."""
     entry = rows[:, k.T_ENTRY_IDX].astype(np.int64)
     exit_ = rows[:, k.T_EXIT_IDX].astype(np.int64)
@@ -467,7 +467,8 @@ def run_batch(
         targets = np.empty((len(chunk), len(frame)))
         for row, p in enumerate(chunk):
             targets[row] = strat.target(frame, p, indicators=cache, resolved=True)
-        equity, n_tr, n_win, g_win, g_loss = k.simulate_batch(
+        kernel: Any = k.simulate_batch  # a numba dispatcher: typed by its arguments
+        equity, n_tr, n_win, g_win, g_loss = kernel(
             *prices, ok, targets, scale[:, None], mode, float(cash), costs, fill == "close"
         )
         returns = equity[:, 1:] / equity[:, :-1] - 1.0  # as compute_stats: from bar 0

@@ -296,24 +296,24 @@ def _evaluate(node: ast.AST, ind: IndicatorCache) -> Any:
 def _compute(node: ast.AST, ind: IndicatorCache) -> Any:
     with np.errstate(invalid="ignore", divide="ignore"):
         if isinstance(node, ast.Constant):
-            return float(node.value)
+            return float(node.value)  # type: ignore[arg-type]
         if isinstance(node, ast.Name):
             return ind.column(node.id)
         if isinstance(node, ast.BoolOp):
             values = [_evaluate(v, ind) for v in node.values]
-            fn = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
-            return fn.reduce(values)
+            both: Any = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
+            return both.reduce(values)
         if isinstance(node, ast.UnaryOp):
             value = _evaluate(node.operand, ind)
             if isinstance(node.op, ast.Not):
                 return np.logical_not(value)
             return -value if isinstance(node.op, ast.USub) else value
         if isinstance(node, ast.BinOp):
-            fn = _ARITH[type(node.op)]
-            return fn(_evaluate(node.left, ind), _evaluate(node.right, ind))
+            arith: Any = _ARITH[type(node.op)]
+            return arith(_evaluate(node.left, ind), _evaluate(node.right, ind))
         if isinstance(node, ast.Compare):
-            fn = _COMPARE[type(node.ops[0])]
-            return fn(_evaluate(node.left, ind), _evaluate(node.comparators[0], ind))
+            compare: Any = _COMPARE[type(node.ops[0])]
+            return compare(_evaluate(node.left, ind), _evaluate(node.comparators[0], ind))
         if isinstance(node, ast.Subscript):
             assert isinstance(node.slice, ast.Constant)
             return _evaluate(node.value, ind)[node.slice.value]
