@@ -132,4 +132,10 @@ def frame_from_table(table: pa.Table) -> pd.DataFrame:
 def frame_from_arrays(ts: np.ndarray, columns: dict[str, np.ndarray]) -> pd.DataFrame:
     """Build the public bar frame: UTC DatetimeIndex ``ts`` and the seven bar columns."""
     index = pd.DatetimeIndex(ts.view("datetime64[ns]"), name="ts").tz_localize("UTC")
-    return pd.DataFrame({name: columns[name] for name in COLUMNS}, index=index, copy=False)
+    # Zero-copy Arrow buffers are read-only; callers expect a frame they can edit.
+    data = {name: _writable(columns[name]) for name in COLUMNS}
+    return pd.DataFrame(data, index=index, copy=False)
+
+
+def _writable(values: np.ndarray) -> np.ndarray:
+    return values if values.flags.writeable else values.copy()

@@ -361,3 +361,16 @@ def test_rewriting_identical_bars_leaves_the_file_untouched(bar_store, tmp_path)
     assert after_same == before
     assert data.stat().st_ino != before  # replaced by rename only on the real change
     assert (bar_store.read("AAPL", "1d")["volume"].iloc[2:5] == changed["volume"]).all()
+
+
+def test_read_returns_a_frame_the_caller_can_edit_without_touching_the_store(bar_store):
+    bar_store.write("AAPL", "1d", make_bars("2024-01-01", 3))
+
+    got = bar_store.read("AAPL", "1d")
+    got.iloc[0, got.columns.get_loc("bar_count")] = 999_999
+    got.loc[got.index[1], "close"] = -1.0
+    got["volume"] += 1
+
+    again = bar_store.read("AAPL", "1d")
+    assert got["bar_count"].iloc[0] == 999_999
+    assert again["bar_count"].iloc[0] != 999_999 and again["close"].iloc[1] > 0
