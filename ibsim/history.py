@@ -35,6 +35,8 @@ class HistoryRequest:
 
     contract: ContractInfo
     end: datetime
+    end_text: str
+    """endDateTime as sent (blank for "now"): identical requests compare this, not ``end``."""
     duration: Duration
     bar: BarSize
     what: str
@@ -45,7 +47,8 @@ class HistoryRequest:
     @property
     def pacing_key(self) -> tuple[object, ...]:
         """What makes two requests 'identical' under IBKR's 15-second rule."""
-        return (self.contract.con_id, self.end, str(self.duration), self.bar.name, self.what)
+        key = (self.contract.con_id, self.end_text, str(self.duration), self.bar.name)
+        return (*key, self.what, self.rth)
 
 
 def parse_request(
@@ -81,6 +84,7 @@ def parse_request(
     return HistoryRequest(
         contract=c,
         end=parse_end(fields["end"], now),
+        end_text=fields["end"].strip(),
         duration=duration,
         bar=bar,
         what=what,

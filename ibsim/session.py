@@ -356,9 +356,9 @@ class Session:
                 "cannot be cancelled, state: unknown or done.",
             )
             return
+        self.error(order_id, 202, "Order Canceled - reason:")
         self.send(m.open_order(order))
         self.send(m.order_status(order))
-        self.error(order_id, 202, "Order Canceled - reason:")
 
     def _req_open_orders(self, fields: list[str]) -> None:
         scope = None if self.client_id == 0 or fields[0] == "16" else self.client_id

@@ -46,7 +46,8 @@ def test_qualify_gets_con_ids_and_unknown_symbols_get_error_200(sim: IBSim) -> N
         errors: list[tuple[int, int]] = []
         ib.errorEvent += lambda req_id, code, *_: errors.append((req_id, code))
         found = await ib.qualifyContractsAsync(
-            Stock("AAPL", "SMART", "USD"), Stock("NOSUCH", "SMART", "USD"),
+            Stock("AAPL", "SMART", "USD"),
+            Stock("NOSUCH", "SMART", "USD"),
             Stock("BHP", "ASX", "AUD"),
         )
         return found, errors
@@ -75,8 +76,9 @@ def test_one_minute_bars_for_a_day_with_epoch_dates(sim: IBSim) -> None:
     async def scenario(ib: IB):  # type: ignore[no-untyped-def]
         c = Stock("SPY", "SMART", "USD")
         end = datetime(2024, 3, 4, 21, 0, tzinfo=UTC)
-        return list(await ib.reqHistoricalDataAsync(c, end, "1 D", "1 min", "TRADES", True,
-                                                     formatDate=2))
+        return list(
+            await ib.reqHistoricalDataAsync(c, end, "1 D", "1 min", "TRADES", True, formatDate=2)
+        )
 
     bars = run(sim, scenario)
     assert len(bars) == 390  # a full regular session
@@ -87,8 +89,9 @@ def test_one_minute_bars_for_a_day_with_epoch_dates(sim: IBSim) -> None:
 def test_keep_up_to_date_bars_stream_at_speed(sim: IBSim) -> None:
     async def scenario(ib: IB):  # type: ignore[no-untyped-def]
         c = Stock("QQQ", "SMART", "USD")
-        bars = await ib.reqHistoricalDataAsync(c, "", "1800 S", "5 secs", "TRADES", True,
-                                               keepUpToDate=True)
+        bars = await ib.reqHistoricalDataAsync(
+            c, "", "1800 S", "5 secs", "TRADES", True, keepUpToDate=True
+        )
         initial_last = bars[-1].date
         updates: list[bool] = []
         bars.updateEvent += lambda _bars, has_new: updates.append(has_new)

@@ -52,7 +52,11 @@ class DecodeHarness:
         if handler.__closure__ is None or "types" not in handler.__code__.co_freevars:
             return None
         cells = dict(
-            zip(handler.__code__.co_freevars, (c.cell_contents for c in handler.__closure__), strict=True)
+            zip(
+                handler.__code__.co_freevars,
+                (c.cell_contents for c in handler.__closure__),
+                strict=True,
+            )
         )
         return int(cells["skip"]) + len(cells["types"])
 
