@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: up down status test lint bench venv postgres clean help
+.PHONY: up down status test lint bench venv system-packages clean help
 
 help:
 	@echo "make up      - install into .venv and start SCIZOR (local Ray, SQLite, ibsim, API on :8000)"
@@ -23,9 +23,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# PostgreSQL server binaries for the test harness (initdb, pg_ctl); installed when missing.
-postgres:
-	@bash .ci/ensure-postgres
+# PostgreSQL server binaries (the test harness starts its own server) and Chromium (the report
+# test renders HTML headless), from the system's packages when missing.
+system-packages:
+	@bash .ci/ensure-system-packages
 
 up: venv
 	$(VENV)/bin/scizor up
@@ -42,7 +43,7 @@ lint: venv
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
-test: venv postgres
+test: venv system-packages
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 bench: venv
