@@ -11,6 +11,7 @@ live streams) after a reconnect or 1101/1102. It never blocks the event loop: on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -113,6 +114,7 @@ class IBConnection:
         self._closing = True
         self._connecting = False
         self._codes_this_attempt: set[int] = set()
+        self._in_use = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._lost_watch: asyncio.Task[None] | None = None
 
@@ -188,11 +190,26 @@ class IBConnection:
     async def _try_client_id(self, cid: int) -> bool:
         """Connect with ``cid``; False when it is in use (326), raise on other failures."""
         self._codes_this_attempt = set()
+        self._in_use = asyncio.Event()
         self.state.client_ids_tried.append(cid)
-        try:
-            await self.ib.connectAsync(
+        connecting = asyncio.ensure_future(
+            self.ib.connectAsync(
                 self.host, self.port, clientId=cid, timeout=self.timeout, account=self.account
             )
+        )
+        in_use = asyncio.ensure_future(self._in_use.wait())
+        # ib_async waits for its whole timeout after a 326; stop at the error instead
+        await asyncio.wait({connecting, in_use}, return_when=asyncio.FIRST_COMPLETED)
+        in_use.cancel()
+        if not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await connecting
+            self.ib.disconnect()
+        try:
+            if self._in_use.is_set():
+                raise ConnectionError(f"client id {cid} already in use")
+            connecting.result()
         except (OSError, TimeoutError, ConnectionError) as exc:
             if CLIENT_ID_IN_USE in self._codes_this_attempt or _looks_in_use(exc):
                 log.warning("IB client id %s in use; trying the next one", cid)
@@ -246,6 +263,8 @@ class IBConnection:
 
     def _on_error(self, req_id: int, code: int, message: str, contract: object = None) -> None:
         self._codes_this_attempt.add(code)
+        if code == CLIENT_ID_IN_USE:
+            self._in_use.set()
         if code in _INFO_CODES:
             return
         st = self.state
