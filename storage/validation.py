@@ -10,7 +10,9 @@ Conventions:
 - Daily bars (``1d``) are stamped at 00:00 UTC of the session date (the exchange's local
   trading date), whatever the exchange's time zone.
 - Intraday bars are stamped at their start, on a multiple of the bar length since the Unix
-  epoch (a ``5m`` bar at 14:35:00, never 14:36:00).
+  epoch (a ``5m`` bar at 14:35:00, never 14:36:00). Bars longer than 30 minutes may also start
+  on a half hour: IBKR (and ibsim) stamp the first regular-hours ``1h`` bar at the session
+  open, 09:30 New York, and the next ones on the hour.
 - ``wap`` is optional and filled with NaN when absent: a volume-weighted price cannot be
   derived from OHLC, and a made-up ``(h+l+c)/3`` would be indistinguishable from a real one.
   ``bar_count`` is optional and filled with 0.
@@ -31,6 +33,7 @@ PRICE_COLUMNS = ("open", "high", "low", "close")
 FLOAT_COLUMNS = ("open", "high", "low", "close", "volume", "wap")
 COLUMNS = (*FLOAT_COLUMNS, "bar_count")
 _DAY_NS = 86_400 * 1_000_000_000
+_HALF_HOUR = 1_800  # seconds; session opens such as 09:30 New York sit on this grid
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,8 +160,9 @@ def _check_time(ts: np.ndarray, size: BarSize) -> None:
         bad = ts % _DAY_NS != 0
         rule = "daily bars are stamped at 00:00 UTC of the session date"
     else:
-        bad = ts % (size.seconds * 1_000_000_000) != 0
-        rule = f"{size.name} bars start on a multiple of {size.seconds}s since the epoch"
+        grid = min(size.seconds, _HALF_HOUR)
+        bad = ts % (grid * 1_000_000_000) != 0
+        rule = f"{size.name} bars start on a multiple of {grid}s since the epoch"
     if bad.any():
         raise _fail(ts, bad, field="ts", rule=rule)
 

@@ -113,6 +113,17 @@ def test_intraday_bars_must_sit_on_multiples_of_the_bar_length():
     assert "14:41:00" in str(info.value)
 
 
+def test_hourly_bars_may_start_at_a_half_hour_session_open_like_ibkr_rth():
+    index = pd.DatetimeIndex(["2024-01-02 14:30", "2024-01-02 15:00", "2024-01-02 16:00"], tz="UTC")
+    bars = good_bars(periods=3)
+    bars.index = index.rename("ts")
+    validate_bars(bars, bar_size("1h"))  # 09:30, 10:00, 11:00 New York: accepted
+
+    bars.index = (index + pd.Timedelta("10min")).rename("ts")
+    with pytest.raises(DataError, match="multiple of 1800s"):
+        validate_bars(bars, bar_size("1h"))
+
+
 def test_naive_timestamps_are_rejected_not_guessed():
     bars = good_bars()
     bars.index = bars.index.tz_localize(None)
