@@ -52,6 +52,7 @@ class Session:
         self.writer = writer
         self.client_id = -1
         self.frames = FrameReader()
+        self._pending: list[bytes] = []
         self.rate = MessageRate(sim.clock)
         self.tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
         self.wants_positions = False
@@ -148,21 +149,15 @@ class Session:
             self.error(-1, code, text)
 
     async def _next_payload(self) -> bytes:
-        while True:
-            ready = self.frames.feed(b"")
-            if ready:
-                self._pending = ready[1:]
-                return ready[0]
+        while not self._pending:
             data = await self.reader.read(65536)
             if not data:
                 raise ConnectionError("peer closed")
-            payloads = self.frames.feed(data)
-            if payloads:
-                self._pending = payloads[1:]
-                return payloads[0]
+            self._pending += self.frames.feed(data)
+        return self._pending.pop(0)
 
     async def _serve(self) -> None:
-        backlog = list(getattr(self, "_pending", []))
+        backlog, self._pending = self._pending, []
         while not self.closed:
             if not backlog:
                 data = await self.reader.read(65536)
