@@ -104,6 +104,7 @@ class GatewayService:
             clock=self._clock,
             seed=seed,
             on_error=lambda code, _msg: self.observer.error(code),
+            on_connected=lambda up: self.observer.connected(up),
         )
         self.ib = self.conn.ib
         self.streams = BarStreams(self)
@@ -120,13 +121,11 @@ class GatewayService:
             NotConnected: naming the address and the fix.
         """
         await self.conn.connect()
-        self.observer.connected(True)
         return self.health()
 
     async def disconnect(self) -> None:
         """Close the connection and stop reconnecting."""
         await self.conn.disconnect()
-        self.observer.connected(False)
 
     def health(self) -> GatewayHealth:
         """Return the current health record."""

@@ -79,6 +79,7 @@ class IBConnection:
         clock: Time source for backoff sleeps.
         seed: Seed of the jitter, for reproducible tests.
         on_error: Called with ``(code, message)`` for every error the gateway reports.
+        on_connected: Called with True after each connect and False after each disconnect.
     """
 
     def __init__(
@@ -95,6 +96,7 @@ class IBConnection:
         clock: Clock | None = None,
         seed: int | None = None,
         on_error: Callable[[int, str], None] | None = None,
+        on_connected: Callable[[bool], None] | None = None,
     ) -> None:
         self.host, self.port, self.timeout, self.account = host, port, timeout, account
         self.base_client_id = client_id
@@ -109,6 +111,7 @@ class IBConnection:
         self._clock = clock or RealClock()
         self._rng = random.Random(seed)
         self._on_error_cb = on_error
+        self._on_connected_cb = on_connected
         self._restore: list[Callable[[], Awaitable[None]]] = []
         self._ready = asyncio.Event()
         self._closing = True
@@ -223,10 +226,14 @@ class IBConnection:
         self.state.client_id = cid
         self.state.server_version = self.ib.client.serverVersion()
         self._ready.set()
+        if self._on_connected_cb is not None:
+            self._on_connected_cb(True)
         return True
 
     def _mark_down(self) -> None:
         self._ready.clear()
+        if self.state.connected and self._on_connected_cb is not None:
+            self._on_connected_cb(False)
         self.state.connected = False
 
     def _on_disconnected(self) -> None:

@@ -1,0 +1,55 @@
+"""The gateway as a named, detached Ray actor, against ibsim over TCP (one small Ray test)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from actors.gateway import get_gateway
+from actors.pacing import PacingRules
+from core.errors import NotFound
+from core.settings import IBSettings
+from ibsim.server import IBSim
+from ibsim.testing import running_ibsim
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def sim() -> Iterator[IBSim]:
+    start = datetime(2024, 3, 12, 15, 0, tzinfo=UTC)
+    with running_ibsim(seed=5, pacing="strict", speed=300, start=start) as server:
+        yield server
+
+
+def test_gateway_actor_is_one_named_detached_actor_serving_bars(
+    ray_session: None, sim: IBSim
+) -> None:
+    import ray
+
+    settings = IBSettings(host="127.0.0.1", port=sim.port, client_id=901, account=None, timeout=10)
+    kw = {"namespace": "scizor-test", "name": "scizor-gateway-test"}
+    gateway = get_gateway(settings, time_scale=300.0, rules=PacingRules.ibkr(margin_s=0.25), **kw)
+    try:
+        health = ray.get(gateway.ready.remote(), timeout=60)
+        assert health["connected"] and health["client_id"] == 901
+
+        again = get_gateway(settings, **kw)  # get_if_exists: the same actor, no new connection
+        assert again._actor_id == gateway._actor_id
+        assert ray.get(again.health.remote(), timeout=30)["client_ids_tried"] == [901]
+
+        found = ray.get(gateway.qualify.remote(["AAPL", "NOSUCHSYM"]), timeout=30)
+        assert found["AAPL"].con_id == 420681219 and found["NOSUCHSYM"] is None
+        with pytest.raises(NotFound):
+            ray.get(gateway.contract_details.remote("NOSUCHSYM"), timeout=30)
+
+        start, end = datetime(2023, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC)
+        bars = ray.get(
+            gateway.historical_bars.remote("AAPL", bar_size="1d", start=start, end=end),
+            timeout=60,
+        )
+        assert len(bars) == 250 and str(bars.index.tz) == "UTC"
+    finally:
+        ray.kill(gateway)
