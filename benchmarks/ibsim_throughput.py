@@ -40,9 +40,9 @@ async def order_latency(ib: IB, *, n: int) -> list[float]:
     out = []
     for i in range(n):
         done = asyncio.Event()
-        trade = ib.placeOrder(c, MarketOrder("BUY" if i % 2 == 0 else "SELL", 100))
-        trade.filledEvent += lambda _t: done.set()
         t0 = time.perf_counter()
+        trade = ib.placeOrder(c, MarketOrder("BUY" if i % 2 == 0 else "SELL", 100))
+        trade.filledEvent += lambda _t, done=done: done.set()
         await asyncio.wait_for(done.wait(), 10)
         out.append((time.perf_counter() - t0) * 1000)
     return out

@@ -69,15 +69,15 @@ class ControlServer:
         if cmd == "status":
             return {"ok": True, "clients": sorted(sim.sessions), "port": sim.port}
         if cmd == "drop_all":
-            await sim._drop_all()
+            await sim.drop_connections()
         elif cmd == "flap":
-            sim._flap()
+            sim.send_flap()
         elif cmd == "stall":
-            sim._set_stall(float(command["seconds"]))
+            sim.set_stall(float(command["seconds"]))
         elif cmd == "reject_next_order":
             sim.broker.reject_next(str(command.get("reason", "Simulated rejection")))
         elif cmd == "restart":
-            await sim._restart(float(command["seconds"]))
+            await sim.restart_now(float(command["seconds"]))
         else:
             raise ValueError(
                 f"unknown cmd {cmd!r}; use ping, status, drop_all, flap, stall, "

@@ -99,7 +99,7 @@ class IBSim:
         await self.control.stop()
         if self._server is not None:
             self._server.close()
-        await self._drop_all()
+        await self.drop_connections()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
@@ -252,18 +252,18 @@ class IBSim:
 
     def drop_all(self) -> None:
         """Close every client connection abruptly (clients see a disconnect)."""
-        self._call(self._drop_all)
+        self._call(self.drop_connections)
 
-    async def _drop_all(self) -> None:
+    async def drop_connections(self) -> None:
         for session in [*self.sessions.values(), *self._anonymous]:
             session.writer.transport.abort()
             await session.close()
 
     def connectivity_flap(self) -> None:
         """Send 1100 (connectivity lost) then 1102 (restored, data maintained) to everyone."""
-        self._call(self._flap)
+        self._call(self.send_flap)
 
-    def _flap(self) -> None:
+    def send_flap(self) -> None:
         for session in list(self.sessions.values()):
             session.error(-1, 1100, "Connectivity between IB and Trader Workstation has been lost.")
             session.error(
@@ -275,9 +275,9 @@ class IBSim:
 
     def stall(self, seconds: float) -> None:
         """Stop answering anything for ``seconds`` real seconds."""
-        self._call(lambda: self._set_stall(seconds))
+        self._call(lambda: self.set_stall(seconds))
 
-    def _set_stall(self, seconds: float) -> None:
+    def set_stall(self, seconds: float) -> None:
         assert self._loop is not None
         self._stalled_until = self._loop.time() + seconds
 
@@ -287,9 +287,9 @@ class IBSim:
 
     def restart(self, seconds: float) -> None:
         """Simulate the nightly restart: drop everyone and refuse connections for a while."""
-        self._call(lambda: self._restart(seconds))
+        self._call(lambda: self.restart_now(seconds))
 
-    async def _restart(self, seconds: float) -> None:
+    async def restart_now(self, seconds: float) -> None:
         assert self._loop is not None
         self._refuse_until = self._loop.time() + seconds
-        await self._drop_all()
+        await self.drop_connections()
