@@ -255,6 +255,7 @@ class IBSim:
         self._call(self.drop_connections)
 
     async def drop_connections(self) -> None:
+        """Abort every connection (call on the server's loop)."""
         for session in [*self.sessions.values(), *self._anonymous]:
             session.writer.transport.abort()
             await session.close()
@@ -264,6 +265,7 @@ class IBSim:
         self._call(self.send_flap)
 
     def send_flap(self) -> None:
+        """Send 1100 then 1102 to every client (call on the server's loop)."""
         for session in list(self.sessions.values()):
             session.error(-1, 1100, "Connectivity between IB and Trader Workstation has been lost.")
             session.error(
@@ -278,6 +280,7 @@ class IBSim:
         self._call(lambda: self.set_stall(seconds))
 
     def set_stall(self, seconds: float) -> None:
+        """Start a stall of ``seconds`` (call on the server's loop)."""
         assert self._loop is not None
         self._stalled_until = self._loop.time() + seconds
 
@@ -290,6 +293,7 @@ class IBSim:
         self._call(lambda: self.restart_now(seconds))
 
     async def restart_now(self, seconds: float) -> None:
+        """Drop everyone and refuse connections for ``seconds`` (on the server's loop)."""
         assert self._loop is not None
         self._refuse_until = self._loop.time() + seconds
         await self.drop_connections()
