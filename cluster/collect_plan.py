@@ -201,7 +201,7 @@ def collect_one(
             gaps = store.missing(
                 target.symbol, target.bar_size, target.start, target.end, calendar=target.calendar
             )
-            for lo, hi in gaps:
+            for lo, hi in per_session(gaps, bar_size=target.bar_size, calendar=target.calendar):
                 frame = fetch(target.instrument, bar_size=target.bar_size, start=lo, end=hi)
                 frame = clip(frame, lo, hi)
                 result = store.write(target.symbol, target.bar_size, frame, covered=(lo, hi))
@@ -214,6 +214,31 @@ def collect_one(
                 return _failed(target, exc, written=written, ranges=ranges, attempts=attempt)
             sleep(policy.delay(attempt))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def per_session(gaps: Iterable[Any], *, bar_size: str, calendar: str) -> list[Span]:
+    """Split intraday gaps into one range per trading session (open to close).
+
+    A gap of consecutive missing sessions spans the nights between them; asking IB for
+    those hours returns nothing but still counts against pacing, so each session is
+    requested on its own. Daily gaps are returned as they are.
+    """
+    spans = [
+        (pd.Timestamp(lo).to_pydatetime(), pd.Timestamp(hi).to_pydatetime()) for lo, hi in gaps
+    ]
+    if parse_bar_size(bar_size).is_daily or not spans:
+        return spans
+    from storage.calendars import sessions
+
+    out: list[Span] = []
+    for lo, hi in spans:
+        days = sessions(calendar, pd.Timestamp(lo), pd.Timestamp(hi) + pd.Timedelta(days=1))
+        for open_ns, close_ns in zip(days.opens.tolist(), days.closes.tolist(), strict=True):
+            a = max(lo, pd.Timestamp(open_ns, tz="UTC").to_pydatetime())
+            b = min(hi, pd.Timestamp(close_ns, tz="UTC").to_pydatetime())
+            if a < b:
+                out.append((a, b))
+    return out
 
 
 def clip(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:

@@ -150,3 +150,23 @@ def test_tally_counts_statuses_bars_and_failures() -> None:
     assert rows["bars written"] == "10"
     assert tally.failures == {"C 1d": "boom"}
     assert tally.finished_items == 3 and tally.failed == 1
+
+
+def test_per_session_splits_intraday_gaps_at_session_bounds() -> None:
+    # Fri 2024-03-08 .. Tue 2024-03-12 (DST starts Sun 10 March: opens move 14:30 -> 13:30 UTC)
+    gap = (datetime(2024, 3, 8, tzinfo=UTC), datetime(2024, 3, 13, tzinfo=UTC))
+    spans = cp.per_session([gap], bar_size="1m", calendar="NASDAQ")
+    assert spans == [
+        (datetime(2024, 3, 8, 14, 30, tzinfo=UTC), datetime(2024, 3, 8, 21, tzinfo=UTC)),
+        (datetime(2024, 3, 11, 13, 30, tzinfo=UTC), datetime(2024, 3, 11, 20, tzinfo=UTC)),
+        (datetime(2024, 3, 12, 13, 30, tzinfo=UTC), datetime(2024, 3, 12, 20, tzinfo=UTC)),
+    ]
+
+
+def test_per_session_clips_partial_sessions_and_keeps_daily_gaps() -> None:
+    gap = (datetime(2024, 3, 8, 18, tzinfo=UTC), datetime(2024, 3, 11, 15, tzinfo=UTC))
+    assert cp.per_session([gap], bar_size="30s", calendar="XNYS") == [
+        (datetime(2024, 3, 8, 18, tzinfo=UTC), datetime(2024, 3, 8, 21, tzinfo=UTC)),
+        (datetime(2024, 3, 11, 13, 30, tzinfo=UTC), datetime(2024, 3, 11, 15, tzinfo=UTC)),
+    ]
+    assert cp.per_session([gap], bar_size="1d", calendar="XNYS") == [gap]
