@@ -365,9 +365,10 @@ def simulate(
         raise ParameterError(f"fill must be 'next_open' or 'close', got {fill!r}", field="fill")
     if not cash > 0:
         raise ParameterError(f"cash must be positive, got {cash}", field="cash")
-    o, h, lo, c = prices or tuple(
-        np.ascontiguousarray(frame[[col]].to_numpy(np.float64)) for col in COLUMNS[:4]
-    )
+    if prices is None:
+        ohlc = frame[list(COLUMNS[:4])].to_numpy(np.float64)
+        prices = tuple(np.ascontiguousarray(ohlc[:, i : i + 1]) for i in range(4))
+    o, h, lo, c = prices
     n, width = c.shape
     ok = tradable if tradable is not None else np.ones((n, width), dtype=np.bool_)
     equity = np.empty(n)
