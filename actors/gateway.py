@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 ACTOR_NAME = "scizor-gateway"
 NAMESPACE = "scizor"
 HEAD_RESOURCE = "scizor_head"
+GATEWAY_NAME = ACTOR_NAME
+GATEWAY_NAMESPACE = NAMESPACE
 
 
 class GatewayActor:

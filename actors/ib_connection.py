@@ -62,6 +62,7 @@ class ConnectionState:
     last_error_time: datetime | None = None
     errors_by_code: dict[int, int] = field(default_factory=dict)
     pacing_violations: int = 0
+    no_data_answers: int = 0
 
 
 class IBConnection:
@@ -272,9 +273,12 @@ class IBConnection:
         self._codes_this_attempt.add(code)
         if code == CLIENT_ID_IN_USE:
             self._in_use.set()
+        st = self.state
         if code in _INFO_CODES:
             return
-        st = self.state
+        if code == 162 and "returned no data" in message:
+            st.no_data_answers += 1  # an empty answer, not a failure
+            return
         st.last_error_code, st.last_error_message = code, message
         st.last_error_time = datetime.now(UTC)
         st.errors_by_code[code] = st.errors_by_code.get(code, 0) + 1
