@@ -257,3 +257,21 @@ def test_gateway_snapshot_has_a_two_sided_quote(sim: IBSim) -> None:
     quote = run(body, service(sim))
     assert quote["bid"] is not None and quote["ask"] is not None
     assert quote["bid"] < quote["ask"]
+
+
+def test_gateway_reconnects_when_1100_is_not_followed_by_a_restore(sim: IBSim) -> None:
+    async def body(svc: GatewayService) -> None:
+        svc.conn.lost_grace_s = 0.2
+        client_id = svc.health().client_id
+
+        def lose() -> None:
+            session = sim.sessions[client_id]
+            session.error(-1, 1100, "Connectivity between IB and Trader Workstation has been lost.")
+
+        await asyncio.to_thread(sim._call, lose)
+        await eventually(lambda: svc.health().reconnects == 1 and svc.health().connected)
+        assert svc.health().broker_connectivity
+        found = await svc.qualify(["AAPL"])  # and the new connection serves requests
+        assert found["AAPL"] is not None
+
+    run(body, service(sim))
