@@ -264,7 +264,9 @@ def periods_per_year(index: pd.Index) -> float:
     """Return bars per year: 252 for daily or slower, else 252 x bars per 6.5-hour session."""
     if len(index) < 2:
         return 252.0
-    step = float(np.median(np.diff(index.asi8))) / 1e9  # type: ignore[attr-defined]
+    # pandas 3 indexes may be in us or ms: convert before reading integer nanoseconds.
+    nanos = pd.DatetimeIndex(index).as_unit("ns").asi8
+    step = float(np.median(np.diff(nanos))) / 1e9
     return 252.0 if step >= 86_400 * 0.9 else 252.0 * max(1.0, 23_400.0 / step)
 
 

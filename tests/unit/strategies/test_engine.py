@@ -249,3 +249,13 @@ def test_bad_bars_raise_data_error():
 def test_margin_allows_leverage_but_not_beyond_it():
     r = run(frame([10, 10, 10]), [1, 1, 1], margin=0.5)
     assert r.positions.iloc[-1] == 200
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_periods_per_year_does_not_depend_on_the_index_time_unit(unit):
+    from strategies.engine import periods_per_year
+
+    daily = pd.date_range("2020-01-01", periods=300, freq="B", tz="UTC").as_unit(unit)
+    minutes = pd.date_range("2020-01-02 14:30", periods=300, freq="min", tz="UTC").as_unit(unit)
+    assert periods_per_year(daily) == 252.0
+    assert periods_per_year(minutes) == pytest.approx(252.0 * 390)
