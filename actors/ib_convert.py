@@ -8,7 +8,6 @@ with ``Decimal`` quantities and prices, and IB errors become :mod:`core.errors` 
 
 from __future__ import annotations
 
-import copyreg
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -255,20 +254,3 @@ def request_error(code: int, message: str) -> BrokerError | NotFound:
     if code == 200:
         return NotFound(f"IB error 200: {message}")
     return BrokerError(code, message)
-
-
-def _rebuild_broker_error(cls: type[BrokerError], code: int, message: str) -> BrokerError:
-    err = BrokerError.__new__(cls)
-    BrokerError.__init__(err, code, message)
-    return err
-
-
-def _reduce_broker_error(err: BrokerError) -> tuple[Any, ...]:
-    return (_rebuild_broker_error, (type(err), err.code, err.broker_message))
-
-
-# BrokerError's constructor takes (code, message) but Exception pickles only args, so a
-# BrokerError raised in the gateway actor could not cross a Ray process boundary. Teach
-# pickle (and cloudpickle, which consults copyreg) how to rebuild it and its subclasses.
-for _cls in (BrokerError, PacingViolation, *BrokerError.__subclasses__()):
-    copyreg.pickle(_cls, _reduce_broker_error)

@@ -8,6 +8,15 @@ maps these classes to HTTP status codes in one place.
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def _rebuild(cls: type[ScizorError], args: tuple[Any, ...], state: dict[str, Any]) -> ScizorError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
+
 
 class ScizorError(Exception):
     """Root of every error SCIZOR raises on purpose."""
@@ -18,6 +27,11 @@ class ScizorError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take other constructor arguments (code, field, ...); rebuild from state so
+        # every error crosses a process boundary (Ray tasks and actors) intact.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class ConfigError(ScizorError):

@@ -1,8 +1,10 @@
+import pickle
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
+from core import errors as E
 from core.errors import Conflict
 from core.orders import TERMINAL, TRANSITIONS, can_transition, transition
 from core.types import Fill, Order, OrderStatus, OrderType, Side
@@ -92,3 +94,23 @@ def test_fill_rejects_naive_time():
     )
     with pytest.raises(AttributeError):
         fill.price = Decimal(2)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        E.ScizorError("x"),
+        E.ValidationError("bad", field="quantity"),
+        E.DataError("bad bar", field="high"),
+        E.BrokerError(321, "bad request"),
+        E.PacingViolation(),
+        E.NotConnected(),
+        E.RiskRejected("max position"),
+        E.NotFound("missing"),
+    ],
+)
+def test_every_error_survives_pickling_with_its_attributes(error):
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is type(error)
+    assert str(back) == str(error)
+    assert back.__dict__ == error.__dict__
