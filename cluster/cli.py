@@ -77,6 +77,7 @@ def up() -> None:
                 "Ray address": state.ray_address,
                 "IB gateway": f"{state.ib_host}:{state.ib_port}"
                 + (" (embedded ibsim)" if state.ibsim_pid else ""),
+                "Gateway connected": bool(state.extra.get("gateway", {}).get("connected")),
                 "Database": s.db.redacted_url,
                 "Bar store": s.storage.bar_store,
             },

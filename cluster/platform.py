@@ -7,6 +7,7 @@ real gateway given by ``SCIZOR_IB_HOST`` is left alone).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -59,7 +60,7 @@ def save_state(settings: Settings, state: PlatformState) -> None:
     path = state_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(state), indent=2))
+    tmp.write_text(json.dumps(asdict(state), indent=2, default=str))
     tmp.replace(path)
 
 
@@ -158,8 +159,34 @@ def up(settings: Settings) -> PlatformState:
     serve.run(build_app(effective_env(settings, state)), name=APP_NAME, route_prefix="/")
     state.api_url = f"http://{api.host}:{api.port}"
     save_state(settings, state)
+    state.extra["gateway"] = start_gateway(Settings.from_env(effective_env(settings, state)))
     wait_until(lambda: _healthy(state.api_url), timeout=60, what="the HTTP API")
     return state
+
+
+def start_gateway(settings: Settings) -> dict[str, Any]:
+    """Create (or find) the gateway actor, connect it to the broker, return its health.
+
+    Raises:
+        BrokerError: if the gateway cannot connect (the message says where it tried).
+    """
+    import ray
+
+    from actors.gateway import get_gateway
+
+    gateway = get_gateway(settings)
+    health: dict[str, Any] = ray.get(gateway.ready.remote(), timeout=settings.ib.timeout * 6)
+    return health
+
+
+def stop_gateway() -> None:
+    """Kill the gateway actor (it is detached, so it outlives the driver that made it)."""
+    import ray
+
+    from actors.gateway import GATEWAY_NAME, GATEWAY_NAMESPACE
+
+    with contextlib.suppress(ValueError):  # ValueError: no such actor
+        ray.kill(ray.get_actor(GATEWAY_NAME, namespace=GATEWAY_NAMESPACE))
 
 
 def migrate(settings: Settings) -> None:
@@ -185,6 +212,7 @@ def down(settings: Settings) -> PlatformState | None:
         from serve.deployment import APP_NAME
 
         bootstrap.connect(settings, address=state.ray_address)
+        stop_gateway()
         if state.ray_started:
             serve.shutdown()
             ray.shutdown()

@@ -38,7 +38,17 @@ def build_context(settings: Settings) -> ApiContext:
             return {"ok": True, "root": root}
         return {"ok": Path(root).parent.exists(), "root": root}
 
+    def gateway_check() -> dict[str, Any]:
+        import ray
+
+        from actors.gateway import GATEWAY_NAME, GATEWAY_NAMESPACE
+
+        actor = ray.get_actor(GATEWAY_NAME, namespace=GATEWAY_NAMESPACE)
+        health: dict[str, Any] = ray.get(actor.health.remote(), timeout=5)
+        return {"ok": bool(health.get("connected")), **health}
+
     context.add_health_check("catalog", catalog_check)
+    context.add_health_check("gateway", gateway_check)
     context.add_health_check("bar_store", bar_store_check)
     return context
 

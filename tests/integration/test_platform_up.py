@@ -70,7 +70,10 @@ def test_up_serves_health_from_ray_serve_and_down_stops_what_it_started(ray_sess
 
         health = httpx.get(f"http://127.0.0.1:{api_port}/health", timeout=10)
         assert health.status_code == 200
-        assert health.json()["status"] == "ok"
+        body = health.json()
+        assert body["status"] == "ok", body
+        assert body["checks"]["gateway"]["connected"] is True
+        assert body["checks"]["catalog"]["revision"]
         assert port_open(ib_port), "embedded ibsim is not listening"
         assert (tmp_path / "home" / "scizor.db").exists(), "catalog was not migrated"
 
@@ -83,6 +86,8 @@ def test_up_serves_health_from_ray_serve_and_down_stops_what_it_started(ray_sess
     assert "SCIZOR stopped." in down.stdout
     assert eventually(lambda: not port_open(ib_port)), "ibsim still listening after down"
     assert ray.is_initialized(), "down must not stop a cluster it did not start"
+    with pytest.raises(ValueError):
+        ray.get_actor("scizor-gateway", namespace="scizor")
     assert scizor(env, "status").stdout.count("down") == 1
 
 
