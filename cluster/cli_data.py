@@ -50,7 +50,6 @@ class Farm:
         """The gateway actor (joins the Ray cluster on first use)."""
         if self._gateway is None:
             from actors.gateway import get_gateway
-
             from cluster import bootstrap
 
             bootstrap.connect(self.settings)
@@ -170,11 +169,11 @@ def list_symbols(
     invalid: bool = typer.Option(False, "--invalid", help="Show symbols IB did not know."),
 ) -> None:
     """List the symbols of the catalog."""
-    from cluster.universes import canonical_name
+    from cluster.symbols import universe_key
 
     farm = Farm.open()
     try:
-        name = canonical_name(universe) if universe and universe != "custom" else universe
+        name = universe_key(universe) if universe else None
         records = farm.symbols(with_ib=False).list(universe=name, invalid=invalid)
     finally:
         farm.close()

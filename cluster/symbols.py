@@ -171,9 +171,7 @@ class SymbolService:
         records = self._catalog.symbols.list(valid=True)
         if not universes:
             return records
-        from cluster.universes import canonical_name
-
-        wanted = {canonical_name(u) if u != "custom" else u for u in universes}
+        wanted = {universe_key(u) for u in universes}
         return [r for r in records if r.universe in wanted]
 
     def _record(self, record: SymbolRecord, answer: Any, report: ValidationReport) -> None:
@@ -198,6 +196,16 @@ class SymbolService:
         if self._lookup is None:
             raise ValidationError("validation needs the IB gateway; none was given", field="lookup")
         return self._lookup
+
+
+def universe_key(name: str) -> str:
+    """A bundled universe's canonical name, or ``name`` itself for catalog-only universes."""
+    from cluster.universes import canonical_name
+
+    try:
+        return canonical_name(name)
+    except ValidationError:
+        return name
 
 
 def _verified(record: SymbolRecord, answer: Any, *, at: Any) -> SymbolRecord:

@@ -119,3 +119,6 @@ def test_collectable_filters_valid_symbols_by_universe(catalog: Any) -> None:
     assert etfs and {r.universe for r in etfs} == {"etfs"}
     assert "SPY" not in {r.symbol for r in etfs}
     assert len(svc.collectable()) == len(svc.list())
+    svc.add("BHP", exchange="ASX", currency="AUD")
+    assert [r.symbol for r in svc.collectable(["custom"])] == ["BHP"]
+    assert svc.collectable(["no-such-universe"]) == []
