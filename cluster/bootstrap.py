@@ -52,6 +52,7 @@ def start_local_head(settings: Settings) -> str:
         "start",
         "--head",
         f"--port={LOCAL_GCS_PORT}",
+        "--node-ip-address=127.0.0.1",  # a laptop head stays on loopback
         f"--dashboard-host={settings.ray.dashboard_host}",
         f"--dashboard-port={settings.ray.dashboard_port}",
         f"--resources={json.dumps({HEAD_RESOURCE: 1})}",
@@ -90,9 +91,15 @@ def connect(settings: Settings, *, address: str | None = None) -> None:
     target = address or settings.ray.address or local_address()
     if ray.is_initialized():
         return
-    ray.init(
-        address=target,
-        namespace=NAMESPACE,
-        logging_level="WARNING",
-        log_to_driver=False,
-    )
+    try:
+        ray.init(
+            address=target,
+            namespace=NAMESPACE,
+            logging_level="WARNING",
+            log_to_driver=False,
+        )
+    except ConnectionError as exc:
+        raise ConfigError(
+            f"cannot reach the Ray cluster at {target}: {exc}. Start SCIZOR with 'scizor up', "
+            "or set SCIZOR_RAY_ADDRESS to a running cluster's address"
+        ) from exc
