@@ -22,6 +22,20 @@ NAMESPACE = "scizor"
 LOCAL_GCS_PORT = 6380
 
 
+AUTH_MODE_VAR = "RAY_AUTH_MODE"
+
+
+def prepare_auth(env: dict[str, str] | os._Environ[str]) -> None:
+    """Use Ray's token authentication for the local head unless the user chose a mode.
+
+    Must run before Ray is imported: Ray reads the mode once. A cluster named by
+    ``SCIZOR_RAY_ADDRESS`` keeps whatever mode its operator set (``RAY_AUTH_MODE``); the head
+    ``scizor up`` starts always requires the token in ``~/.ray/auth_token`` (generated once).
+    """
+    if not env.get("SCIZOR_RAY_ADDRESS"):
+        env.setdefault(AUTH_MODE_VAR, "token")
+
+
 def ray_executable() -> str:
     """The ``ray`` CLI of this Python environment."""
     candidate = Path(sys.executable).with_name("ray")
@@ -61,6 +75,7 @@ def start_local_head(settings: Settings) -> str:
     if settings.ray.num_cpus:
         cmd.append(f"--num-cpus={settings.ray.num_cpus}")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    prepare_auth(env)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise ConfigError(f"ray start failed:\n{proc.stdout}\n{proc.stderr}")

@@ -123,6 +123,11 @@ def register(extra: typer.Typer, *, name: str | None = None) -> None:
 
 def main() -> None:
     """Entry point of the ``scizor`` console script: SCIZOR errors print cleanly, exit 2."""
+    import os
+
+    from cluster.bootstrap import prepare_auth
+
+    prepare_auth(os.environ)  # before anything imports Ray
     _load_command_modules()
     try:
         app()
