@@ -76,6 +76,14 @@ def start_local_head(settings: Settings) -> str:
         cmd.append(f"--num-cpus={settings.ray.num_cpus}")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     prepare_auth(env)
+    if env.get(AUTH_MODE_VAR) == "token":
+        # Creates ~/.ray/auth_token once; it prints the token, which must not reach a log.
+        subprocess.run(
+            [ray_executable(), "get-auth-token", "--generate"],
+            capture_output=True,
+            env=env,
+            check=False,
+        )
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise ConfigError(f"ray start failed:\n{proc.stdout}\n{proc.stderr}")
