@@ -139,6 +139,7 @@ def up(settings: Settings) -> PlatformState:
     if settings.ib.embedded:
         if not (state.ibsim_pid and _alive(state.ibsim_pid)):
             state.ibsim_pid = start_ibsim(settings)
+            save_state(settings, state)  # so 'down' can stop it if a later step fails
         state.ib_host, state.ib_port = EMBEDDED_IB_HOST, settings.ib.port
     else:
         state.ib_host, state.ib_port = settings.ib.host or "", settings.ib.port
@@ -149,7 +150,9 @@ def up(settings: Settings) -> PlatformState:
         state.ray_started = state.ray_started or not bootstrap.head_running(
             bootstrap.local_address()
         )
-        state.ray_address = bootstrap.start_local_head(settings)
+        state.ray_address = bootstrap.local_address()
+        save_state(settings, state)
+        bootstrap.start_local_head(settings)
         state.dashboard_url = f"http://{settings.ray.dashboard_host}:{settings.ray.dashboard_port}"
     save_state(settings, state)
 
