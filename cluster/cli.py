@@ -74,6 +74,9 @@ def up() -> None:
                 "API": state.api_url,
                 "API docs": f"{state.api_url}/docs",
                 "Ray dashboard": state.dashboard_url or "(cluster's own)",
+                "Dashboard token": "~/.ray/auth_token (or: .venv/bin/ray get-auth-token)"
+                if state.ray_started
+                else "(cluster's own)",
                 "Ray address": state.ray_address,
                 "IB gateway": f"{state.ib_host}:{state.ib_port}"
                 + (" (embedded ibsim)" if state.ibsim_pid else ""),
