@@ -127,6 +127,42 @@ def _check_stops(t, o, h, lo, tradable, pos, avg, eidx, ecomm, costs, tr, nt, ca
 
 
 @njit(cache=True)
+def _value(pos, prices):
+    """Return the market value of ``pos`` at ``prices`` (a loop: no temporary array)."""
+    total = 0.0
+    for j in range(pos.shape[0]):
+        total += pos[j] * prices[j]
+    return total
+
+
+@njit(cache=True)
+def _gross(pos, prices):
+    """Return the gross exposure sum(|pos| x prices) without a temporary array."""
+    total = 0.0
+    for j in range(pos.shape[0]):
+        total += abs(pos[j]) * prices[j]
+    return total
+
+
+@njit(cache=True, inline="always")
+def _holding(pos):
+    """Return True when any asset has a position."""
+    for j in range(pos.shape[0]):
+        if pos[j] != 0.0:
+            return True
+    return False
+
+
+@njit(cache=True, inline="always")
+def _pending(t, ts, target, tradable, held):
+    """Return True when a tradable asset's target at bar ``ts`` differs from the held one."""
+    for j in range(held.shape[0]):
+        if tradable[t, j] and target[ts, j] != held[j]:
+            return True
+    return False
+
+
+@njit(cache=True)
 def _wanted(j, sig, ts, scale, size_mode, equity, price, costs):
     """Return the whole-share size (unsigned) the signal ``sig`` asks for."""
     if size_mode == 1:
@@ -154,16 +190,22 @@ def _rebalance(
     tr,
     nt,
     cash,
+    changed,
 ):
-    """Act on changed signals of bar ``ts`` at prices ``px`` of bar ``t``: sells, then buys."""
+    """Act on changed signals of bar ``ts`` at prices ``px`` of bar ``t``: sells, then buys.
+
+    ``changed`` is caller-owned scratch space (k bools), so the common no-change bar
+    allocates nothing.
+    """
     k = pos.shape[0]
-    changed = np.zeros(k, dtype=np.bool_)
+    any_changed = False
     for j in range(k):
         changed[j] = tradable[t, j] and target[ts, j] != held[j]
-    if not changed.any():
+        any_changed = any_changed or changed[j]
+    if not any_changed:
         return cash, nt
     slip = costs[C_SLIP]
-    equity = cash + np.sum(pos * mark)
+    equity = cash + _value(pos, mark)
     for j in range(k):  # reductions and exits first, so their cash funds the buys
         if not changed[j] or pos[j] == 0.0:
             continue
@@ -180,8 +222,8 @@ def _rebalance(
         fee = commission(qty, price, costs)
         cash += sgn * qty * price - fee
         nt = _record_close(tr, nt, j, qty, price, t, pos, avg, eidx, ecomm, fee)
-    equity = cash + np.sum(pos * mark)
-    avail = equity / costs[C_MARGIN] - np.sum(np.abs(pos) * mark)
+    equity = cash + _value(pos, mark)
+    avail = equity / costs[C_MARGIN] - _gross(pos, mark)
     for j in range(k):
         if not changed[j]:
             continue
@@ -242,17 +284,30 @@ def simulate(
     ecomm = np.zeros(k)
     held = np.zeros(k)
     mark = np.zeros(k)
+    changed = np.zeros(k, dtype=np.bool_)
+    has_stops = not (np.isnan(costs[C_SL]) and np.isnan(costs[C_TP]))
     nt = 0
+    # Helper calls cost reference counting on every array argument, so the loop only calls
+    # them on bars that need them: a pending target change, or stops with a position open.
     for t in range(n):
-        if fill_close:
+        if fill_close and has_stops and _holding(pos):
             cash, nt = _check_stops(
                 t, o, h, lo, tradable, pos, avg, eidx, ecomm, costs, tr, nt, cash
             )
+        ts = t if fill_close else t - 1
+        if ts >= 0 and _pending(t, ts, target, tradable, held):
+            if fill_close:
+                px = c[t]
+                mark[:] = px
+            else:
+                px = o[t]
+                for j in range(k):
+                    mark[j] = o[t, j] if tradable[t, j] else c[t - 1, j]
             cash, nt = _rebalance(
                 t,
-                t,
-                c[t],
-                c[t],
+                ts,
+                px,
+                mark,
                 target,
                 tradable,
                 held,
@@ -266,35 +321,17 @@ def simulate(
                 tr,
                 nt,
                 cash,
+                changed,
             )
-        else:
-            if t > 0:
-                for j in range(k):
-                    mark[j] = o[t, j] if tradable[t, j] else c[t - 1, j]
-                cash, nt = _rebalance(
-                    t,
-                    t - 1,
-                    o[t],
-                    mark,
-                    target,
-                    tradable,
-                    held,
-                    scale,
-                    size_mode,
-                    pos,
-                    avg,
-                    eidx,
-                    ecomm,
-                    costs,
-                    tr,
-                    nt,
-                    cash,
-                )
+        if not fill_close and has_stops and _holding(pos):
             cash, nt = _check_stops(
                 t, o, h, lo, tradable, pos, avg, eidx, ecomm, costs, tr, nt, cash
             )
-        equity_out[t] = cash + np.sum(pos * c[t])
-        pos_out[t, :] = pos
+        value = 0.0
+        for j in range(k):
+            value += pos[j] * c[t, j]
+            pos_out[t, j] = pos[j]
+        equity_out[t] = cash + value
     return nt
 
 
