@@ -147,7 +147,7 @@ def _gross(pos, prices):
 @njit(cache=True, inline="always")
 def _holding(pos):
     """Return True when any asset has a position."""
-    for j in range(pos.shape[0]):
+    for j in range(pos.shape[0]):  # noqa: SIM110 - a plain loop compiles to the tightest code
         if pos[j] != 0.0:
             return True
     return False
@@ -156,7 +156,7 @@ def _holding(pos):
 @njit(cache=True, inline="always")
 def _pending(t, ts, target, tradable, held):
     """Return True when a tradable asset's target at bar ``ts`` differs from the held one."""
-    for j in range(held.shape[0]):
+    for j in range(held.shape[0]):  # noqa: SIM110 - a plain loop compiles to the tightest code
         if tradable[t, j] and target[ts, j] != held[j]:
             return True
     return False

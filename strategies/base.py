@@ -146,9 +146,12 @@ class IndicatorCache:
     all parameter sets, so ``sma(n)`` is computed once per distinct ``n``.
     """
 
-    def __init__(self, bars: pd.DataFrame) -> None:
+    def __init__(
+        self, bars: pd.DataFrame, *, columns: Mapping[str, np.ndarray] | None = None
+    ) -> None:
+        """Cache indicators over ``bars``; ``columns`` may pre-seed float64 column arrays."""
         self._bars = bars
-        self._memo: dict[Any, Any] = {}
+        self._memo: dict[Any, Any] = {("column", c): v for c, v in (columns or {}).items()}
 
     def column(self, name: str) -> np.ndarray:
         """Return a bar column as a float64 array."""

@@ -55,6 +55,7 @@ TRADE_FRAME_COLUMNS = [
     "return_pct",
     "commission",
 ]
+_UNITS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 _BATCH_CHUNK = 512  # parameter sets per kernel call: bounds memory to ~chunk x bars floats
 
 
@@ -185,30 +186,34 @@ def run_backtest(
         A frozen :class:`BacktestResult`.
     """
     strat, p = prepare(strategy, params, allow_short)
-    frame = validate_bars(bars)
-    target = strat.target(frame, p, resolved=True)
+    frame, values = _validated(bars)
+    ohlc = _ohlc_columns(values)
+    target = strat.target(frame, p, indicators=_seeded_cache(frame, values), resolved=True)
     costs = _costs(commission, slippage_bps, strat, stop_loss_pct, take_profit_pct, margin)
-    scale, mode = sizing(size, frame["close"].to_numpy(np.float64))
-    sim = simulate(frame, target[:, None], scale[:, None], mode, cash=cash, costs=costs, fill=fill)
-    equity, positions, trades = sim
+    scale, mode = sizing(size, values[:, 3])
+    equity, positions, trades = simulate(
+        frame, target[:, None], scale[:, None], mode, cash=cash, costs=costs, fill=fill, prices=ohlc
+    )
     trade_frame = trades_frame(trades, frame.index, [symbol])
-    bench = frame["close"] if benchmark else None
-    stats = metrics.compute_stats(
-        equity,
-        trades=trade_frame,
-        positions=positions[:, 0],
-        benchmark=bench,
+    stats = metrics.summarize(
+        equity.to_numpy(),
+        index=frame.index,
+        benchmark=values[:, 3] if benchmark else None,
+        positions=positions,
+        pnl=trades[:, k.T_PNL],
+        return_pct=_trade_returns(trades),
+        held_bars=trades[:, k.T_EXIT_IDX] - trades[:, k.T_ENTRY_IDX],
         periods_per_year=periods_per_year(frame.index),
     )
     return BacktestResult(
         trades=trade_frame,
         equity=equity,
-        positions=pd.Series(positions[:, 0], frame.index),
+        positions=pd.Series(positions[:, 0], frame.index, copy=False),
         stats=stats,
         params=p,
         strategy=strat.name,
         bars=frame,
-        benchmark=bench,
+        benchmark=frame["close"] if benchmark else None,
     )
 
 
@@ -243,30 +248,55 @@ class _LongOnly(Strategy):
 
 
 def validate_bars(bars: pd.DataFrame) -> pd.DataFrame:
-    """Return the OHLC columns as float64, or raise DataError naming what to fix."""
+    """Return the bars as a float64 frame of ``open high low close volume``, or raise DataError."""
+    return _validated(bars)[0]
+
+
+def _validated(bars: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Validate ``bars``; return the canonical frame and its (n, 5) float64 values.
+
+    A frame that already has exactly these float64 columns is reused (a shallow copy: with
+    pandas' copy-on-write the caller's later edits don't reach it), so nothing is copied.
+    """
     missing = [c for c in COLUMNS if c not in bars.columns]
     if missing:
         raise DataError(f"bars lack columns {missing}; need {list(COLUMNS)}", field=missing[0])
-    if not isinstance(bars.index, pd.DatetimeIndex) or bars.index.tz is None:
+    index = bars.index
+    if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
         raise DataError("bars need a timezone-aware (UTC) DatetimeIndex", field="index")
-    if not bars.index.is_monotonic_increasing or bars.index.has_duplicates:
+    if not index.is_monotonic_increasing or index.has_duplicates:
         raise DataError("bar timestamps must be strictly increasing", field="index")
     if len(bars) < 2:
         raise DataError(f"need at least 2 bars to backtest, got {len(bars)}", field="bars")
-    frame = bars.loc[:, list(COLUMNS)].astype(np.float64)
-    prices = frame[["open", "high", "low", "close"]].to_numpy()
-    if not np.isfinite(prices).all() or (prices <= 0).any():
-        raise DataError("bar prices must be finite and positive", field="close")
-    return frame
+    canonical = tuple(bars.columns) == COLUMNS and all(d == np.float64 for d in bars.dtypes)
+    frame = bars.copy(deep=False) if canonical else bars.loc[:, list(COLUMNS)].astype(np.float64)
+    values = frame.to_numpy(np.float64)
+    prices = values[:, :4]
+    with np.errstate(invalid="ignore"):
+        if not np.isfinite(prices).all() or (prices <= 0).any():
+            raise DataError("bar prices must be finite and positive", field="close")
+    return frame, values
+
+
+def _ohlc_columns(values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Return open, high, low, close as contiguous (n, 1) arrays for the kernel."""
+    return tuple(np.ascontiguousarray(values[:, i : i + 1]) for i in range(4))
+
+
+def _seeded_cache(frame: pd.DataFrame, values: np.ndarray) -> IndicatorCache:
+    """Return an IndicatorCache that already holds the frame's columns as arrays."""
+    return IndicatorCache(frame, columns={c: values[:, i] for i, c in enumerate(COLUMNS)})
 
 
 def periods_per_year(index: pd.Index) -> float:
     """Return bars per year: 252 for daily or slower, else 252 x bars per 6.5-hour session."""
     if len(index) < 2:
         return 252.0
-    # pandas 3 indexes may be in us or ms: convert before reading integer nanoseconds.
-    nanos = pd.DatetimeIndex(index).as_unit("ns").asi8
-    step = float(np.median(np.diff(nanos))) / 1e9
+    stamps = pd.DatetimeIndex(index)
+    # pandas 3 indexes may be in s, ms, us or ns: scale the integer step to seconds.
+    # The median of floats: numpy's integer median is several times slower (exact below 2**53).
+    steps = np.diff(stamps.asi8).astype(np.float64)
+    step = float(np.median(steps)) / _UNITS_PER_SECOND[stamps.unit]
     return 252.0 if step >= 86_400 * 0.9 else 252.0 * max(1.0, 23_400.0 / step)
 
 
@@ -397,27 +427,29 @@ def simulate(
 
 def trades_frame(rows: np.ndarray, index: pd.Index, symbols: Sequence[str]) -> pd.DataFrame:
     """Turn kernel trade rows into the public trades DataFrame."""
-    entry = rows[:, k.T_ENTRY_IDX].astype(np.int64)
-    exit_ = rows[:, k.T_EXIT_IDX].astype(np.int64)
-    size = rows[:, k.T_SIZE]
-    entry_px = rows[:, k.T_ENTRY_PX]
+    symbol_ids = rows[:, k.T_SYMBOL].astype(np.intp)
+    names = np.asarray(symbols, dtype=object)
     return pd.DataFrame(
         {
-            "symbol": pd.Series(
-                np.asarray(symbols, dtype=object)[rows[:, k.T_SYMBOL].astype(int)], dtype="string"
-            ),
-            "side": np.where(rows[:, k.T_SIDE] > 0, "long", "short"),
-            "size": size,
-            "entry_time": index[entry],
-            "entry_price": entry_px,
-            "exit_time": index[exit_],
+            "symbol": pd.array(names[symbol_ids], dtype="string"),
+            "side": np.where(rows[:, k.T_SIDE] > 0, "long", "short").astype(object),
+            "size": rows[:, k.T_SIZE],
+            "entry_time": index.take(rows[:, k.T_ENTRY_IDX].astype(np.intp)),
+            "entry_price": rows[:, k.T_ENTRY_PX],
+            "exit_time": index.take(rows[:, k.T_EXIT_IDX].astype(np.intp)),
             "exit_price": rows[:, k.T_EXIT_PX],
             "pnl": rows[:, k.T_PNL],
-            "return_pct": rows[:, k.T_PNL] / (entry_px * size) * 100.0,
+            "return_pct": _trade_returns(rows),
             "commission": rows[:, k.T_COMMISSION],
-        },
-        columns=TRADE_FRAME_COLUMNS,
+        },  # in TRADE_FRAME_COLUMNS order: passing columns= too would double the cost
+        copy=False,
     )
+
+
+def _trade_returns(rows: np.ndarray) -> np.ndarray:
+    """Return each trade's pnl in percent of its entry value."""
+    out: np.ndarray = rows[:, k.T_PNL] / (rows[:, k.T_ENTRY_PX] * rows[:, k.T_SIZE]) * 100.0
+    return out
 
 
 def run_batch(

@@ -24,13 +24,12 @@ are listed in :data:`STAT_KEYS`.
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
-__all__ = ["BATCH_KEYS", "STAT_KEYS", "batch_stats", "compute_stats"]
+from strategies import _metric_kernels as _mk
+
+__all__ = ["BATCH_KEYS", "STAT_KEYS", "batch_stats", "compute_stats", "summarize"]
 
 STAT_KEYS = [
     "return_pct",
@@ -77,12 +76,9 @@ BATCH_KEYS = (
     "calmar",
 )
 NAN = float("nan")
-
-
-def _f(value: Any) -> float:
-    """Return a plain float, with NaN for infinities (JSON has neither)."""
-    out = float(value)
-    return out if math.isfinite(out) else NAN
+_EMPTY = np.empty(0)
+_EMPTY_I8 = np.empty(0, dtype=np.int64)
+_NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 
 def batch_stats(returns_2d: np.ndarray, periods_per_year: float = 252) -> dict[str, np.ndarray]:
@@ -181,159 +177,95 @@ def compute_stats(
         * ``stability``: R² of cumulative log returns against time.
         * ``final_equity``: last equity value.
     """
-    stats = dict.fromkeys(STAT_KEYS, NAN)
-    eq = pd.Series(equity, dtype=np.float64).dropna()
-    stats["n_trades"] = 0.0
-    if len(eq):
-        stats["final_equity"] = _f(eq.iloc[-1])
-    r = (eq / eq.shift(1) - 1.0).to_numpy()[1:]
-    stats.update(_return_stats(r, periods_per_year, risk_free))
-    stats.update(_drawdown_stats(eq))
-    stats["calmar"] = _calmar(stats["cagr_pct"], stats["max_drawdown_pct"])
-    if benchmark is not None and len(r) > 1:
-        stats.update(_alpha_beta(eq, benchmark, periods_per_year, risk_free))
-    if trades is not None and len(trades):
-        stats.update(_trade_stats(trades, eq.index))
-    stats["exposure_pct"] = _exposure(positions, trades, eq.index)
-    return {k: _f(v) for k, v in stats.items()}
-
-
-def _return_stats(r: np.ndarray, ppy: float, rf: float) -> dict[str, float]:
-    """Return-based metrics of per-bar returns ``r`` (all NaN when there are none)."""
-    out: dict[str, float] = {}
-    if len(r) == 0:
-        return out
-    batch = batch_stats((r - rf)[:, None], ppy)
-    plain = batch_stats(r[:, None], ppy)
-    for key in ("return_pct", "cagr_pct", "volatility_pct", "max_drawdown_pct"):
-        out[key] = float(plain[key][0])
-    out["sharpe"] = float(batch["sharpe"][0])
-    out["sortino"] = float(batch["sortino"][0])
-    excess = r - rf
-    gains, losses = excess[excess > 0].sum(), -excess[excess < 0].sum()
-    out["omega"] = gains / losses if losses > 0 else NAN
-    low_tail = abs(np.percentile(r, 5))
-    out["tail_ratio"] = abs(np.percentile(r, 95)) / low_tail if low_tail > 0 else NAN
-    out["var_95"] = float(np.percentile(r, 5))
-    cut = int((len(r) - 1) * 0.05)
-    out["cvar_95"] = float(np.mean(np.partition(r, cut)[: cut + 1]))
-    out.update(_moments(r))
-    out["stability"] = _stability(r)
-    return out
-
-
-def _moments(r: np.ndarray) -> dict[str, float]:
-    """Skew, excess kurtosis (population moments) and the probabilistic Sharpe ratio."""
-    if len(r) < 3:
-        return {}
-    d = r - r.mean()
-    m2 = float(np.mean(d**2))
-    if m2 <= 0:
-        return {}
-    skew = float(np.mean(d**3)) / m2**1.5
-    kurt = float(np.mean(d**4)) / m2**2
-    sr = float(r.mean() / r.std(ddof=1))
-    denom = 1.0 - skew * sr + (kurt - 1.0) / 4.0 * sr**2
-    psr = NAN
-    if denom > 0:
-        z = sr * math.sqrt(len(r) - 1) / math.sqrt(denom)
-        psr = 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
-    return {"skew": skew, "kurtosis": kurt - 3.0, "psr": psr}
-
-
-def _stability(r: np.ndarray) -> float:
-    """R² of the least-squares line through cumulative log returns."""
-    if len(r) < 2 or np.any(r <= -1):
-        return NAN
-    y = np.cumsum(np.log1p(r))
-    x = np.arange(len(y), dtype=np.float64)
-    xm, ym = x - x.mean(), y - y.mean()
-    sxx, syy, sxy = float(xm @ xm), float(ym @ ym), float(xm @ ym)
-    if sxx == 0 or syy == 0:
-        return NAN
-    corr = sxy / math.sqrt(sxx * syy)
-    return corr * corr
-
-
-def _drawdown_stats(eq: pd.Series) -> dict[str, float]:
-    """Drawdown duration (bars and days) and the ulcer index of the equity curve."""
-    if len(eq) < 2:
-        return {}
+    eq = pd.Series(equity, dtype=np.float64)
     values = eq.to_numpy()
-    peak = np.maximum.accumulate(values)
-    dd = values / peak - 1.0
-    under = dd < 0
-    longest, start, best = 0, -1, (0, 0)
-    for i, flag in enumerate(under):
-        if flag and start < 0:
-            start = i - 1
-        if start >= 0 and (not flag or i == len(under) - 1):
-            end = i
-            if end - start > longest:
-                longest, best = end - start, (start, end)
-            start = -1 if not flag else start
-    days = NAN
-    if isinstance(eq.index, pd.DatetimeIndex):
-        days = (eq.index[best[1]] - eq.index[best[0]]) / pd.Timedelta(days=1) if longest else 0.0
-    return {
-        "max_drawdown_duration": float(longest),
-        "max_drawdown_days": float(days),
-        "ulcer_index": float(np.sqrt(np.mean((dd * 100.0) ** 2))),
-    }
+    index = eq.index
+    finite = ~np.isnan(values)
+    if not finite.all():
+        values, index = values[finite], index[finite]
+    bench = None
+    if benchmark is not None:
+        b = pd.Series(benchmark, dtype=np.float64)
+        bench = (b if b.index.equals(index) else b.reindex(index)).to_numpy()
+    pnl = ret = held = None
+    if trades is not None and len(trades):
+        pnl = trades["pnl"].to_numpy(np.float64)
+        ret = trades["return_pct"].to_numpy(np.float64)
+        if isinstance(index, pd.DatetimeIndex) and len(index):
+            held = _bar_positions(trades["exit_time"], index) - _bar_positions(
+                trades["entry_time"], index
+            )
+    exposure = None
+    if positions is None:
+        exposure = _exposure_from_trades(trades, index)
+    return summarize(
+        values,
+        index=index,
+        benchmark=bench,
+        positions=None if positions is None else np.asarray(positions, dtype=np.float64),
+        pnl=pnl,
+        return_pct=ret,
+        held_bars=held,
+        exposure_pct=exposure,
+        periods_per_year=periods_per_year,
+        risk_free=risk_free,
+    )
 
 
-def _calmar(cagr_pct: float, max_dd_pct: float) -> float:
-    """CAGR over the absolute max drawdown; NaN without a drawdown."""
-    if not max_dd_pct < 0:
-        return NAN
-    return (cagr_pct / 100.0) / abs(max_dd_pct / 100.0)
+def summarize(
+    equity: np.ndarray,
+    *,
+    index: pd.Index | None = None,
+    benchmark: np.ndarray | None = None,
+    positions: np.ndarray | None = None,
+    pnl: np.ndarray | None = None,
+    return_pct: np.ndarray | None = None,
+    held_bars: np.ndarray | None = None,
+    exposure_pct: float | None = None,
+    periods_per_year: float = 252,
+    risk_free: float = 0.0,
+) -> dict[str, float]:
+    """Compute the metrics of :func:`compute_stats` from plain arrays (the engine's path).
+
+    Args:
+        equity: NaN-free account value per bar.
+        index: the bars' timestamps (a DatetimeIndex gives ``max_drawdown_days``).
+        benchmark: benchmark values on the same bars, for alpha and beta.
+        positions: position per bar (any shape; flattened); non-zero counts as exposed.
+        pnl: closed trades' pnl, with ``return_pct`` their returns in percent.
+        return_pct: see ``pnl``.
+        held_bars: bars between each trade's entry and exit.
+        exposure_pct: used when ``positions`` is None.
+        periods_per_year: bars per year used to annualise.
+        risk_free: risk-free return per bar.
+
+    Returns:
+        The dict of :func:`compute_stats`: floats in ``STAT_KEYS`` order, NaN where undefined.
+    """
+    out = _mk.summary(
+        np.ascontiguousarray(equity, dtype=np.float64),
+        _nanoseconds(index),
+        _EMPTY if benchmark is None else np.ascontiguousarray(benchmark, dtype=np.float64),
+        _EMPTY if positions is None else np.ascontiguousarray(positions, np.float64).ravel(),
+        _EMPTY if pnl is None else np.ascontiguousarray(pnl, dtype=np.float64),
+        _EMPTY if return_pct is None else np.ascontiguousarray(return_pct, dtype=np.float64),
+        _EMPTY if held_bars is None else np.ascontiguousarray(held_bars, dtype=np.float64),
+        float(periods_per_year),
+        float(risk_free),
+    )
+    if positions is None or not len(positions):
+        out[_mk.S_EXPOSURE] = NAN if exposure_pct is None else exposure_pct
+    out[~np.isfinite(out)] = NAN
+    return dict(zip(STAT_KEYS, out.tolist(), strict=True))
 
 
-def _alpha_beta(eq: pd.Series, benchmark: pd.Series, ppy: float, rf: float) -> dict[str, float]:
-    """Annualised alpha and beta against the benchmark's per-bar returns."""
-    bench = pd.Series(benchmark, dtype=np.float64).reindex(eq.index)
-    rb = (bench / bench.shift(1) - 1.0).to_numpy()[1:]
-    r = (eq / eq.shift(1) - 1.0).to_numpy()[1:]
-    ok = ~(np.isnan(r) | np.isnan(rb))
-    if ok.sum() < 2:
-        return {}
-    r, rb = r[ok] - rf, rb[ok] - rf
-    dev = rb - rb.mean()
-    var = float(np.mean(dev**2))
-    if var < 1e-30:
-        return {}
-    beta = float(np.mean(dev * r)) / var
-    alpha = (float(np.mean(r - beta * rb)) + 1.0) ** ppy - 1.0
-    return {"alpha": alpha, "beta": beta}
-
-
-def _trade_stats(trades: pd.DataFrame, index: pd.Index) -> dict[str, float]:
-    """Trade-based metrics from the closed trades."""
-    pnl = trades["pnl"].to_numpy(np.float64)
-    ret = trades["return_pct"].to_numpy(np.float64)
-    n = len(pnl)
-    wins, losses = pnl > 0, pnl < 0
-    gross_win, gross_loss = pnl[wins].sum(), -pnl[losses].sum()
-    win_rate = wins.mean()
-    out = {
-        "n_trades": float(n),
-        "win_rate_pct": win_rate * 100.0,
-        "profit_factor": gross_win / gross_loss if gross_loss > 0 else NAN,
-        "expectancy": ret.mean(),
-        "avg_win_pct": ret[wins].mean() if wins.any() else NAN,
-        "avg_loss_pct": ret[losses].mean() if losses.any() else NAN,
-        "best_trade_pct": ret.max(),
-        "worst_trade_pct": ret.min(),
-        "sqn": NAN,
-        "kelly": NAN,
-        "avg_holding_bars": _holding_bars(trades, index),
-    }
-    if n > 1 and pnl.std(ddof=1) > 0:
-        out["sqn"] = math.sqrt(n) * pnl.mean() / pnl.std(ddof=1)
-    if wins.any() and losses.any():
-        payoff = pnl[wins].mean() / -pnl[losses].mean()
-        out["kelly"] = win_rate - (1.0 - win_rate) / payoff
-    return out
+def _nanoseconds(index: pd.Index | None) -> np.ndarray:
+    """Return a DatetimeIndex as int64 nanoseconds (empty for anything else)."""
+    if not isinstance(index, pd.DatetimeIndex):
+        return _EMPTY_I8
+    stamps = index.asi8
+    factor = _NS_PER_UNIT[index.unit]
+    return np.ascontiguousarray(stamps * factor if factor != 1 else stamps)
 
 
 def _bar_positions(times: pd.Series, index: pd.Index) -> np.ndarray:
@@ -345,21 +277,8 @@ def _bar_positions(times: pd.Series, index: pd.Index) -> np.ndarray:
     return np.asarray(idx.searchsorted(stamps, side="right") - 1)
 
 
-def _holding_bars(trades: pd.DataFrame, index: pd.Index) -> float:
-    """Mean number of bars between entry and exit."""
-    if not isinstance(index, pd.DatetimeIndex) or not len(index):
-        return NAN
-    held = _bar_positions(trades["exit_time"], index) - _bar_positions(trades["entry_time"], index)
-    return float(np.mean(held))
-
-
-def _exposure(
-    positions: pd.Series | np.ndarray | None, trades: pd.DataFrame | None, index: pd.Index
-) -> float:
-    """Percent of bars with an open position."""
-    if positions is not None:
-        pos = np.asarray(positions, dtype=np.float64)
-        return float(np.mean(np.nan_to_num(pos) != 0) * 100.0) if len(pos) else NAN
+def _exposure_from_trades(trades: pd.DataFrame | None, index: pd.Index) -> float:
+    """Percent of bars with an open trade (entry bar included, exit bar excluded)."""
     if trades is None or not len(index) or not isinstance(index, pd.DatetimeIndex):
         return NAN
     held = np.zeros(len(index), dtype=bool)
