@@ -3,7 +3,7 @@
 
 ``simulate`` is the only place where fills, costs, stops and sizing happen. ``run_backtest``
 calls it with one asset, ``run_portfolio`` with several, and ``run_batch`` calls it once per
-parameter set from ``simulate_batch``; sharing the loop is what makes their results equal.
+parameter set (``strategies._batch_kernels``); sharing the loop is what makes results equal.
 
 State lives in flat arrays (no per-bar Python objects). Trades are written as rows of a
 float matrix with the columns below and turned into a DataFrame by the caller.
@@ -333,53 +333,6 @@ def simulate(
             pos_out[t, j] = pos[j]
         equity_out[t] = cash + value
     return nt
-
-
-@njit(cache=True)
-def simulate_batch(o, h, lo, c, tradable, targets_t, scale, size_mode, cash, costs, fill_close):
-    """Run one single-asset account per row of ``targets_t`` (m, n).
-
-    Returns:
-        equity (m, n), trade counts (m,), winning-trade counts (m,), gross profit (m,) and
-        gross loss (m,) of closed trades.
-    """
-    m, n = targets_t.shape
-    equity = np.empty((m, n))
-    n_trades = np.zeros(m, dtype=np.int64)
-    n_wins = np.zeros(m, dtype=np.int64)
-    gross_win = np.zeros(m)
-    gross_loss = np.zeros(m)
-    tr = np.empty((2 * n + 2, TRADE_COLUMNS))
-    pos_out = np.empty((n, 1))
-    eq = np.empty(n)
-    for col in range(m):
-        target = targets_t[col].reshape((n, 1))
-        nt = simulate(
-            o,
-            h,
-            lo,
-            c,
-            tradable,
-            target,
-            scale,
-            size_mode,
-            cash,
-            costs,
-            fill_close,
-            eq,
-            pos_out,
-            tr,
-        )
-        equity[col] = eq
-        n_trades[col] = nt
-        for r in range(nt):
-            pnl = tr[r, T_PNL]
-            if pnl > 0.0:
-                n_wins[col] += 1
-                gross_win[col] += pnl
-            else:
-                gross_loss[col] -= pnl
-    return equity, n_trades, n_wins, gross_win, gross_loss
 
 
 @njit(cache=True)

@@ -239,6 +239,24 @@ class Strategy:
         low = -1.0 if p.get("allow_short", "allow_short" not in self.params) else 0.0
         return np.clip(np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0), low, 1.0)
 
+    def targets_batch(
+        self,
+        bars: pd.DataFrame,
+        param_sets: Sequence[Mapping[str, Any]],
+        indicators: IndicatorCache,
+    ) -> np.ndarray:
+        """Return the targets of many resolved parameter sets as an (n_bars, n_sets) matrix.
+
+        Column ``j`` equals ``target(bars, param_sets[j], resolved=True)``. This default
+        calls :meth:`target` once per set (sharing ``indicators``); strategies override it
+        with a vectorized version where one is natural. The matrix is Fortran-ordered, so
+        each set's column is contiguous.
+        """
+        out = np.empty((len(bars), len(param_sets)), order="F")
+        for j, p in enumerate(param_sets):
+            out[:, j] = self.target(bars, p, indicators=indicators, resolved=True)
+        return out
+
     def space(self) -> dict[str, Any]:
         """Return the optimization space as JSON-ready data (name, description, params)."""
         return {

@@ -56,7 +56,6 @@ TRADE_FRAME_COLUMNS = [
     "commission",
 ]
 _UNITS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
-_BATCH_CHUNK = 512  # parameter sets per kernel call: bounds memory to ~chunk x bars floats
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +244,16 @@ class _LongOnly(Strategy):
 
     def signal(self, bars: pd.DataFrame, p: Mapping[str, Any], ind: IndicatorCache) -> Any:
         return np.maximum(self.inner.target(bars, p, indicators=ind, resolved=True), 0.0)
+
+    def targets_batch(
+        self,
+        bars: pd.DataFrame,
+        param_sets: Sequence[Mapping[str, Any]],
+        indicators: IndicatorCache,
+    ) -> np.ndarray:
+        out = self.inner.targets_batch(bars, param_sets, indicators)
+        np.maximum(out, 0.0, out=out)
+        return out
 
 
 def validate_bars(bars: pd.DataFrame) -> pd.DataFrame:
@@ -452,74 +461,14 @@ def _trade_returns(rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def run_batch(
-    bars: pd.DataFrame,
-    strategy: str | Strategy,
-    param_sets: Sequence[Mapping[str, Any]],
-    *,
-    cash: float = 100_000.0,
-    commission: float | str | Commission = 0.0,
-    slippage_bps: float = 0.0,
-    fill: Fill = "next_open",
-    size: Size = 1.0,
-    stop_loss_pct: float | None = None,
-    take_profit_pct: float | None = None,
-    allow_short: bool | None = None,
-    margin: float = 1.0,
-) -> pd.DataFrame:
-    """Backtest many parameter sets of one strategy on the same bars in one call.
-
-    Indicators are computed once per distinct argument set (one cache for all sets), targets
-    are stacked, and one numba kernel runs every set through the same loop as
-    :func:`run_backtest`, so each row equals that set's single backtest.
-
-    Args:
-        bars: as for :func:`run_backtest`.
-        strategy: a library name or a Strategy.
-        param_sets: one mapping of parameters per row (defaults fill the gaps).
-        cash, commission, slippage_bps, fill, size, stop_loss_pct, take_profit_pct,
-        allow_short, margin: as for :func:`run_backtest`.
-
-    Returns:
-        One row per parameter set: the resolved parameters, the metrics of
-        :func:`strategies.metrics.batch_stats`, then ``n_trades``, ``win_rate_pct`` and
-        ``profit_factor`` of closed trades.
-    """
-    frame = validate_bars(bars)
-    strat, _ = prepare(strategy, None, allow_short)
-    resolved = [prepare(strat, ps, allow_short)[1] for ps in param_sets]
-    costs = _costs(commission, slippage_bps, strat, stop_loss_pct, take_profit_pct, margin)
-    scale, mode = sizing(size, frame["close"].to_numpy(np.float64))
-    if fill not in ("next_open", "close"):
-        raise ParameterError(f"fill must be 'next_open' or 'close', got {fill!r}", field="fill")
-    prices = [np.ascontiguousarray(frame[[c]].to_numpy(np.float64)) for c in COLUMNS[:4]]
-    ok = np.ones((len(frame), 1), dtype=np.bool_)
-    cache = IndicatorCache(frame)
-    ppy = periods_per_year(frame.index)
-    parts = []
-    for start in range(0, len(resolved), _BATCH_CHUNK):
-        chunk = resolved[start : start + _BATCH_CHUNK]
-        targets = np.empty((len(chunk), len(frame)))
-        for row, p in enumerate(chunk):
-            targets[row] = strat.target(frame, p, indicators=cache, resolved=True)
-        kernel: Any = k.simulate_batch  # a numba dispatcher: typed by its arguments
-        equity, n_tr, n_win, g_win, g_loss = kernel(
-            *prices, ok, targets, scale[:, None], mode, float(cash), costs, fill == "close"
-        )
-        returns = equity[:, 1:] / equity[:, :-1] - 1.0  # as compute_stats: from bar 0
-        stats = pd.DataFrame(metrics.batch_stats(returns.T, ppy))
-        stats["n_trades"] = n_tr
-        with np.errstate(divide="ignore", invalid="ignore"):
-            stats["win_rate_pct"] = np.where(n_tr > 0, n_win / n_tr * 100.0, np.nan)
-            stats["profit_factor"] = np.where(g_loss > 0, g_win / g_loss, np.nan)
-        parts.append(pd.concat([pd.DataFrame(chunk), stats], axis=1))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-
-
 def __getattr__(name: str) -> Any:
-    """Expose ``run_portfolio`` here too (it lives in :mod:`strategies.portfolio`)."""
+    """Expose ``run_portfolio`` and ``run_batch`` here too (they live in their own modules)."""
     if name == "run_portfolio":
         from strategies.portfolio import run_portfolio
 
         return run_portfolio
+    if name == "run_batch":
+        from strategies.batch import run_batch
+
+        return run_batch
     raise AttributeError(f"module 'strategies.engine' has no attribute {name!r}")

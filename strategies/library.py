@@ -8,12 +8,13 @@ from the previous and current bar, channels from bars strictly before the curren
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from strategies._batch_kernels import sma_cross_targets
 from strategies._kernels import latch
 from strategies.base import ChoiceParam, FloatParam, IndicatorCache, IntParam, Param, Strategy
 from strategies.base import require_less as _require_less
@@ -72,6 +73,28 @@ class SmaCross(Strategy):
         slow = ind("sma", "close", p["slow"])
         up, down = crosses_above(fast, slow), crosses_below(fast, slow)
         return state(up, down, short=p["allow_short"])
+
+    def targets_batch(
+        self,
+        bars: pd.DataFrame,
+        param_sets: Sequence[Mapping[str, Any]],
+        indicators: IndicatorCache,
+    ) -> np.ndarray:
+        """Compute each distinct SMA once into a matrix, then cross its rows per set."""
+        windows = sorted({p[k] for p in param_sets for k in ("fast", "slow")})
+        row = {w: i for i, w in enumerate(windows)}
+        smas = np.empty((len(windows), len(bars)))
+        for w in windows:
+            smas[row[w]] = indicators("sma", "close", w)
+        out = np.empty((len(bars), len(param_sets)), order="F")
+        sma_cross_targets(
+            smas,
+            np.array([row[p["fast"]] for p in param_sets], dtype=np.int64),
+            np.array([row[p["slow"]] for p in param_sets], dtype=np.int64),
+            np.array([bool(p["allow_short"]) for p in param_sets], dtype=np.bool_),
+            out.T,
+        )
+        return out
 
 
 class RsiReversion(Strategy):

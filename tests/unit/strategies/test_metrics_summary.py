@@ -1,0 +1,66 @@
+"""metrics.summarize (the engine's array path) against compute_stats, and warning hygiene."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from strategies import _metric_kernels as mk
+from strategies.engine import run_backtest
+from strategies.metrics import STAT_KEYS, compute_stats, summarize
+
+
+def test_kernel_slots_follow_stat_keys():
+    slots = {name: getattr(mk, name) for name in dir(mk) if name.startswith("S_")}
+    assert sorted(slots.values()) == list(range(len(STAT_KEYS))) == list(range(mk.N_STATS))
+    assert STAT_KEYS[mk.S_RETURN] == "return_pct"
+    assert STAT_KEYS[mk.S_EXPOSURE] == "exposure_pct"
+    assert STAT_KEYS[mk.S_FINAL] == "final_equity"
+
+
+@pytest.fixture(scope="module")
+def bars() -> pd.DataFrame:
+    rng = np.random.default_rng(12)
+    n = 800
+    close = 30 * np.exp(np.cumsum(rng.normal(0.0002, 0.02, n)))
+    idx = pd.date_range("2015-01-01", periods=n, freq="B", tz="UTC")
+    return pd.DataFrame(
+        {"open": close, "high": close * 1.02, "low": close * 0.98, "close": close, "volume": 1e5},
+        index=idx,
+    )
+
+
+def test_backtest_stats_equal_compute_stats_on_its_outputs(bars):
+    result = run_backtest(bars, "sma_cross", {"fast": 5, "slow": 40}, commission=0.001)
+    again = compute_stats(
+        result.equity,
+        trades=result.trades,
+        positions=result.positions,
+        benchmark=bars["close"],
+    )
+    assert result.stats["n_trades"] > 5
+    for key in STAT_KEYS:
+        assert result.stats[key] == pytest.approx(again[key], rel=1e-12, nan_ok=True), key
+
+
+def test_summarize_without_optional_inputs_leaves_their_metrics_nan():
+    equity = 1000 * np.cumprod(1 + np.random.default_rng(2).normal(0, 0.01, 300))
+    s = summarize(equity)
+    assert s["n_trades"] == 0
+    assert all(math.isnan(s[k]) for k in ("alpha", "beta", "exposure_pct", "max_drawdown_days"))
+    assert not math.isnan(s["max_drawdown_duration"]) and s["sharpe"] == s["sharpe"]
+
+
+def test_undefined_metrics_raise_no_runtime_warnings(bars):
+    idx = pd.date_range("2024-01-01", periods=40, freq="D", tz="UTC")
+    flat = bars.iloc[:40].set_axis(idx).assign(open=10.0, high=10.0, low=10.0, close=10.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = compute_stats(pd.Series(1000.0, idx), positions=np.zeros(40))
+        r = run_backtest(flat, "sma_cross", {"fast": 2, "slow": 5})
+    assert math.isnan(s["sharpe"]) and math.isnan(r.stats["beta"])
+    assert r.stats["n_trades"] == 0 and math.isnan(r.stats["profit_factor"])
