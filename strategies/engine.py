@@ -55,6 +55,7 @@ TRADE_FRAME_COLUMNS = [
     "return_pct",
     "commission",
 ]
+_TRADE_COLUMNS = pd.Index(TRADE_FRAME_COLUMNS)
 _UNITS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 
@@ -281,9 +282,9 @@ def _validated(bars: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     frame = bars.copy(deep=False) if canonical else bars.loc[:, list(COLUMNS)].astype(np.float64)
     values = frame.to_numpy(np.float64)
     prices = values[:, :4]
-    with np.errstate(invalid="ignore"):
-        if not np.isfinite(prices).all() or (prices <= 0).any():
-            raise DataError("bar prices must be finite and positive", field="close")
+    # NaN fails ``> 0`` and +inf fails ``< inf``: two reductions instead of two masks.
+    if not (prices.min() > 0 and prices.max() < np.inf):
+        raise DataError("bar prices must be finite and positive", field="close")
     return frame, values
 
 
@@ -301,7 +302,7 @@ def periods_per_year(index: pd.Index) -> float:
     """Return bars per year: 252 for daily or slower, else 252 x bars per 6.5-hour session."""
     if len(index) < 2:
         return 252.0
-    stamps = pd.DatetimeIndex(index)
+    stamps = index if isinstance(index, pd.DatetimeIndex) else pd.DatetimeIndex(index)
     # pandas 3 indexes may be in s, ms, us or ns: scale the integer step to seconds.
     # The median of floats: numpy's integer median is several times slower (exact below 2**53).
     steps = np.diff(stamps.asi8).astype(np.float64)
@@ -436,23 +437,28 @@ def simulate(
 
 def trades_frame(rows: np.ndarray, index: pd.Index, symbols: Sequence[str]) -> pd.DataFrame:
     """Turn kernel trade rows into the public trades DataFrame."""
-    symbol_ids = rows[:, k.T_SYMBOL].astype(np.intp)
     names = np.asarray(symbols, dtype=object)
-    return pd.DataFrame(
-        {
-            "symbol": pd.array(names[symbol_ids], dtype="string"),
-            "side": np.where(rows[:, k.T_SIDE] > 0, "long", "short").astype(object),
-            "size": rows[:, k.T_SIZE],
-            "entry_time": index.take(rows[:, k.T_ENTRY_IDX].astype(np.intp)),
-            "entry_price": rows[:, k.T_ENTRY_PX],
-            "exit_time": index.take(rows[:, k.T_EXIT_IDX].astype(np.intp)),
-            "exit_price": rows[:, k.T_EXIT_PX],
-            "pnl": rows[:, k.T_PNL],
-            "return_pct": _trade_returns(rows),
-            "commission": rows[:, k.T_COMMISSION],
-        },  # in TRADE_FRAME_COLUMNS order: passing columns= too would double the cost
-        copy=False,
-    )
+    sides = np.where(rows[:, k.T_SIDE] > 0, "long", "short").astype(object)
+    arrays = [
+        pd.array(names[rows[:, k.T_SYMBOL].astype(np.intp)], dtype="string"),
+        pd.array(sides, dtype="str"),
+        rows[:, k.T_SIZE],
+        index.take(rows[:, k.T_ENTRY_IDX].astype(np.intp)),
+        rows[:, k.T_ENTRY_PX],
+        index.take(rows[:, k.T_EXIT_IDX].astype(np.intp)),
+        rows[:, k.T_EXIT_PX],
+        rows[:, k.T_PNL],
+        _trade_returns(rows),
+        rows[:, k.T_COMMISSION],
+    ]
+    try:
+        # pandas' own column-array constructor skips the dict path's per-call conversion of
+        # the column names (a third of this function's time on a 2,520-bar backtest).
+        return pd.DataFrame._from_arrays(  # type: ignore[attr-defined,no-any-return]
+            arrays, columns=_TRADE_COLUMNS, index=pd.RangeIndex(len(rows)), verify_integrity=False
+        )
+    except (AttributeError, TypeError):  # a pandas without it: the public constructor
+        return pd.DataFrame(dict(zip(TRADE_FRAME_COLUMNS, arrays, strict=True)), copy=False)
 
 
 def _trade_returns(rows: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from strategies._batch_kernels import sma_cross_targets
+from strategies._batch_kernels import cross_state, sma_cross_targets
 from strategies._kernels import latch
 from strategies.base import ChoiceParam, FloatParam, IndicatorCache, IntParam, Param, Strategy
 from strategies.base import require_less as _require_less
@@ -71,8 +71,9 @@ class SmaCross(Strategy):
     def signal(self, bars: pd.DataFrame, p: Mapping[str, Any], ind: IndicatorCache) -> Any:
         fast = ind("sma", "close", p["fast"])
         slow = ind("sma", "close", p["slow"])
-        up, down = crosses_above(fast, slow), crosses_below(fast, slow)
-        return state(up, down, short=p["allow_short"])
+        # One numba pass: state(crosses_above(fast, slow), crosses_below(...)) without the
+        # intermediate event arrays (the same kernel builds run_batch's targets).
+        return cross_state(fast, slow, bool(p["allow_short"]), np.empty(len(fast)))
 
     def targets_batch(
         self,
