@@ -1,0 +1,60 @@
+"""``scizor symbols`` / ``scizor collect`` commands that need no IB, and the run summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+import cluster.cli_data  # noqa: F401  (registers the command groups)
+from cluster.cli import app
+from cluster.collect_plan import ItemResult, Tally
+from cluster.collect_report import summary
+from core.errors import ParameterError
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {"SCIZOR_HOME": str(tmp_path), "SCIZOR_DATABASE_URL": f"sqlite:///{tmp_path}/c.db"}
+
+
+def test_populate_force_then_list_and_remove(env: dict[str, str]) -> None:
+    runner = CliRunner()
+    done = runner.invoke(app, ["symbols", "populate", "--force", "-u", "etfs"], env=env)
+    assert done.exit_code == 0, done.output
+    assert "etfs: 61 symbols" in done.output and "Validation skipped" in done.output
+    listed = runner.invoke(app, ["symbols", "list", "-u", "etf"], env=env)
+    assert listed.exit_code == 0 and "Symbols (61)" in listed.output and "SPY" in listed.output
+    invalid = runner.invoke(app, ["symbols", "list", "--invalid"], env=env)
+    assert "Invalid symbols (0)" in invalid.output
+    removed = runner.invoke(app, ["symbols", "remove", "spy"], env=env)
+    assert removed.exit_code == 0 and "Removed SPY" in removed.output
+    assert "Symbols (60)" in runner.invoke(app, ["symbols", "list"], env=env).output
+
+
+def test_collect_daily_without_valid_symbols_says_what_to_do(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(app, ["collect", "daily"], env=env)
+    assert isinstance(result.exception, ParameterError)
+    assert "scizor symbols populate" in str(result.exception)
+
+
+def test_collect_history_rejects_bad_dates(env: dict[str, str]) -> None:
+    args = ["collect", "history", "AAPL", "--start", "2024-02-30"]
+    result = CliRunner().invoke(app, args, env=env)
+    assert isinstance(result.exception, ParameterError)
+    assert "--start '2024-02-30' is not a date; use YYYY-MM-DD" in str(result.exception)
+
+
+def test_summary_shows_counts_bars_and_failed_symbols() -> None:
+    tally = Tally(total=3)
+    tally.add(ItemResult(symbol="AAPL", bar_size="1d", status="done", bars_written=1234))
+    tally.add(ItemResult(symbol="MSFT", bar_size="1d", status="up_to_date"))
+    tally.add(ItemResult(symbol="XYZ", bar_size="1d", status="failed", error="NotFound: 200"))
+    console = Console(record=True, width=100)
+    console.print(summary(tally, title="Daily bars", run_id=7))
+    text = console.export_text()
+    assert "Daily bars (run 7)" in text
+    assert "bars written" in text and "1,234" in text
+    assert "Failed symbols" in text and "XYZ 1d" in text and "NotFound: 200" in text
