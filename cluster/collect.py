@@ -15,10 +15,11 @@ Run it from a shell as ``scizor collect daily`` (see :mod:`cluster.cli_data`) or
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -147,7 +148,7 @@ def _collect_batch(
             pool.submit(collect_one, t, store=store, fetch=fetch, retry=retry) for t in targets
         ]
         for future in as_completed(futures):
-            yield future.result()
+            yield replace(future.result(), worker_pid=os.getpid())
 
 
 collect_batch: Any = ray.remote(num_cpus=TASK_CPUS, max_retries=0)(_collect_batch)
@@ -170,9 +171,11 @@ class Collection:
         tally = Tally(total=len(targets))
         run_id = self.run_id = self.recorder.begin(kind, targets)
         todo: list[Target] = list(targets)
-        for _ in range(MAX_ROUNDS):
+        for round_no in range(MAX_ROUNDS):
             if not todo:
                 break
+            if round_no:  # a worker died: its unreported symbols go round again
+                tally.requeued += len(todo)
             todo = self._round(run_id, todo, tally)
         for target in todo:  # workers kept dying: record, never abort silently
             self._record(run_id, _lost(target), tally)

@@ -82,6 +82,7 @@ class ItemResult:
     ranges: int = 0
     attempts: int = 1
     error: str | None = None
+    worker_pid: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -291,6 +292,7 @@ class Tally:
     counts: dict[str, int] = field(default_factory=dict)
     bars_written: int = 0
     failures: dict[str, str] = field(default_factory=dict)
+    requeued: int = 0
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
 

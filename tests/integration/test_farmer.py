@@ -271,6 +271,44 @@ def test_collection_survives_a_dropped_gateway_connection(
     assert_exact_daily(BarStore(store_root), [i.symbol for i in instruments], start, END)
 
 
+def test_killed_worker_is_replaced_and_the_run_completes(
+    sim: Any, gateway: Any, catalog: Catalog, tmp_path: Path
+) -> None:
+    instruments = world("NASDAQ")[:64]
+    start = END - timedelta(days=3 * 365)
+    targets = plan.targets(instruments, bar_size="1d", start=start, end=END)
+    store_root = str(tmp_path / "bars")
+    pids: list[int] = []
+    outcome: list[Any] = []
+
+    def on_result(result: plan.ItemResult, tally: plan.Tally) -> None:
+        if result.worker_pid:
+            pids.append(result.worker_pid)
+
+    def drive() -> None:
+        outcome.append(
+            run_collection(
+                "daily", targets, gateway=gateway, store_root=store_root, catalog=catalog,
+                on_result=on_result,
+            )
+        )  # fmt: skip
+
+    runner = threading.Thread(target=drive)
+    runner.start()
+    eventually(lambda: pids, timeout=60)
+    sim.stall(1.0)  # hold replies so the worker dies with symbols still in hand
+    os.kill(pids[0], signal.SIGKILL)
+    runner.join(120)
+    assert not runner.is_alive() and outcome
+    run_id, tally = outcome[0]
+    assert tally.requeued > 0
+    assert tally.failures == {}
+    # A symbol written just before the kill is found complete when it goes round again.
+    assert tally.counts.get("done", 0) + tally.counts.get("up_to_date", 0) == 64
+    assert catalog.collection_runs.get(run_id).status == "done"
+    assert_exact_daily(BarStore(store_root), [i.symbol for i in instruments], start, END)
+
+
 def test_killed_driver_resumes_without_gaps_or_duplicates(
     sim: Any, gateway: Any, ib_settings: Settings, tmp_path: Path
 ) -> None:
