@@ -201,7 +201,7 @@ def main() -> None:
 
     print(f"{'case':<40} {'peer':<15} {'SCIZOR s':>10} {'peer s':>10} {'speed-up':>9}")
     for case, peer, a, b in rows:
-        print(f"{case:<40} {peer:<15} {a:>10.4f} {b:>10.4f} {b / a:>8.1f}x")
+        print(f"{case:<40} {peer:<15} {a:>10.5f} {b:>10.4f} {b / a:>8.1f}x")
     print(f"(b) trade counts identical for {same:,} of {len(sets):,} pairs")
     print(
         "(a) stages after the fills: "

@@ -237,7 +237,12 @@ class Strategy:
                 f"{self.name}.signal returned shape {raw.shape}; expected ({len(bars)},)"
             )
         low = -1.0 if p.get("allow_short", "allow_short" not in self.params) else 0.0
-        return np.clip(np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0), low, 1.0)
+        # NaN and infinities mean flat; a fresh array, so clipping in place is safe. Plain
+        # ufuncs: np.nan_to_num + np.clip cost several times more on a single backtest.
+        out = np.where(np.isfinite(raw), raw, 0.0)
+        np.maximum(out, low, out=out)
+        np.minimum(out, 1.0, out=out)
+        return out
 
     def targets_batch(
         self,

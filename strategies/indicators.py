@@ -114,6 +114,8 @@ def _run(fn: Callable[..., Any], *inputs: Any) -> Any:
     if length == 0:
         result = fn(*arrays)
         return result
+    if not any(np.isnan(a[0]) for a in arrays):
+        return fn(*arrays)  # the common case: nothing to skip, no O(n) scan
     bad = np.zeros(length, dtype=bool)
     for a in arrays:
         bad |= np.isnan(a)
