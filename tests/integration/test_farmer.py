@@ -55,10 +55,11 @@ def world(exchange: str) -> list[Instrument]:
     ]
 
 
-def xnys_sessions(start: datetime, end: datetime) -> pd.DatetimeIndex:
+def sessions_of(calendar: str, start: datetime, end: datetime) -> pd.DatetimeIndex:
+    """Session dates in [start, end) at 00:00 UTC (how daily bars are stamped)."""
     first = pd.Timestamp(start).tz_convert(None)
     last = pd.Timestamp(end).tz_convert(None) - pd.Timedelta("1D")
-    days = xcals.get_calendar("XNYS").sessions_in_range(first, last)
+    days = xcals.get_calendar(calendar).sessions_in_range(first, last)
     return pd.DatetimeIndex(days).tz_localize("UTC").rename("ts")
 
 
@@ -146,9 +147,11 @@ def pacing_violations(gateway: Any) -> int:
     return int(_health(gateway, "pacing_violations"))
 
 
-def assert_exact_daily(store: BarStore, symbols: list[str], start: datetime, end: datetime) -> None:
-    """Every symbol holds exactly one bar per XNYS session of [start, end), nothing else."""
-    expected = xnys_sessions(start, end)
+def assert_exact_daily(
+    store: BarStore, symbols: list[str], start: datetime, end: datetime, calendar: str = "XNYS"
+) -> None:
+    """Every symbol holds exactly one bar per session of [start, end), nothing else."""
+    expected = sessions_of(calendar, start, end)
     for symbol in symbols:
         got = store.read(symbol, "1d")
         assert got.index.is_unique, symbol
@@ -194,18 +197,20 @@ def test_validate_skips_recently_verified_unless_forced(gateway: Any, catalog: C
 def test_daily_collection_of_60_symbols_is_exact_and_rerun_fetches_nothing(
     gateway: Any, catalog: Catalog, tmp_path: Path
 ) -> None:
-    instruments = world("NASDAQ")[:60]
+    us, asx = world("NASDAQ")[:54], world("ASX")[:6]
     start = END - timedelta(days=2 * 365)
-    targets = plan.targets(instruments, bar_size="1d", start=start, end=END)
+    targets = plan.targets(us + asx, bar_size="1d", start=start, end=END)
     store_root = str(tmp_path / "bars")
     run_id, tally = run_collection(
         "daily", targets, gateway=gateway, store_root=store_root, catalog=catalog
     )
     assert tally.failures == {}
     assert tally.counts == {"done": 60}
-    symbols = [i.symbol for i in instruments]
-    assert_exact_daily(BarStore(store_root), symbols, start, END)
-    assert tally.bars_written == 60 * len(xnys_sessions(start, END))
+    store = BarStore(store_root)
+    assert_exact_daily(store, [i.symbol for i in us], start, END)
+    assert_exact_daily(store, [i.symbol for i in asx], start, END, calendar="XASX")
+    expected = 54 * len(sessions_of("XNYS", start, END)) + 6 * len(sessions_of("XASX", start, END))
+    assert tally.bars_written == expected
     assert run_id is not None
     run = catalog.collection_runs.get(run_id)
     assert run.status == "done" and run.bars_written == tally.bars_written
