@@ -58,3 +58,27 @@ def test_summary_shows_counts_bars_and_failed_symbols() -> None:
     assert "Daily bars (run 7)" in text
     assert "bars written" in text and "1,234" in text
     assert "Failed symbols" in text and "XYZ 1d" in text and "NotFound: 200" in text
+
+
+def test_live_progress_counts_symbols_bars_and_pacing_wait() -> None:
+    from cluster.collect_report import live_progress
+
+    console = Console(record=True, width=140, force_terminal=False)
+    tally = Tally(total=2)
+    polls: list[int] = []
+
+    def pacing() -> float:
+        polls.append(1)
+        return 3.5
+
+    with live_progress(console, total=2, title="Daily", pacing=pacing) as update:
+        for result in (
+            ItemResult(symbol="A", bar_size="1d", status="done", bars_written=500),
+            ItemResult(symbol="B", bar_size="1d", status="failed", error="x"),
+        ):
+            tally.add(result)
+            update(result, tally)
+    text = console.export_text()
+    assert "2/2" in text and "1 ok" in text and "1 failed" in text
+    assert "500 bars" in text and "pacing wait 3.5 s" in text
+    assert len(polls) == 1  # polled at most once a second
