@@ -3,7 +3,7 @@
 
 ``simulate`` is the only place where fills, costs, stops and sizing happen. ``run_backtest``
 calls it with one asset, ``run_portfolio`` with several, and ``run_batch`` calls it once per
-parameter set (``strategies._batch_kernels``); sharing the loop is what makes results equal.
+parameter set from ``simulate_batch``; sharing the loop is what makes their results equal.
 
 State lives in flat arrays (no per-bar Python objects). Trades are written as rows of a
 float matrix with the columns below and turned into a DataFrame by the caller.
@@ -12,7 +12,7 @@ float matrix with the columns below and turned into a DataFrame by the caller.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 # Columns of the trade matrix.
 T_SYMBOL, T_SIDE, T_SIZE, T_ENTRY_IDX, T_ENTRY_PX = 0, 1, 2, 3, 4
@@ -333,6 +333,50 @@ def simulate(
             pos_out[t, j] = pos[j]
         equity_out[t] = cash + value
     return nt
+
+
+@njit(cache=True, parallel=True)
+def simulate_batch(
+    o, h, lo, c, tradable, targets_t, scale, size_mode, cash, costs, fill_close, equity_out
+):
+    """Run one single-asset account per row of ``targets_t`` (m, n), in parallel.
+
+    Kept in this file with ``simulate``: numba's cache only notices edits to a kernel's own
+    file, so a kernel calling into another file could keep running stale compiled code.
+
+    Args:
+        o, h, lo, c, tradable, scale, size_mode, cash, costs, fill_close: as ``simulate``.
+        targets_t: (m, n) one target row per parameter set.
+        equity_out: (m, n) each set's equity (written).
+
+    Returns:
+        Trade counts (m,), winning-trade counts (m,), gross profit (m,) and gross loss (m,)
+        of closed trades.
+    """
+    m, n = targets_t.shape
+    n_trades = np.zeros(m, dtype=np.int64)
+    n_wins = np.zeros(m, dtype=np.int64)
+    gross_win = np.zeros(m)
+    gross_loss = np.zeros(m)
+    blocks = min(m, 64)
+    for b in prange(blocks):
+        tr = np.empty((2 * n + 2, TRADE_COLUMNS))  # scratch once per block of sets
+        pos_out = np.empty((n, 1))
+        for col in range(b, m, blocks):
+            target = targets_t[col].reshape((n, 1))
+            nt = simulate(
+                o, h, lo, c, tradable, target, scale, size_mode, cash, costs, fill_close,
+                equity_out[col], pos_out, tr,
+            )  # fmt: skip
+            n_trades[col] = nt
+            for r in range(nt):
+                pnl = tr[r, T_PNL]
+                if pnl > 0.0:
+                    n_wins[col] += 1
+                    gross_win[col] += pnl
+                else:
+                    gross_loss[col] -= pnl
+    return n_trades, n_wins, gross_win, gross_loss
 
 
 @njit(cache=True)

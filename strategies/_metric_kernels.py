@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 # Positions in the output vector: the order of metrics.STAT_KEYS.
 (
@@ -57,6 +57,8 @@ N_STATS = 33
 NS_PER_DAY = 86_400.0e9
 
 kernel = njit(cache=True, error_model="numpy")
+# Columns of batch_core's matrix: the order of metrics.BATCH_KEYS.
+BATCH_SLOTS = (S_RETURN, S_CAGR, S_VOL, S_SHARPE, S_SORTINO, S_MAX_DD, S_CALMAR)
 
 
 @kernel
@@ -332,3 +334,19 @@ def summary(eq, stamps, bench, pos, pnl, ret, held, ppy, rf):
                 exposed += 1
         out[S_EXPOSURE] = exposed / pos.shape[0] * 100.0
     return out
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def batch_core(equity, ppy):
+    """Return the ``BATCH_SLOTS`` metrics of each row of ``equity`` (m, n) as (m, 7).
+
+    The same ``core_metrics`` as ``summary``, so a batch row equals its single backtest.
+    """
+    m = equity.shape[0]
+    stats = np.empty((m, len(BATCH_SLOTS)))
+    for col in prange(m):
+        out = np.full(N_STATS, np.nan)
+        core_metrics(simple_returns(equity[col]), ppy, 0.0, out)
+        for i in range(len(BATCH_SLOTS)):
+            stats[col, i] = out[BATCH_SLOTS[i]]
+    return stats

@@ -1,9 +1,10 @@
 """``run_batch``: many parameter sets of one strategy on the same bars, in one kernel call.
 
 Targets come from the strategy's ``targets_batch`` (vectorized where the strategy has one,
-else one ``target`` call per set over a shared indicator cache); the batch kernel runs each
-set through the engine's own simulation loop and reduces its equity to metrics in place.
-Sets go through in chunks, so memory stays at about ``_CHUNK`` x bars floats.
+else one ``target`` call per set over a shared indicator cache); a parallel kernel runs each
+set through the engine's own simulation loop, and another reduces each equity curve to the
+batch metrics. Sets go through in chunks, so at most two ``_CHUNK`` x bars float matrices
+(targets and equity, ~20 MB each for 2,520 bars) are alive at once.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from core.errors import ParameterError
-from strategies import _batch_kernels as bk
+from strategies import _kernels as k
+from strategies import _metric_kernels as mk
 from strategies.base import Strategy
 from strategies.engine import (
     Commission,
@@ -91,8 +93,9 @@ def run_batch(
     for start in range(0, len(resolved), _CHUNK):
         chunk = resolved[start : start + _CHUNK]
         targets = strat.targets_batch(frame, chunk, cache)
-        kernel: Any = bk.simulate_batch  # a numba dispatcher: typed by its arguments
-        stats, n_tr, n_win, g_win, g_loss = kernel(
+        equity = np.empty((len(chunk), len(frame)))
+        kernel: Any = k.simulate_batch  # a numba dispatcher: typed by its arguments
+        n_tr, n_win, g_win, g_loss = kernel(
             *prices,
             ok,
             np.ascontiguousarray(targets.T),  # Fortran-ordered targets: no copy
@@ -101,9 +104,11 @@ def run_batch(
             float(cash),
             costs,
             fill == "close",
-            float(ppy),
+            equity,
         )
         del targets
+        stats = mk.batch_core(equity, float(ppy))
+        del equity
         parts.append(_rows(chunk, stats, n_tr, n_win, g_win, g_loss))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
