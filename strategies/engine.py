@@ -56,6 +56,7 @@ TRADE_FRAME_COLUMNS = [
     "commission",
 ]
 _TRADE_COLUMNS = pd.Index(TRADE_FRAME_COLUMNS)
+_SIDES = pd.array(["long", "short"], dtype="str")
 _UNITS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 
@@ -438,10 +439,9 @@ def simulate(
 def trades_frame(rows: np.ndarray, index: pd.Index, symbols: Sequence[str]) -> pd.DataFrame:
     """Turn kernel trade rows into the public trades DataFrame."""
     names = np.asarray(symbols, dtype=object)
-    sides = np.where(rows[:, k.T_SIDE] > 0, "long", "short").astype(object)
     arrays = [
         pd.array(names[rows[:, k.T_SYMBOL].astype(np.intp)], dtype="string"),
-        pd.array(sides, dtype="str"),
+        _SIDES.take(np.where(rows[:, k.T_SIDE] > 0, 0, 1)),  # no per-call string conversion
         rows[:, k.T_SIZE],
         index.take(rows[:, k.T_ENTRY_IDX].astype(np.intp)),
         rows[:, k.T_ENTRY_PX],
