@@ -132,6 +132,29 @@ def start_gateway(port: int, speed: float) -> Any:
     return handle
 
 
+def scenarios(args: argparse.Namespace, *, gateway: Any, tmp: str) -> list[Row]:
+    """Time the paced intraday runs and the full-universe daily run."""
+    nasdaq = [i for i in bundled_known() if i.primary_exchange == "NASDAQ"]
+    # Warm up: start the worker processes so the timed runs measure collection only.
+    warm = plan.targets(nasdaq[:4], bar_size="1d", start=END - timedelta(days=30), end=END)
+    run_collection("warmup", warm, gateway=gateway, store_root=f"{tmp}/warm")
+    start = END - timedelta(days=args.days)
+    runs = [
+        (f"{size} x {args.days}d", size, nasdaq[: args.symbols], start, goal)
+        for size, goal in (("30s", "<= 1.10x bound"), ("1m", "not hard-paced"))
+    ]
+    daily_start = plan.years_before(END, args.years)
+    runs.append((f"1d x {args.years}y universe", "1d", bundled_known(), daily_start, "< 60 s"))
+    rows = []
+    for name, size, instruments, begin, goal in runs:
+        targets = plan.targets(instruments, bar_size=size, start=begin, end=END)
+        rows.append(
+            timed(name, targets, gateway=gateway, root=f"{tmp}/{size}", speed=args.speed,
+                  goal=goal, paced_bound=True)
+        )  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=20, help="symbols for the paced runs")
@@ -139,8 +162,6 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=120.0, help="ibsim speed = pacer scale")
     parser.add_argument("--years", type=int, default=5, help="daily look-back")
     args = parser.parse_args()
-
-    console = Console(width=120)
     ray.init(
         address="local",
         num_cpus=2,
@@ -149,50 +170,15 @@ def main() -> None:
         log_to_driver=False,
         resources={"scizor_head": 1},
     )
-    rows: list[Row] = []
     with (
         ibsim_subprocess("--pacing", "strict", "--speed", str(args.speed), control=False) as sim,
         tempfile.TemporaryDirectory() as tmp,
     ):
         gateway = start_gateway(sim.port, args.speed)
-        nasdaq = [i for i in bundled_known() if i.primary_exchange == "NASDAQ"]
-        # Warm up: start the worker processes so the timed runs measure collection only.
-        warm = plan.targets(nasdaq[:4], bar_size="1d", start=END - timedelta(days=30), end=END)
-        run_collection("warmup", warm, gateway=gateway, store_root=f"{tmp}/warm")
-
-        picked = nasdaq[: args.symbols]
-        start = END - timedelta(days=args.days)
-        for size, goal in (("30s", "<= 1.10x bound"), ("1m", "not hard-paced")):
-            targets = plan.targets(picked, bar_size=size, start=start, end=END)
-            rows.append(
-                timed(
-                    f"{size} x {args.days}d",
-                    targets,
-                    gateway=gateway,
-                    root=f"{tmp}/{size}",
-                    speed=args.speed,
-                    goal=goal,
-                    paced_bound=True,
-                )
-            )
-        everything = bundled_known()
-        targets = plan.targets(
-            everything, bar_size="1d", start=plan.years_before(END, args.years), end=END
-        )
-        rows.append(
-            timed(
-                f"1d x {args.years}y universe",
-                targets,
-                gateway=gateway,
-                root=f"{tmp}/1d",
-                speed=args.speed,
-                goal="< 60 s",
-                paced_bound=True,
-            )
-        )
+        rows = scenarios(args, gateway=gateway, tmp=tmp)
         ray.kill(gateway, no_restart=True)
     ray.shutdown()
-    console.print(render(rows, speed=args.speed))
+    Console(width=120).print(render(rows, speed=args.speed))
 
 
 def render(rows: list[Row], *, speed: float) -> Table:
