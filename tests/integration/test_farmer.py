@@ -191,6 +191,29 @@ def test_validate_skips_recently_verified_unless_forced(gateway: Any, catalog: C
     assert service.validate(force_revalidate=True, limit=7).checked == 7
 
 
+def test_scizor_symbols_cli_populates_validates_and_skips_fresh_symbols(
+    gateway: Any, ib_settings: Settings, tmp_path: Path
+) -> None:
+    env = driver_env(tmp_path, ib_settings)
+    scizor = str(Path(sys.executable).with_name("scizor"))
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [scizor, "symbols", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        return done.stdout
+
+    populated = run("populate", "--universe", "etfs")
+    assert "etfs: 61 symbols" in populated
+    assert "Invalid symbols removed (IB error 200)" in populated and "ACWI" in populated
+    assert "Checked 0:" in run("validate")
+    assert "Checked 5:" in run("validate", "--force-revalidate", "--limit", "5")
+    assert "ACWI" in run("list", "--invalid")
+    assert "ACWI" not in run("list")
+
+
 # -- collection ----------------------------------------------------------------------------
 
 
@@ -317,24 +340,13 @@ def test_killed_worker_is_replaced_and_the_run_completes(
 def test_killed_driver_resumes_without_gaps_or_duplicates(
     sim: Any, gateway: Any, ib_settings: Settings, tmp_path: Path
 ) -> None:
-    import ray
-
     instruments = world("NASDAQ")[:60]
     db_url = f"sqlite:///{tmp_path / 'catalog.db'}"
     catalog = Catalog(db_url)
     catalog.upgrade()
     add_valid(catalog, instruments)
     store_root = str(tmp_path / "bars")
-    env = {
-        **os.environ,
-        "SCIZOR_HOME": str(tmp_path),
-        "SCIZOR_DATABASE_URL": db_url,
-        "SCIZOR_BAR_STORE": store_root,
-        "SCIZOR_RAY_ADDRESS": ray.get_runtime_context().gcs_address,
-        "SCIZOR_IB_HOST": "127.0.0.1",
-        "SCIZOR_IB_PORT": str(ib_settings.ib.port),
-        "SCIZOR_IB_CLIENT_ID": str(ib_settings.ib.client_id),
-    }
+    env = driver_env(tmp_path, ib_settings)
     cmd = [sys.executable, "-m", "cluster.collect", "daily", "--years", "4", "-u", "test"]
     log = (tmp_path / "driver.log").open("w")
     driver = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -356,6 +368,23 @@ def test_killed_driver_resumes_without_gaps_or_duplicates(
     start = plan.years_before(end, 4)
     assert_exact_daily(BarStore(store_root), [i.symbol for i in instruments], start, end)
     catalog.dispose()
+
+
+def driver_env(tmp_path: Path, ib_settings: Settings) -> dict[str, str]:
+    """Environment of a ``scizor`` process joining the test cluster and its gateway."""
+    import ray
+
+    return {
+        **os.environ,
+        "SCIZOR_HOME": str(tmp_path),
+        "SCIZOR_DATABASE_URL": f"sqlite:///{tmp_path / 'catalog.db'}",
+        "SCIZOR_BAR_STORE": str(tmp_path / "bars"),
+        "SCIZOR_RAY_ADDRESS": ray.get_runtime_context().gcs_address,
+        "SCIZOR_IB_HOST": "127.0.0.1",
+        "SCIZOR_IB_PORT": str(ib_settings.ib.port),
+        "SCIZOR_IB_CLIENT_ID": str(ib_settings.ib.client_id),
+        "COLUMNS": "200",
+    }
 
 
 def _progress(
