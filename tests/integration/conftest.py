@@ -19,6 +19,7 @@ def ray_session() -> Iterator[None]:
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     ray.init(
+        address="local",  # always a fresh cluster, never one a developer left running
         num_cpus=2,
         include_dashboard=False,
         namespace="scizor-test",
