@@ -81,9 +81,10 @@ def fit_duration(seconds: float, bar: BarSize) -> Duration:
 def plan_chunks(bar: BarSize, start: datetime, end: datetime) -> list[Chunk]:
     """Return the requests covering ``[start, end)``, newest first, with no gaps.
 
-    Daily chunks overlap by one day: a server counts a session in a chunk only when it has
-    closed before the chunk's end, so back-to-back daily chunks could skip the boundary day.
-    The overlap's duplicates are dropped when the chunks are merged.
+    Daily chunks overlap by one day, and the oldest reaches a day before ``start``: a server
+    counts a session in a chunk only when it has closed before the chunk's end and leaves out
+    the session on the boundary day, so exact-length chunks could skip a day. The caller
+    drops the overlap's duplicates and what falls before ``start``.
 
     Raises:
         ValidationError: if the range is naive or empty.
@@ -93,7 +94,9 @@ def plan_chunks(bar: BarSize, start: datetime, end: datetime) -> list[Chunk]:
     chunks: list[Chunk] = []
     cursor = end
     while cursor > start:
-        duration = fit_duration((cursor - start).total_seconds(), bar)
+        # The same overlap pads the oldest chunk: "N Y" back from the end leaves out the
+        # session on the boundary day itself.
+        duration = fit_duration((cursor - start + overlap).total_seconds(), bar)
         chunk = Chunk(end=cursor, duration=duration)
         chunks.append(chunk)
         if chunk.start <= start:

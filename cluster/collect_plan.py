@@ -32,10 +32,6 @@ Fetch = Callable[..., pd.DataFrame]
 
 Span = tuple[datetime, datetime]
 
-DAILY_LEAD = timedelta(days=1)
-"""Daily requests start a day early (bars outside the gap are clipped off): IBKR counts a
-duration of N years back from the end and leaves out the session on the boundary day."""
-
 
 class BarSink(Protocol):
     """The part of :class:`storage.bars.BarStore` collection needs."""
@@ -200,7 +196,6 @@ def collect_one(
     raises: the outcome, including the error text, is in the returned :class:`ItemResult`.
     """
     policy = retry or RetryPolicy()
-    daily = parse_bar_size(target.bar_size).is_daily
     written, ranges = 0, 0
     for attempt in range(1, policy.attempts + 1):
         try:
@@ -208,8 +203,7 @@ def collect_one(
                 target.symbol, target.bar_size, target.start, target.end, calendar=target.calendar
             )
             for lo, hi in per_session(gaps, bar_size=target.bar_size, calendar=target.calendar):
-                lead = lo - DAILY_LEAD if daily else lo
-                frame = fetch(target.instrument, bar_size=target.bar_size, start=lead, end=hi)
+                frame = fetch(target.instrument, bar_size=target.bar_size, start=lo, end=hi)
                 frame = clip(frame, lo, hi)
                 result = store.write(target.symbol, target.bar_size, frame, covered=(lo, hi))
                 written += int(getattr(result, "rows_new", 0))

@@ -275,3 +275,19 @@ def test_gateway_reconnects_when_1100_is_not_followed_by_a_restore(sim: IBSim) -
         assert found["AAPL"] is not None
 
     run(body, service(sim))
+
+
+def test_gateway_daily_range_of_exactly_five_years_includes_its_first_session(
+    sim: IBSim,
+) -> None:
+    # 2019-03-07 is a Thursday session exactly 5 x 365 days before 2024-03-05: a bare "5 Y"
+    # request back from the end leaves the boundary session out.
+    lo, hi = datetime(2019, 3, 7, tzinfo=UTC), datetime(2024, 3, 5, tzinfo=UTC)
+    assert (hi - lo).days == 5 * 365
+
+    async def body(svc: GatewayService) -> pd.DataFrame:
+        return await svc.historical_bars("MSFT", bar_size="1d", start=lo, end=hi)
+
+    frame = run(body, service(sim))
+    assert frame.index[0] == pd.Timestamp("2019-03-07", tz="UTC")
+    assert list(frame.index) == sessions("2019-03-07", "2024-03-04")

@@ -93,7 +93,7 @@ def test_collect_one_extends_only_the_new_range(tmp_path: Path, fake_bars: Any) 
     later = datetime(2024, 5, 1, tzinfo=UTC)
     result = cp.collect_one(target(end=later), store=store, fetch=source, sleep=NO_SLEEP)
     assert result.bars_written == len(sessions(END, later))
-    assert source.calls[-1][1] == END - cp.DAILY_LEAD  # asked only for April (a day early)
+    assert source.calls[-1][1] == END  # asked only for April
     stored = store.read("AAPL", "1d")
     assert stored.index.is_unique and stored.index.equals(sessions(START, later).rename("ts"))
 
