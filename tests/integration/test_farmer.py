@@ -171,7 +171,7 @@ def test_populate_validates_etfs_and_removes_unknown_symbols(
     report = service.populate(["etfs"])
     assert report.validation is not None
     invalid = {r.symbol for r in report.validation.invalid}
-    assert "ZZZQ" in invalid and "ACWI" in invalid  # ACWI: not in ibsim's world
+    assert invalid == {"ZZZQ"}  # every bundled ETF is a real listing ibsim knows
     assert not report.validation.errors
     known = {i.symbol for i in world("ARCA") + world("NASDAQ")}
     assert {r.symbol for r in report.validation.verified} <= known
@@ -207,11 +207,18 @@ def test_scizor_symbols_cli_populates_validates_and_skips_fresh_symbols(
 
     populated = run("populate", "--universe", "etfs")
     assert "etfs: 61 symbols" in populated
-    assert "Invalid symbols removed (IB error 200)" in populated and "ACWI" in populated
+    assert "Invalid symbols" not in populated  # every bundled ETF is a real listing
+    with Catalog(Settings.from_env(env).db.url) as catalog:
+        catalog.symbols.upsert_many(
+            [SymbolRecord(symbol="ZZZQ", primary_exchange="NASDAQ", universe="etfs")]
+        )
+    validated = run("validate")
+    assert "Checked 1:" in validated  # only the new, unverified symbol
+    assert "Invalid symbols removed (IB error 200)" in validated and "ZZZQ" in validated
     assert "Checked 0:" in run("validate")
     assert "Checked 5:" in run("validate", "--force-revalidate", "--limit", "5")
-    assert "ACWI" in run("list", "--invalid")
-    assert "ACWI" not in run("list")
+    assert "ZZZQ" in run("list", "--invalid")
+    assert "ZZZQ" not in run("list")
 
 
 # -- collection ----------------------------------------------------------------------------
