@@ -83,6 +83,7 @@ class CatalogRecorder:
 
     def begin(self, kind: str, targets: Sequence[Target]) -> int | None:
         specs = [(t.symbol, t.bar_size, t.start, t.end) for t in targets]
+        self._runs.close_interrupted(kind=kind)  # runs whose driver was killed
         run = self._runs.create(kind, specs)
         self._ids = {(i.symbol, i.bar_size): i.id for i in self._runs.items(run.id)}
         return int(run.id)

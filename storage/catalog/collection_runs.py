@@ -208,6 +208,40 @@ class CollectionRunRepository:
             session.flush()
             return _run(session, row)
 
+    def close_interrupted(
+        self, *, kind: str | None = None, at: datetime | None = None
+    ) -> builtins.list[int]:
+        """Close runs still marked ``running`` whose driver is gone; return their ids.
+
+        A driver killed mid-run cannot close its own run. The next run of the same kind calls
+        this before it starts (one collection of a kind runs at a time): items left
+        ``running`` become ``failed`` with an "interrupted" error, and each run is finished
+        as :meth:`finish` would (``done`` only if every item was done).
+        """
+        when = at or utcnow()
+        with self._db.transaction() as session:
+            stmt = select(CollectionRunRow).where(
+                CollectionRunRow.status == RunStatus.RUNNING.value
+            )
+            if kind is not None:
+                stmt = stmt.where(CollectionRunRow.kind == kind)
+            runs = list(session.scalars(stmt))
+            for run in runs:
+                stuck = select(CollectionItemRow).where(
+                    CollectionItemRow.run_id == run.id,
+                    CollectionItemRow.status == ItemStatus.RUNNING.value,
+                )
+                for item in session.scalars(stuck):
+                    item.status = ItemStatus.FAILED.value
+                    item.error = "interrupted: the run's driver stopped before this item finished"
+                    item.finished_at = when
+                session.flush()
+                current = _run(session, run)
+                all_done = current.counts[ItemStatus.DONE] == current.total
+                run.status = (RunStatus.DONE if all_done else RunStatus.FAILED).value
+                run.finished_at = when
+            return [int(run.id) for run in runs]
+
     @staticmethod
     def _run_row(session: Session, run_id: int) -> CollectionRunRow:
         row = session.get(CollectionRunRow, run_id)

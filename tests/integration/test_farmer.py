@@ -395,6 +395,7 @@ def test_killed_driver_resumes_without_gaps_or_duplicates(
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     latest = catalog.collection_runs.latest(kind="daily")
     assert latest is not None and latest.id != run.id and latest.status == "done"
+    assert catalog.collection_runs.get(run.id).status == "failed"  # closed, not a zombie
     end = plan.floor_day(datetime.now(UTC))
     start = plan.years_before(end, 4)
     assert_exact_daily(BarStore(store_root), [i.symbol for i in instruments], start, end)

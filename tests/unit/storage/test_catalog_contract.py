@@ -151,6 +151,24 @@ def test_collection_run_lifecycle_counts_and_resume(catalog):
         catalog.collection_runs.start_item(first.id)
 
 
+def test_interrupted_runs_are_closed_with_their_stuck_items_failed(catalog):
+    runs = catalog.collection_runs
+    killed = runs.create("daily", [("AAPL", "1d", None, None), ("MSFT", "1d", None, None)])
+    aapl, msft = runs.pending_items(killed.id)
+    runs.start_item(aapl.id)
+    runs.finish_item(aapl.id, bars_written=10)
+    runs.start_item(msft.id)  # the driver dies here
+    other_kind = runs.create("history", [("AAPL", "1m", None, None)])
+
+    assert runs.close_interrupted(kind="daily", at=T0) == [killed.id]
+    closed = runs.get(killed.id)
+    assert closed.status is RunStatus.FAILED and closed.finished_at == T0
+    stuck = {i.symbol: i for i in runs.items(killed.id)}["MSFT"]
+    assert stuck.status is ItemStatus.FAILED and "interrupted" in stuck.error
+    assert runs.get(other_kind.id).status is RunStatus.RUNNING  # another kind is left alone
+    assert runs.close_interrupted(kind="daily") == []  # nothing left to close
+
+
 def test_collection_run_with_bad_item_writes_nothing(catalog):
     with pytest.raises(ValidationError, match="bar"):
         catalog.collection_runs.create(
