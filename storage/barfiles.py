@@ -124,18 +124,40 @@ def empty_frame() -> pd.DataFrame:
 
 
 def frame_from_table(table: pa.Table) -> pd.DataFrame:
-    """Build the public bar frame from an Arrow table without ``Table.to_pandas`` overhead."""
-    bars = from_table(table)
-    return frame_from_arrays(bars.ts, bars.columns)
+    """Build the public bar frame from an Arrow table without ``Table.to_pandas`` overhead.
+
+    Each float column is copied once, chunk by chunk, straight into the frame's 2-D block
+    (no intermediate concatenation of the table's row-group chunks).
+    """
+    n = table.num_rows
+    block = np.empty((len(FLOAT_COLUMNS), n), dtype=np.float64)
+    for row, name in enumerate(FLOAT_COLUMNS):
+        start = 0
+        for chunk in table.column(name).chunks:
+            block[row, start : start + len(chunk)] = chunk.to_numpy(zero_copy_only=False)
+            start += len(chunk)
+    ts = from_ts_column(table)
+    extra = {name: _numpy(table.column(name)) for name in COLUMNS if name not in FLOAT_COLUMNS}
+    return _frame(ts, block, extra)
 
 
 def frame_from_arrays(ts: np.ndarray, columns: dict[str, np.ndarray]) -> pd.DataFrame:
     """Build the public bar frame: UTC DatetimeIndex ``ts`` and the seven bar columns."""
-    index = pd.DatetimeIndex(ts.view("datetime64[ns]"), name="ts").tz_localize("UTC")
-    # Zero-copy Arrow buffers are read-only; callers expect a frame they can edit.
-    data = {name: _writable(columns[name]) for name in COLUMNS}
-    return pd.DataFrame(data, index=index, copy=False)
+    block = np.empty((len(FLOAT_COLUMNS), len(ts)), dtype=np.float64)
+    for row, name in enumerate(FLOAT_COLUMNS):
+        block[row] = columns[name]
+    extra = {name: columns[name] for name in COLUMNS if name not in FLOAT_COLUMNS}
+    return _frame(ts, block, extra)
 
 
-def _writable(values: np.ndarray) -> np.ndarray:
-    return values if values.flags.writeable else values.copy()
+def _frame(ts: np.ndarray, block: np.ndarray, extra: dict[str, np.ndarray]) -> pd.DataFrame:
+    # The float columns are rows of ``block``, adopted without another copy (a dict of
+    # arrays is not consolidated). Arrow's zero-copy buffers are read-only, and callers
+    # expect a frame they can edit, so ``extra`` columns are copied.
+    index = pd.DatetimeIndex(ts.view("datetime64[ns]"), dtype=_UTC_NS, name="ts", copy=False)
+    data = {name: block[row] for row, name in enumerate(FLOAT_COLUMNS)}
+    data.update({name: np.array(values, copy=True) for name, values in extra.items()})
+    return pd.DataFrame({name: data[name] for name in COLUMNS}, index=index, copy=False)
+
+
+_UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
