@@ -90,7 +90,9 @@ class Session:
     # ---- plumbing ---------------------------------------------------------------------
     def send(self, fields: list[Field]) -> None:
         """Frame and queue one message (dropped silently once the connection is gone)."""
-        if not self.closed:
+        # The peer may vanish before ``closed`` is set (the reader notices later): writing to a
+        # closing transport only makes asyncio log "socket.send() raised exception".
+        if not self.closed and not self.writer.is_closing():
             self.writer.write(encode_message(fields))
 
     def error(self, req_id: int, code: int, text: str) -> None:
