@@ -45,6 +45,24 @@ def eventually(predicate, *, timeout: float = 30.0) -> bool:
     return False
 
 
+def gateway_metrics_exported() -> bool:
+    """True once the gateway's connected gauge reads 1 on a node's Prometheus endpoint."""
+    import ray
+
+    for node in ray.nodes():
+        if not node["Alive"]:
+            continue
+        url = f"http://127.0.0.1:{node['MetricsExportPort']}/metrics"
+        try:
+            text = httpx.get(url, timeout=5).text
+        except httpx.HTTPError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("ray_scizor_gateway_connected{") and line.endswith(" 1.0"):
+                return True
+    return False
+
+
 def scizor(env: dict[str, str], *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run(
         [SCIZOR, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
@@ -76,6 +94,8 @@ def test_up_serves_health_from_ray_serve_and_down_stops_what_it_started(ray_sess
         assert body["checks"]["catalog"]["revision"]
         assert port_open(ib_port), "embedded ibsim is not listening"
         assert (tmp_path / "home" / "scizor.db").exists(), "catalog was not migrated"
+
+        assert eventually(gateway_metrics_exported, timeout=60), "no scizor metrics in Ray's"
 
         status = scizor(env, "status")
         assert status.returncode == 0
