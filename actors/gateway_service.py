@@ -50,6 +50,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+DEFAULT_MARGIN_S = 0.25
+"""Real seconds added to every pacing window: IBKR times a request when it arrives, and a
+request can arrive later than the pacer released it (a busy event loop, the network)."""
+
+
 class GatewayService:
     """Own one IB connection; expose paced, typed, async requests.
 
@@ -90,7 +95,7 @@ class GatewayService:
         self._violation_backoff_s = violation_backoff_s
         self.pacer = Pacer(
             self._clock,
-            rules=rules or PacingRules.ibkr(margin_s=0.05),
+            rules=rules or PacingRules.ibkr(margin_s=DEFAULT_MARGIN_S),
             time_scale=time_scale,
             on_grant=self._on_grant,
         )

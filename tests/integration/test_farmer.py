@@ -22,6 +22,7 @@ import exchange_calendars as xcals
 import pandas as pd
 import pytest
 
+from actors.pacing_rules import PacingRules
 from cluster import collect_plan as plan
 from cluster.collect import run_collection
 from cluster.symbols import SymbolService, gateway_lookup
@@ -263,8 +264,14 @@ def paced_gateway(ray_session: None, tmp_path: Path) -> Iterator[Any]:
             {"SCIZOR_HOME": str(tmp_path), "SCIZOR_IB_PORT": str(slow.port),
              "SCIZOR_IB_HOST": "127.0.0.1", "SCIZOR_IB_CLIENT_ID": "72"}
         )  # fmt: skip
+        # Real seconds of cushion per window: on a loaded 2-core CI box a request can reach
+        # ibsim far later than the pacer released it (Ray workers busy, big replies decoding).
         handle = get_gateway(
-            settings, name="farm-paced", namespace="scizor-test", time_scale=PACED_SPEED
+            settings,
+            name="farm-paced",
+            namespace="scizor-test",
+            time_scale=PACED_SPEED,
+            rules=PacingRules.ibkr(margin_s=1.0),
         )
         ray.get(handle.ready.remote(), timeout=60)
         try:
