@@ -57,6 +57,20 @@ TRADE_FRAME_COLUMNS = [
 ]
 _TRADE_COLUMNS = pd.Index(TRADE_FRAME_COLUMNS)
 _SIDES = pd.array(["long", "short"], dtype="str")
+_COLUMN_INDEX = pd.Index(list(COLUMNS))
+_SIDE_WORDS = np.array(["long", "short"], dtype=object)
+_SYMBOL_DTYPE = pd.StringDtype()
+# The trades frame's blocks: column positions of each block and the kernel's row slots.
+_FLOAT_NAMES = ("size", "entry_price", "exit_price", "pnl", "return_pct", "commission")
+_FLOAT_SLOTS = (k.T_SIZE, k.T_ENTRY_PX, k.T_EXIT_PX, k.T_PNL, -1, k.T_COMMISSION)
+_RETURN_ROW = _FLOAT_NAMES.index("return_pct")
+_FLOAT_PLACE = np.array([TRADE_FRAME_COLUMNS.index(c) for c in _FLOAT_NAMES], dtype=np.intp)
+_TIME_SLOTS = [k.T_ENTRY_IDX, k.T_EXIT_IDX]
+_TIME_PLACE = np.array(
+    [TRADE_FRAME_COLUMNS.index("entry_time"), TRADE_FRAME_COLUMNS.index("exit_time")], np.intp
+)
+_SYMBOL_PLACE = np.array([TRADE_FRAME_COLUMNS.index("symbol")], dtype=np.intp)
+_SIDE_PLACE = np.array([TRADE_FRAME_COLUMNS.index("side")], dtype=np.intp)
 _UNITS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 
@@ -279,7 +293,7 @@ def _validated(bars: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         raise DataError("bar timestamps must be strictly increasing", field="index")
     if len(bars) < 2:
         raise DataError(f"need at least 2 bars to backtest, got {len(bars)}", field="bars")
-    canonical = tuple(bars.columns) == COLUMNS and all(d == np.float64 for d in bars.dtypes)
+    canonical = bars.columns.equals(_COLUMN_INDEX) and all(d == np.float64 for d in bars.dtypes)
     frame = bars.copy(deep=False) if canonical else bars.loc[:, list(COLUMNS)].astype(np.float64)
     values = frame.to_numpy(np.float64)
     prices = values[:, :4]
@@ -305,9 +319,12 @@ def periods_per_year(index: pd.Index) -> float:
         return 252.0
     stamps = index if isinstance(index, pd.DatetimeIndex) else pd.DatetimeIndex(index)
     # pandas 3 indexes may be in s, ms, us or ns: scale the integer step to seconds.
+    units = _UNITS_PER_SECOND[stamps.unit]
+    steps = np.diff(stamps.asi8)
+    if steps.min() >= 86_400 * 0.9 * units:
+        return 252.0  # the median is at least the smallest step: no need to sort
     # The median of floats: numpy's integer median is several times slower (exact below 2**53).
-    steps = np.diff(stamps.asi8).astype(np.float64)
-    step = float(np.median(steps)) / _UNITS_PER_SECOND[stamps.unit]
+    step = float(np.median(steps.astype(np.float64))) / units
     return 252.0 if step >= 86_400 * 0.9 else 252.0 * max(1.0, 23_400.0 / step)
 
 
@@ -438,27 +455,46 @@ def simulate(
 
 def trades_frame(rows: np.ndarray, index: pd.Index, symbols: Sequence[str]) -> pd.DataFrame:
     """Turn kernel trade rows into the public trades DataFrame."""
-    names = np.asarray(symbols, dtype=object)
-    arrays = [
-        pd.array(names[rows[:, k.T_SYMBOL].astype(np.intp)], dtype="string"),
-        _SIDES.take(np.where(rows[:, k.T_SIDE] > 0, 0, 1)),  # no per-call string conversion
-        rows[:, k.T_SIZE],
-        index.take(rows[:, k.T_ENTRY_IDX].astype(np.intp)),
-        rows[:, k.T_ENTRY_PX],
-        index.take(rows[:, k.T_EXIT_IDX].astype(np.intp)),
-        rows[:, k.T_EXIT_PX],
-        rows[:, k.T_PNL],
-        _trade_returns(rows),
-        rows[:, k.T_COMMISSION],
-    ]
-    try:
-        # pandas' own column-array constructor skips the dict path's per-call conversion of
-        # the column names (a third of this function's time on a 2,520-bar backtest).
-        return pd.DataFrame._from_arrays(  # type: ignore[attr-defined,no-any-return]
-            arrays, columns=_TRADE_COLUMNS, index=pd.RangeIndex(len(rows)), verify_integrity=False
-        )
-    except (AttributeError, TypeError):  # a pandas without it: the public constructor
-        return pd.DataFrame(dict(zip(TRADE_FRAME_COLUMNS, arrays, strict=True)), copy=False)
+    symbol = _strings(
+        np.asarray(symbols, dtype=object), rows[:, k.T_SYMBOL].astype(np.intp), _SYMBOL_DTYPE
+    )
+    side = _strings(_SIDE_WORDS, np.where(rows[:, k.T_SIDE] > 0, 0, 1), _SIDES.dtype)
+    n = len(rows)
+    floats = np.empty((len(_FLOAT_SLOTS), n))
+    for i, slot in enumerate(_FLOAT_SLOTS):
+        if slot >= 0:
+            floats[i] = rows[:, slot]
+    floats[_RETURN_ROW] = _trade_returns(rows)
+    if isinstance(index, pd.DatetimeIndex):
+        # One (2, n) datetime block for entry and exit times, straight from the int64 stamps.
+        at = rows[:, _TIME_SLOTS].T.ravel().astype(np.intp)
+        times = index.array.take(at).reshape(2, n)
+        try:
+            # The block-level constructor: no per-column inference, no consolidation pass
+            # (the generic constructors cost most of this function's time on one backtest).
+            return pd.api.internals.create_dataframe_from_blocks(  # type: ignore[attr-defined,no-any-return]
+                [
+                    (symbol, _SYMBOL_PLACE),
+                    (side, _SIDE_PLACE),
+                    (floats, _FLOAT_PLACE),
+                    (times, _TIME_PLACE),
+                ],
+                index=pd.RangeIndex(n),
+                columns=_TRADE_COLUMNS,
+            )
+        except (AttributeError, TypeError, ValueError):  # a pandas without it
+            pass
+    columns: dict[str, Any] = {"symbol": symbol, "side": side}
+    for i, name in enumerate(_FLOAT_NAMES):
+        columns[name] = floats[i]
+    columns["entry_time"] = index.take(rows[:, k.T_ENTRY_IDX].astype(np.intp))
+    columns["exit_time"] = index.take(rows[:, k.T_EXIT_IDX].astype(np.intp))
+    return pd.DataFrame({c: columns[c] for c in TRADE_FRAME_COLUMNS}, copy=False)
+
+
+def _strings(words: np.ndarray, codes: np.ndarray, dtype: Any) -> Any:
+    """Return ``words[codes]`` as a pandas string array of ``dtype``."""
+    return pd.array(words[codes], dtype=dtype)
 
 
 def _trade_returns(rows: np.ndarray) -> np.ndarray:
