@@ -408,6 +408,7 @@ class GatewayService:
                 if key is not None:
                     async with self.pacer.historical(key, priority):
                         return await self._timed(kind, send)
+                # A message-rate token only: taking it is the wait; nothing is held open.
                 async with self.pacer.message(priority):
                     pass
                 return await self._timed(kind, send)

@@ -116,12 +116,9 @@ def db_upgrade() -> None:
     console.print(f"Catalog at {s.db.redacted_url} is up to date.")
 
 
-def register(extra: typer.Typer, *, name: str | None = None) -> None:
-    """Mount a sub-command group (used by cluster modules that add commands)."""
-    if name:
-        app.add_typer(extra, name=name)
-    else:
-        app.registered_commands.extend(extra.registered_commands)
+def register(extra: typer.Typer, *, name: str) -> None:
+    """Mount a sub-command group as ``scizor NAME`` (used by modules that add commands)."""
+    app.add_typer(extra, name=name)
 
 
 def main() -> None:

@@ -20,7 +20,6 @@ class ApiContext:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.services: dict[str, Any] = {}
         self._checks: dict[str, HealthCheck] = {}
         self._routers: list[APIRouter] = []
 

@@ -22,7 +22,6 @@ def build_context(settings: Settings) -> ApiContext:
     """Assemble the API context for ``settings``: checks and routers of every platform part."""
     context = ApiContext(settings)
     catalog = Catalog(settings.db.url)
-    context.services["catalog"] = catalog
 
     def catalog_check() -> dict[str, Any]:
         revision = catalog.revision()
