@@ -215,6 +215,9 @@ def test_result_is_frozen_and_trades_have_the_public_columns():
         "commission",
     ]
     assert r.trades.return_pct.iloc[0] == pytest.approx(10.0)
+    assert list(r.trades.side.cat.categories) == ["long", "short"]
+    assert r.trades.side.tolist() == ["long"] and r.trades.symbol.tolist() == [""]
+    assert str(r.trades.entry_time.dtype) == str(r.equity.index.dtype)
     with pytest.raises(AttributeError):
         r.equity = r.equity  # type: ignore[misc]
 
