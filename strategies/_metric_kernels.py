@@ -89,26 +89,32 @@ def _mean_std(x):
 
 @kernel
 def core_metrics(r, ppy, rf, out):
-    """Fill return, CAGR, volatility, Sharpe, Sortino, max drawdown and Calmar from ``r``."""
+    """Fill return, CAGR, volatility, Sharpe, Sortino, max drawdown and Calmar from ``r``.
+
+    Returns the mean and the ddof=1 standard deviation of ``r`` (for ``distribution_metrics``).
+    """
     m = r.shape[0]
     if m == 0:
-        return
+        return np.nan, np.nan
     growth, peak, max_dd, down = 1.0, 1.0, 0.0, 0.0
-    ex = np.empty(m)
     for t in range(m):
         growth *= 1.0 + r[t]
         if growth > peak:
             peak = growth
-        dd = (growth - peak) / peak
-        if dd < max_dd:
-            max_dd = dd
-        ex[t] = r[t] - rf
-        if ex[t] < 0.0:
-            down += ex[t] * ex[t]
+        elif growth < peak * (1.0 + max_dd):  # a deeper drawdown: only then divide
+            dd = (growth - peak) / peak
+            if dd < max_dd:
+                max_dd = dd
+        e = r[t] - rf
+        if e < 0.0:
+            down += e * e
     total = growth - 1.0
     cagr = (1.0 + total) ** (1.0 / (m / ppy)) - 1.0 if 1.0 + total > 0 else -1.0
-    _, std = _mean_std(r)
-    ex_mean, ex_std = _mean_std(ex)
+    mean, std = _mean_std(r)
+    if rf == 0.0:
+        ex_mean, ex_std = mean, std
+    else:
+        ex_mean, ex_std = _mean_std(r - rf)
     out[S_RETURN] = total * 100.0
     out[S_CAGR] = cagr * 100.0
     out[S_VOL] = std * math.sqrt(ppy) * 100.0
@@ -116,6 +122,7 @@ def core_metrics(r, ppy, rf, out):
     out[S_SORTINO] = ex_mean * ppy / (math.sqrt(down / m) * math.sqrt(ppy))
     out[S_MAX_DD] = max_dd * 100.0
     out[S_CALMAR] = cagr / abs(max_dd) if max_dd < 0 else np.nan
+    return mean, std
 
 
 @kernel
@@ -135,8 +142,11 @@ def _percentile(r, q):
 
 
 @kernel
-def distribution_metrics(r, rf, out):
-    """Fill Omega, the tail ratio, VaR/CVaR, skew, kurtosis, PSR and stability."""
+def distribution_metrics(r, rf, mean, std, out):
+    """Fill Omega, the tail ratio, VaR/CVaR, skew, kurtosis, PSR and stability.
+
+    ``mean`` and ``std`` are those ``core_metrics`` returned for ``r``.
+    """
     m = r.shape[0]
     if m == 0:
         return
@@ -155,17 +165,16 @@ def distribution_metrics(r, rf, out):
     # CVaR: the mean of the int((m-1)*0.05)+1 smallest returns, which the partition at
     # that same rank has put first.
     out[S_CVAR] = np.mean(part[: int((m - 1) * 0.05) + 1])
-    _moments(r, out)
+    _moments(r, mean, std, out)
     out[S_STABILITY] = _stability(r)
 
 
 @kernel
-def _moments(r, out):
+def _moments(r, mean, std, out):
     """Skew, excess kurtosis (population moments) and the probabilistic Sharpe ratio."""
     m = r.shape[0]
     if m < 3:
         return
-    mean, std = _mean_std(r)
     m2, m3, m4 = 0.0, 0.0, 0.0
     for v in r:
         d = v - mean
@@ -195,9 +204,11 @@ def _stability(r):
     y = np.empty(m)
     acc = 0.0
     for t in range(m):
-        if r[t] <= -1.0:
-            return np.nan
-        acc += math.log1p(r[t])
+        v = r[t]
+        if v != 0.0:  # flat bars (no position) add log1p(0) = 0: skip the logarithm
+            if v <= -1.0:
+                return np.nan
+            acc += math.log1p(v)
         y[t] = acc
     xbar, ybar = (m - 1) / 2.0, np.mean(y)
     sxx, syy, sxy = 0.0, 0.0, 0.0
@@ -244,20 +255,20 @@ def alpha_beta(r, bench, ppy, rf, out):
     Bars where either return is NaN are left out (loops: no masked copies).
     """
     count, x_sum, y_sum = 0, 0.0, 0.0
+    y = np.empty(r.shape[0])
     for t in range(r.shape[0]):
-        y = bench[t + 1] / bench[t] - 1.0
-        if not (np.isnan(r[t]) or np.isnan(y)):
+        y[t] = bench[t + 1] / bench[t] - 1.0
+        if not (np.isnan(r[t]) or np.isnan(y[t])):
             count += 1
             x_sum += r[t] - rf
-            y_sum += y - rf
+            y_sum += y[t] - rf
     if count < 2:
         return
     ybar = y_sum / count
     var, cov = 0.0, 0.0
     for t in range(r.shape[0]):
-        y = bench[t + 1] / bench[t] - 1.0
-        if not (np.isnan(r[t]) or np.isnan(y)):
-            dev = (y - rf) - ybar
+        if not (np.isnan(r[t]) or np.isnan(y[t])):
+            dev = (y[t] - rf) - ybar
             var += dev * dev
             cov += dev * (r[t] - rf)
     var /= count
@@ -321,8 +332,8 @@ def summary(eq, stamps, bench, pos, pnl, ret, held, ppy, rf):
     if n:
         out[S_FINAL] = eq[n - 1]
     r = simple_returns(eq)
-    core_metrics(r, ppy, rf, out)
-    distribution_metrics(r, rf, out)
+    mean, std = core_metrics(r, ppy, rf, out)
+    distribution_metrics(r, rf, mean, std, out)
     drawdown_metrics(eq, stamps, out)
     if bench.shape[0] == n and r.shape[0] > 1:
         alpha_beta(r, bench, ppy, rf, out)
