@@ -228,7 +228,11 @@ class Strategy:
         indicators: IndicatorCache | None = None,
         resolved: bool = False,
     ) -> np.ndarray:
-        """Return the target position per bar as float64 in [-1, 1], NaN replaced by 0."""
+        """Return the target position per bar as float64 in [-1, 1], NaN replaced by 0.
+
+        When ``signal`` already returned finite values in range, that array itself comes
+        back (no copy): treat the result as read-only.
+        """
         p = dict(params or {}) if resolved else self.resolve(params)
         ind = indicators if indicators is not None else IndicatorCache(bars)
         raw = np.asarray(self.signal(bars, p, ind), dtype=np.float64)
@@ -237,6 +241,8 @@ class Strategy:
                 f"{self.name}.signal returned shape {raw.shape}; expected ({len(bars)},)"
             )
         low = -1.0 if p.get("allow_short", "allow_short" not in self.params) else 0.0
+        if len(raw) and low <= raw.min() and raw.max() <= 1.0:
+            return raw  # already finite and in range (NaN fails both tests): two reductions
         # NaN and infinities mean flat; a fresh array, so clipping in place is safe. Plain
         # ufuncs: np.nan_to_num + np.clip cost several times more on a single backtest.
         out = np.where(np.isfinite(raw), raw, 0.0)
