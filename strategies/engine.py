@@ -61,6 +61,7 @@ _TRADE_COLUMNS = pd.Index(TRADE_FRAME_COLUMNS)
 # Arrow strings (a measurable share of one daily backtest).
 _SIDE_DTYPE = pd.CategoricalDtype(["long", "short"])
 _COLUMN_INDEX = pd.Index(list(COLUMNS))
+_COLUMN_PLACE = np.arange(len(COLUMNS), dtype=np.intp)
 # The trades frame's blocks: column positions of each block and the kernel's row slots.
 _FLOAT_NAMES = ("size", "entry_price", "exit_price", "pnl", "return_pct", "commission")
 _FLOAT_SLOTS = (k.T_SIZE, k.T_ENTRY_PX, k.T_EXIT_PX, k.T_PNL, -1, k.T_COMMISSION)
@@ -282,8 +283,8 @@ def validate_bars(bars: pd.DataFrame) -> pd.DataFrame:
 def _validated(bars: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """Validate ``bars``; return the canonical frame and its (n, 5) float64 values.
 
-    A frame that already has exactly these float64 columns is reused (a shallow copy: with
-    pandas' copy-on-write the caller's later edits don't reach it), so nothing is copied.
+    The frame owns one fresh (5, n) float64 block (a single copy of the five columns), so
+    the caller's later edits never reach a result and strategies may write to it.
     """
     missing = [c for c in COLUMNS if c not in bars.columns]
     if missing:
@@ -295,14 +296,32 @@ def _validated(bars: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         raise DataError("bar timestamps must be strictly increasing", field="index")
     if len(bars) < 2:
         raise DataError(f"need at least 2 bars to backtest, got {len(bars)}", field="bars")
-    canonical = bars.columns.equals(_COLUMN_INDEX) and all(d == np.float64 for d in bars.dtypes)
-    frame = bars.copy(deep=False) if canonical else bars.loc[:, list(COLUMNS)].astype(np.float64)
-    values = frame.to_numpy(np.float64)
+    source = bars if bars.columns.equals(_COLUMN_INDEX) else bars.loc[:, list(COLUMNS)]
+    try:
+        block = np.array(source.to_numpy(np.float64).T, dtype=np.float64, order="C")
+    except (TypeError, ValueError) as exc:
+        bad = [c for c in COLUMNS if not pd.api.types.is_numeric_dtype(source[c])] or ["close"]
+        raise DataError(
+            f"bar column '{bad[0]}' must be numeric, got {source[bad[0]].dtype} ({exc})",
+            field=bad[0],
+        ) from exc
+    values = block.T
     prices = values[:, :4]
     # NaN fails ``> 0`` and +inf fails ``< inf``: two reductions instead of two masks.
     if not (prices.min() > 0 and prices.max() < np.inf):
         raise DataError("bar prices must be finite and positive", field="close")
-    return frame, values
+    return _frame_of(block, index), values
+
+
+def _frame_of(block: np.ndarray, index: pd.Index) -> pd.DataFrame:
+    """Return the bar frame over ``block`` (5, n) without copying it."""
+    try:
+        # The block-level constructor adopts the block as is (the generic one costs more).
+        return pd.api.internals.create_dataframe_from_blocks(  # type: ignore[attr-defined,no-any-return]
+            [(block, _COLUMN_PLACE)], index=index, columns=_COLUMN_INDEX
+        )
+    except (AttributeError, TypeError, ValueError):  # a pandas without it
+        return pd.DataFrame(block.T, index=index, columns=_COLUMN_INDEX, copy=False)
 
 
 def _ohlc_columns(values: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -247,6 +247,24 @@ def test_bad_bars_raise_data_error():
     naive = frame([10, 10, 10]).tz_localize(None)
     with pytest.raises(DataError, match="timezone"):
         run(naive, [0, 0, 0])
+    words = frame([10, 10, 10]).assign(volume=["a", "b", "c"])
+    with pytest.raises(DataError, match="numeric") as info:
+        run(words, [0, 0, 0])
+    assert info.value.field == "volume"
+
+
+def test_result_bars_are_float64_and_isolated_from_later_edits_of_the_input():
+    bars = frame([10, 11, 12]).assign(volume=[1, 2, 3], extra="x")  # int volume, extra column
+    r = run(bars, [1, 1, 1])
+    assert list(r.bars.columns) == ["open", "high", "low", "close", "volume"]
+    assert (r.bars.dtypes == np.float64).all()
+    bars.loc[bars.index[0], "close"] = 99.0
+    canonical = frame([10, 11, 12])
+    r2 = run(canonical, [1, 1, 1])
+    canonical.loc[canonical.index[0], "close"] = 99.0
+    assert r.bars.close.iloc[0] == 10.0 and r2.bars.close.iloc[0] == 10.0
+    r2.bars.loc[r2.bars.index[1], "close"] = 5.0  # the result's frame is writable
+    assert canonical.close.iloc[1] == 11.0
 
 
 def test_margin_allows_leverage_but_not_beyond_it():
