@@ -14,7 +14,7 @@ import argparse
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import exchange_calendars as xcals
@@ -72,7 +72,7 @@ def median_ms(
 
 
 def bench(
-    name: str, size: str, frame: pd.DataFrame, *, runs: int, work: Path
+    name: str, size: str, frame: pd.DataFrame, *, runs: int, work: Path, sizes: list[str]
 ) -> list[tuple[str, str, float]]:
     store_root = work / f"store-{size}"
     counter = iter(range(1_000_000))
@@ -91,6 +91,10 @@ def bench(
     def csv_read() -> pd.DataFrame:
         return pd.read_csv(csv, index_col="ts", parse_dates=["ts"])
 
+    sizes.append(
+        f"{name:<28} BarStore {_mb(symbol_dir.rglob('*.parquet')):.2f} MB, "
+        f"CSV {_mb([csv]):.2f} MB, DataFrame.to_parquet {_mb([peer_parquet]):.2f} MB"
+    )
     check = csv_read()
     assert len(check) == len(frame) and str(check.index.dtype).endswith("UTC]"), check.index.dtype
     pd.testing.assert_frame_equal(store.read("AAPL", size), frame, check_freq=False)
@@ -126,18 +130,33 @@ def bench(
     ]
 
 
+def _mb(files: Iterable[Path]) -> float:
+    return sum(f.stat().st_size for f in files) / 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="timed runs per figure (median)")
     args = parser.parse_args()
     daily, minutes = daily_bars(10), minute_bars(2024)
     rows: list[tuple[str, str, float]] = []
+    sizes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bars-io-") as tmp:
         rows += bench(
-            f"1d x 10y ({len(daily):,} rows)", "1d", daily, runs=args.runs, work=Path(tmp)
+            f"1d x 10y ({len(daily):,} rows)",
+            "1d",
+            daily,
+            runs=args.runs,
+            work=Path(tmp),
+            sizes=sizes,
         )
         rows += bench(
-            f"1m x 1y RTH ({len(minutes):,} rows)", "1m", minutes, runs=args.runs, work=Path(tmp)
+            f"1m x 1y RTH ({len(minutes):,} rows)",
+            "1m",
+            minutes,
+            runs=args.runs,
+            work=Path(tmp),
+            sizes=sizes,
         )
     print(f"median of {args.runs} runs; ratio = time / BarStore time of the same operation\n")
     print(f"{'data':<28} {'operation':<40} {'ms':>9} {'ratio':>7}")
@@ -151,6 +170,8 @@ def main() -> None:
             base[key] = ms
         ratio = ms / base[key] if key in base else float("nan")
         print(f"{data:<28} {op:<40} {ms:>9.2f} {ratio:>6.1f}x")
+    print("\nfile sizes (the store: all year partitions of the symbol)")
+    print("\n".join(sizes))
 
 
 if __name__ == "__main__":
