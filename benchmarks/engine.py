@@ -155,7 +155,7 @@ def breakdown(bars: pd.DataFrame) -> dict[str, float]:
     t_trades, _ = timed(lambda: trades_frame(rows, frame.index, [""]), runs=50)
     t_stats, _ = timed(
         lambda: metrics.summarize(
-            equity.to_numpy(),
+            equity,
             index=frame.index,
             benchmark=frame["close"].to_numpy(),
             positions=positions,

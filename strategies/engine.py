@@ -205,6 +205,7 @@ def run_backtest(
     """
     strat, p = prepare(strategy, params, allow_short)
     frame, values = _validated(bars)
+    index = frame.index
     ohlc = _ohlc_columns(values)
     target = strat.target(frame, p, indicators=_seeded_cache(frame, values), resolved=True)
     costs = _costs(commission, slippage_bps, strat, stop_loss_pct, take_profit_pct, margin)
@@ -212,26 +213,28 @@ def run_backtest(
     equity, positions, trades = simulate(
         frame, target[:, None], scale[:, None], mode, cash=cash, costs=costs, fill=fill, prices=ohlc
     )
-    trade_frame = trades_frame(trades, frame.index, [symbol])
     stats = metrics.summarize(
-        equity.to_numpy(),
-        index=frame.index,
+        equity,
+        index=index,
         benchmark=values[:, 3] if benchmark else None,
         positions=positions,
         pnl=trades[:, k.T_PNL],
         return_pct=_trade_returns(trades),
         held_bars=trades[:, k.T_EXIT_IDX] - trades[:, k.T_ENTRY_IDX],
-        periods_per_year=periods_per_year(frame.index),
+        periods_per_year=periods_per_year(index),
     )
+    # Every Series through one constructor (a warm code path costs less than frame["close"]).
     return BacktestResult(
-        trades=trade_frame,
-        equity=equity,
-        positions=pd.Series(positions[:, 0], frame.index, copy=False),
+        trades=trades_frame(trades, index, [symbol]),
+        equity=pd.Series(equity, index, name="equity", copy=False),
+        positions=pd.Series(positions[:, 0], index, name="position", copy=False),
         stats=stats,
         params=p,
         strategy=strat.name,
         bars=frame,
-        benchmark=frame["close"] if benchmark else None,
+        benchmark=pd.Series(values[:, 3].copy(), index, name="close", copy=False)
+        if benchmark
+        else None,
     )
 
 
@@ -286,7 +289,8 @@ def _validated(bars: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     The frame owns one fresh (5, n) float64 block (a single copy of the five columns), so
     the caller's later edits never reach a result and strategies may write to it.
     """
-    missing = [c for c in COLUMNS if c not in bars.columns]
+    canonical = bars.columns.equals(_COLUMN_INDEX)
+    missing = [] if canonical else [c for c in COLUMNS if c not in bars.columns]
     if missing:
         raise DataError(f"bars lack columns {missing}; need {list(COLUMNS)}", field=missing[0])
     index = bars.index
@@ -296,7 +300,7 @@ def _validated(bars: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         raise DataError("bar timestamps must be strictly increasing", field="index")
     if len(bars) < 2:
         raise DataError(f"need at least 2 bars to backtest, got {len(bars)}", field="bars")
-    source = bars if bars.columns.equals(_COLUMN_INDEX) else bars.loc[:, list(COLUMNS)]
+    source = bars if canonical else bars.loc[:, list(COLUMNS)]
     try:
         block = np.array(source.to_numpy(np.float64).T, dtype=np.float64, order="C")
     except (TypeError, ValueError) as exc:
@@ -440,8 +444,8 @@ def simulate(
     fill: Fill,
     tradable: np.ndarray | None = None,
     prices: tuple[np.ndarray, ...] | None = None,
-) -> tuple[pd.Series, np.ndarray, np.ndarray]:
-    """Run the kernel; return (equity Series, positions (n, k), trade rows)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run the kernel; return (equity (n,), positions (n, k), trade rows)."""
     if fill not in ("next_open", "close"):
         raise ParameterError(f"fill must be 'next_open' or 'close', got {fill!r}", field="fill")
     if not cash > 0:
@@ -471,7 +475,7 @@ def simulate(
         positions,
         tr,
     )
-    return pd.Series(equity, index=frame.index, name="equity"), positions, tr[:nt]
+    return equity, positions, tr[:nt]
 
 
 def trades_frame(rows: np.ndarray, index: pd.Index, symbols: Sequence[str]) -> pd.DataFrame:

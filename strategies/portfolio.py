@@ -106,7 +106,7 @@ def run_portfolio(
     scale = np.column_stack([part[0] * (1.0 if part[1] else w[j]) for j, part in enumerate(parts)])
     costs = _costs(commission, slippage_bps, strat, stop_loss_pct, take_profit_pct, margin)
     frame = pd.DataFrame(index=index)
-    equity, positions, rows = simulate(
+    values, positions, rows = simulate(
         frame,
         target,
         scale,
@@ -117,6 +117,7 @@ def run_portfolio(
         tradable=tradable,
         prices=prices,
     )
+    equity = pd.Series(values, index=index, name="equity", copy=False)
     trades = trades_frame(rows, index, symbols)
     closes = pd.DataFrame(prices[3], index=index, columns=symbols)
     bench = (closes / closes.iloc[0]).mean(axis=1) if benchmark else None
