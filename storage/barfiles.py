@@ -28,6 +28,11 @@ SCHEMA = pa.schema(
     ]
 )
 _TS_TYPE = SCHEMA.field("ts").type
+# On disk every column is REQUIRED: bars hold no nulls (a missing ``wap`` is NaN, a value),
+# and an optional column makes every read decode its definition levels, which cost more
+# than the values (a 1-minute symbol-year decodes in 0.52 ms all required, 0.87 ms with
+# optional floats). Older files with optional floats read the same.
+_FILE_SCHEMA = pa.schema([field.with_nullable(False) for field in SCHEMA])
 
 
 def to_table(bars: BarArrays) -> pa.Table:
@@ -60,7 +65,7 @@ def _numpy(column: pa.ChunkedArray) -> np.ndarray:
 def write_file(fs: pafs.FileSystem, path: str, bars: BarArrays) -> None:
     """Write one partition file (sorted, statistics on, ``ts`` declared as the sort key)."""
     pq.write_table(
-        to_table(bars),
+        pa.Table.from_arrays(to_table(bars).columns, schema=_FILE_SCHEMA),
         path,
         filesystem=fs,
         row_group_size=ROW_GROUP_ROWS,
@@ -71,22 +76,23 @@ def write_file(fs: pafs.FileSystem, path: str, bars: BarArrays) -> None:
     )
 
 
-# Reads decide: a whole symbol-year is read far more often than written, so no column is
+# Reads decide: a symbol-year is read far more often than written, so no column is
 # compressed; only the two integer columns are delta-packed (sorted ``ts`` shrinks to almost
-# nothing, small ``bar_count`` values to a few bits) and the floats stay PLAIN, which decodes
-# as a plain copy. Measured on one year of 1-minute bars (97,740 rows, benchmarks/bars_io.py
-# data; pyarrow 26, one core, best of 200 decodes of the file):
-#   LZ4, no dictionary (the encoding before)    5.50 MB  1.17 ms
-#   no compression                               6.26 MB  0.73 ms
-#   ts delta, rest uncompressed                  5.58 MB  0.76 ms
-#   ts + bar_count delta, rest uncompressed      4.94 MB  0.83 ms   <- chosen
-#   ts delta, bar_count LZ4, floats plain        5.11 MB  0.92 ms
-#   ts delta, floats BYTE_STREAM_SPLIT + LZ4     3.68 MB  1.36 ms
-#   ts delta, floats BYTE_STREAM_SPLIT + ZSTD-1  3.39 MB  2.75 ms
-# Random-walk floats barely compress under LZ4. Tick-rounded prices (2 decimals) do: LZ4
-# then makes 3.45 MB but takes 1.93 ms, and the chosen encoding stays at 4.94 MB / 0.83 ms,
-# so files of real prices are ~40% larger than LZ4 ones in exchange for reads 2.3x faster.
-# Files written with the old encoding stay readable (Parquet files describe themselves).
+# nothing, ``bar_count`` to a few bits per value) and the floats stay PLAIN, which decodes as
+# a copy. One year of 1-minute bars (97,740 rows), REQUIRED columns, pyarrow 26, one core,
+# decode of the whole file (best / median of 200); "ticked" rounds prices to cents:
+#                                                  benchmark data       ticked prices
+#   before: LZ4, optional floats, no dictionary    5.50 MB  1.17 ms     3.45 MB  1.93 ms
+#   LZ4, no dictionary                             5.50 MB  0.83 ms     3.45 MB  1.53 ms
+#   no compression                                 6.26 MB  0.41 ms     6.26 MB  0.39 ms
+#   ts delta, the rest plain                       5.58 MB  0.44 ms     5.58 MB  0.43 ms
+#   ts + bar_count delta, floats plain  (chosen)   4.93 MB  0.51 ms     4.93 MB  0.51 ms
+#   ts + bar_count delta, floats LZ4               4.64 MB  0.73 ms     2.59 MB  1.52 ms
+#   ... floats BYTE_STREAM_SPLIT + LZ4             3.51 MB  0.91 ms     3.51 MB  0.95 ms
+#   ... floats BYTE_STREAM_SPLIT + ZSTD level 1    3.36 MB  1.71 ms     2.78 MB  3.42 ms
+# So reads of real (ticked) prices are ~4x faster than with the LZ4 files before, for files
+# ~40% larger (~5 MB per symbol-year of 1-minute bars); delta-packing ``bar_count`` buys 12%
+# of the size for 0.07 ms. Old files stay readable: Parquet files describe themselves.
 _ENCODINGS = {"ts": "DELTA_BINARY_PACKED", "bar_count": "DELTA_BINARY_PACKED"}
 
 
@@ -102,9 +108,9 @@ def read_file(
     local = isinstance(fs, pafs.LocalFileSystem)
     with fs.open_input_file(path) as source:
         # pre_buffer coalesces reads for high-latency stores; on local files it only adds
-        # work. Arrow's decode threads lost on a local disk too (2 cores, benchmarks/bars_io.py
-        # medians: a 1-minute symbol-year 1.50-1.76 ms threaded vs 1.42-1.53 ms not, one week
-        # 0.81-0.88 vs 0.66-0.72 ms): decoding these columns is little more than a copy.
+        # work. Arrow's decode threads lose on a local disk too (2 cores, benchmarks/bars_io.py
+        # medians: a 1-minute symbol-year 1.26-1.64 ms threaded vs 0.98-1.14 ms not, one week
+        # 0.82-0.85 vs 0.51-0.55 ms): decoding these columns is little more than a copy.
         parquet = pq.ParquetFile(source, pre_buffer=not local)
         meta = parquet.metadata
         groups = _row_groups(meta, lo, hi)

@@ -184,7 +184,8 @@ class BarStore:
         tables = [t for t in tables if t.num_rows]
         if not tables:
             return barfiles.empty_frame()
-        return barfiles.frame_from_table(pa.concat_tables(tables))
+        # "default" promotion: older partitions declare the float columns nullable.
+        return barfiles.frame_from_table(pa.concat_tables(tables, promote_options="default"))
 
     def read_many(
         self,
