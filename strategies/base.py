@@ -161,13 +161,11 @@ class IndicatorCache:
         """Return indicator ``name``; string arguments name columns, the rest are params."""
         from strategies import indicators  # kept lazy: a sibling module
 
-        key = ("indicator", name, args, tuple(sorted(params.items())))
-
-        def compute() -> Any:
+        key = ("indicator", name, args, tuple(sorted(params.items())) if params else ())
+        if key not in self._memo:
             values = [self.column(a) if isinstance(a, str) else a for a in args]
-            return getattr(indicators, name)(*values, **params)
-
-        return self.memo(key, compute)
+            self._memo[key] = getattr(indicators, name)(*values, **params)
+        return self._memo[key]
 
     def memo(self, key: Any, compute: Callable[[], T]) -> T:
         """Return the value stored under ``key``, computing and storing it on first use."""

@@ -102,6 +102,10 @@ def _run(fn: Callable[..., Any], *inputs: Any) -> Any:
     Mirrors TA-Lib's wrapper: find the first index where no input is NaN (the last index if
     none), run on the rest, and put NaN in front of every output.
     """
+    if len(inputs) == 1:  # the common case, without the general bookkeeping
+        only = np.ascontiguousarray(inputs[0], dtype=np.float64)
+        if only.ndim == 1 and only.shape[0] and not np.isnan(only[0]):
+            return fn(only)
     arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in inputs]
     length = arrays[0].shape[0]
     for name_idx, a in enumerate(arrays):
