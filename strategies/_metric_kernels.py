@@ -126,19 +126,51 @@ def core_metrics(r, ppy, rf, out):
 
 
 @kernel
-def _percentile(r, q):
-    """Return numpy's default (linear) percentile ``q`` of ``r`` and the partitioned array.
+def _ranked(values, rank):
+    """Return the ``rank``-th and next smallest of ``values`` and the array partitioned there.
 
     A partition around the rank is enough (several times faster than sorting): the values
-    before the rank are the smaller ones, the next rank is the minimum of those after it.
+    before the rank are the smaller ones, the next rank is the minimum of those after it
+    (NaN when ``rank`` is the last).
+    """
+    part = np.partition(values, rank)
+    after = np.min(part[rank + 1 :]) if rank + 1 < values.shape[0] else np.nan
+    return part[rank], after, part
+
+
+@kernel
+def _tails(r, q):
+    """Return numpy's linear percentiles ``q`` and ``1 - q`` of ``r`` and the CVaR.
+
+    The CVaR is the mean of the ``int((m-1)*q) + 1`` smallest returns. When the low ranks
+    all fall among the negative returns, only those are partitioned, and likewise the high
+    ranks among the positive ones: flat bars (zero returns) are never touched twice.
     """
     m = r.shape[0]
-    h = (m - 1) * q
-    lo = math.floor(h)
-    part = np.partition(r, lo)
-    if lo + 1 >= m:
-        return part[lo], part
-    return part[lo] + (np.min(part[lo + 1 :]) - part[lo]) * (h - lo), part
+    h_lo, h_hi = (m - 1) * q, (m - 1) * (1.0 - q)
+    k_lo, k_hi = math.floor(h_lo), math.floor(h_hi)
+    neg, pos = np.empty(m), np.empty(m)
+    n_neg, n_pos, n_nan = 0, 0, 0
+    for v in r:
+        if v < 0.0:
+            neg[n_neg] = v
+            n_neg += 1
+        elif v > 0.0:
+            pos[n_pos] = v
+            n_pos += 1
+        elif v != v:
+            n_nan += 1
+    low_pool = neg[:n_neg] if n_nan == 0 and n_neg >= k_lo + 2 else r
+    a, b, part = _ranked(low_pool, k_lo)
+    low = a if k_lo + 1 >= m else a + (b - a) * (h_lo - k_lo)
+    cvar = np.mean(part[: k_lo + 1])
+    skip = m - n_pos  # the non-positive returns come before every positive one
+    if n_nan == 0 and k_hi - skip >= 0:
+        a, b, _ = _ranked(pos[:n_pos], k_hi - skip)
+    else:
+        a, b, _ = _ranked(r, k_hi)
+    high = a if k_hi + 1 >= m else a + (b - a) * (h_hi - k_hi)
+    return low, high, cvar
 
 
 @kernel
@@ -158,13 +190,10 @@ def distribution_metrics(r, rf, mean, std, out):
         elif e < 0:
             losses -= e
     out[S_OMEGA] = gains / losses if losses > 0 else np.nan
-    low, part = _percentile(r, 0.05)
-    high, _ = _percentile(r, 0.95)
+    low, high, cvar = _tails(r, 0.05)
     out[S_TAIL] = abs(high) / abs(low) if abs(low) > 0 else np.nan
     out[S_VAR] = low
-    # CVaR: the mean of the int((m-1)*0.05)+1 smallest returns, which the partition at
-    # that same rank has put first.
-    out[S_CVAR] = np.mean(part[: int((m - 1) * 0.05) + 1])
+    out[S_CVAR] = cvar
     _moments(r, mean, std, out)
     out[S_STABILITY] = _stability(r)
 

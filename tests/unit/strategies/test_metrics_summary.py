@@ -64,3 +64,23 @@ def test_undefined_metrics_raise_no_runtime_warnings(bars):
         r = run_backtest(flat, "sma_cross", {"fast": 2, "slow": 5})
     assert math.isnan(s["sharpe"]) and math.isnan(r.stats["beta"])
     assert r.stats["n_trades"] == 0 and math.isnan(r.stats["profit_factor"])
+
+
+@pytest.mark.parametrize("shape", ["normal", "mostly_flat", "gains_only", "losses_only", "ticks"])
+def test_tail_percentiles_and_cvar_equal_numpy_whatever_the_sign_mix(shape):
+    rng = np.random.default_rng(len(shape))
+    for m in (1, 2, 3, 19, 20, 21, 250, 2519):
+        r = rng.normal(0, 0.01, m)
+        if shape == "mostly_flat":
+            r[rng.random(m) < 0.7] = 0.0
+        elif shape == "gains_only":
+            r = np.abs(r) * (rng.random(m) < 0.5)
+        elif shape == "losses_only":
+            r = -np.abs(r) * (rng.random(m) < 0.8)
+        elif shape == "ticks":
+            r = np.round(r, 3)
+        low, high, cvar = mk._tails(r, 0.05)
+        smallest = np.sort(r)[: int((m - 1) * 0.05) + 1]
+        assert low == pytest.approx(np.percentile(r, 5), rel=1e-12, abs=1e-18), (shape, m)
+        assert high == pytest.approx(np.percentile(r, 95), rel=1e-12, abs=1e-18), (shape, m)
+        assert cvar == pytest.approx(smallest.mean(), rel=1e-12, abs=1e-18), (shape, m)
