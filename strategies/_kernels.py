@@ -412,3 +412,14 @@ def latch(long_entry, long_exit, short_entry, short_exit):
             state = 0.0
         out[t] = state
     return out
+
+
+@njit(cache=True)
+def min_step(stamps):
+    """Return the smallest difference between consecutive ``stamps`` (int64; no temporary)."""
+    best = np.iinfo(np.int64).max
+    for t in range(1, stamps.shape[0]):
+        step = stamps[t] - stamps[t - 1]
+        if step < best:
+            best = step
+    return best

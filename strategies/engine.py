@@ -345,9 +345,10 @@ def periods_per_year(index: pd.Index) -> float:
     stamps = index if isinstance(index, pd.DatetimeIndex) else pd.DatetimeIndex(index)
     # pandas 3 indexes may be in s, ms, us or ns: scale the integer step to seconds.
     units = _UNITS_PER_SECOND[stamps.unit]
-    steps = np.diff(stamps.asi8)
-    if steps.min() >= 86_400 * 0.9 * units:
-        return 252.0  # the median is at least the smallest step: no need to sort
+    ints = stamps.asi8
+    if k.min_step(ints) >= 86_400 * 0.9 * units:
+        return 252.0  # the median is at least the smallest step: no need for it
+    steps = np.diff(ints)
     # The median of floats: numpy's integer median is several times slower (exact below 2**53).
     step = float(np.median(steps.astype(np.float64))) / units
     return 252.0 if step >= 86_400 * 0.9 else 252.0 * max(1.0, 23_400.0 / step)
@@ -419,18 +420,16 @@ def _costs(
 def _costs_vector(
     c: Commission, slippage_bps: float, sl: float | None, tp: float | None, margin: float
 ) -> np.ndarray:
-    out = np.empty(8)
-    out[[k.C_RATE, k.C_PER_SHARE, k.C_MINIMUM, k.C_MAX_PCT]] = (
-        c.rate,
-        c.per_share,
-        c.minimum,
-        c.max_pct,
-    )
+    out = [0.0] * 8
+    out[k.C_RATE] = c.rate
+    out[k.C_PER_SHARE] = c.per_share
+    out[k.C_MINIMUM] = c.minimum
+    out[k.C_MAX_PCT] = c.max_pct
     out[k.C_SLIP] = slippage_bps / 10_000.0
-    out[k.C_SL] = np.nan if sl is None else sl / 100.0
-    out[k.C_TP] = np.nan if tp is None else tp / 100.0
+    out[k.C_SL] = math.nan if sl is None else sl / 100.0
+    out[k.C_TP] = math.nan if tp is None else tp / 100.0
     out[k.C_MARGIN] = margin
-    return out
+    return np.array(out)
 
 
 def simulate(
