@@ -300,21 +300,36 @@ def _validated(bars: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         raise DataError("bar timestamps must be strictly increasing", field="index")
     if len(bars) < 2:
         raise DataError(f"need at least 2 bars to backtest, got {len(bars)}", field="bars")
-    source = bars if canonical else bars.loc[:, list(COLUMNS)]
-    try:
-        block = np.array(source.to_numpy(np.float64).T, dtype=np.float64, order="C")
-    except (TypeError, ValueError) as exc:
-        bad = [c for c in COLUMNS if not pd.api.types.is_numeric_dtype(source[c])] or ["close"]
-        raise DataError(
-            f"bar column '{bad[0]}' must be numeric, got {source[bad[0]].dtype} ({exc})",
-            field=bad[0],
-        ) from exc
+    block = _block_of(bars) if canonical else _block_from_columns(bars)
     values = block.T
     prices = values[:, :4]
     # NaN fails ``> 0`` and +inf fails ``< inf``: two reductions instead of two masks.
     if not (prices.min() > 0 and prices.max() < np.inf):
         raise DataError("bar prices must be finite and positive", field="close")
     return _frame_of(block, index), values
+
+
+def _block_of(bars: pd.DataFrame) -> np.ndarray:
+    """Return a fresh (5, n) float64 copy of a frame whose columns are exactly COLUMNS."""
+    try:
+        return np.array(bars.to_numpy(np.float64).T, dtype=np.float64, order="C")
+    except (TypeError, ValueError):
+        return _block_from_columns(bars)  # names the column that is not numeric
+
+
+def _block_from_columns(bars: pd.DataFrame) -> np.ndarray:
+    """Return a fresh (5, n) float64 block of COLUMNS, column by column (extra columns such
+    as the bar store's ``wap`` and ``bar_count`` are never touched)."""
+    block = np.empty((len(COLUMNS), len(bars)))
+    for row, name in enumerate(COLUMNS):
+        column = bars[name]
+        try:
+            block[row] = column.to_numpy(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DataError(
+                f"bar column '{name}' must be numeric, got {column.dtype} ({exc})", field=name
+            ) from exc
+    return block
 
 
 def _frame_of(block: np.ndarray, index: pd.Index) -> pd.DataFrame:

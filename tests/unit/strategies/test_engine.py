@@ -280,3 +280,18 @@ def test_periods_per_year_does_not_depend_on_the_index_time_unit(unit):
     minutes = pd.date_range("2020-01-02 14:30", periods=300, freq="min", tz="UTC").as_unit(unit)
     assert periods_per_year(daily) == 252.0
     assert periods_per_year(minutes) == pytest.approx(252.0 * 390)
+
+
+def test_bar_store_frames_with_extra_columns_backtest_like_the_five_columns():
+    rng = np.random.default_rng(5)
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.02, 300)))
+    bars = frame(close)
+    stored = bars.assign(wap=close, bar_count=np.arange(300))[
+        ["open", "high", "low", "close", "volume", "wap", "bar_count"]
+    ]
+    plain = run_backtest(bars, "sma_cross", {"fast": 5, "slow": 20}, commission=0.001)
+    wide = run_backtest(stored, "sma_cross", {"fast": 5, "slow": 20}, commission=0.001)
+    assert len(plain.trades) > 3
+    pd.testing.assert_frame_equal(plain.trades, wide.trades)
+    pd.testing.assert_series_equal(plain.equity, wide.equity)
+    assert list(wide.bars.columns) == ["open", "high", "low", "close", "volume"]
