@@ -5,6 +5,12 @@ the final name. On a local disk the rename is atomic, so a reader (or a process 
 mid-write) sees the old file or the new one, never half of one. On an object store each PUT of
 an object is atomic already.
 
+Durability (local disks): the temp file is fsynced before the rename and its directory after
+it (as is the parent of every directory a write creates), so after a power loss a file holds
+its old bytes or its complete new ones, never an empty or partial ``data.parquet``; and because
+the manifest is written last, it never outlives the data it describes. Remote pyarrow file
+systems are left to their own guarantees (an object PUT is durable once it returns).
+
 Locking: on a local file system writers of the same symbol and bar size take an exclusive
 ``fcntl.flock`` on a lock file under ``<root>/.locks/``; the kernel drops it when the holder
 dies, so a killed writer never leaves a stale lock. Object stores have no locks: two writers
@@ -91,13 +97,17 @@ def atomic_replace(
         before_rename: Test hook called between the write and the rename.
     """
     directory = final.rsplit("/", 1)[0]
-    fs.create_dir(directory, recursive=True)
     if not is_local(fs):
-        write(final)  # a PUT of one object is atomic on object stores
+        # A PUT of one object is atomic on object stores, and durable once it returns; remote
+        # file systems are left as they are (no fsync through pyarrow's remote file systems).
+        fs.create_dir(directory, recursive=True)
+        write(final)
         return
+    make_dirs_durable(directory)
     temp = temp_path_for(final)
     try:
         write(temp)
+        fsync_path(temp)  # the bytes reach the disk before the name points at them
         if before_rename is not None:
             before_rename(temp, final)
         os.replace(temp, final)
@@ -105,6 +115,37 @@ def atomic_replace(
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+    fsync_path(directory)  # the rename itself survives a power loss
+
+
+def fsync_path(path: str) -> None:
+    """Flush a local file's (or directory's) data and metadata to the disk.
+
+    Raises:
+        OSError: if the path cannot be opened or the disk reports a write error.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_dirs_durable(directory: str) -> None:
+    """Create a local ``directory`` and its missing parents, each entry fsynced in its parent."""
+    missing: list[str] = []
+    current = os.path.abspath(directory)
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    if not missing:
+        return
+    os.makedirs(directory, exist_ok=True)
+    for path in reversed(missing):  # outermost first; each new entry lives in its parent
+        fsync_path(os.path.dirname(path))
 
 
 def remove_stale_temps(fs: pafs.FileSystem, directory: str) -> None:
@@ -124,7 +165,7 @@ def writer_lock(fs: pafs.FileSystem, base: str, key: str) -> Iterator[None]:
         yield
         return
     lock_dir = os.path.join(base, LOCK_DIR)
-    os.makedirs(lock_dir, exist_ok=True)
+    make_dirs_durable(lock_dir)  # may create the store's root: its entry must survive too
     fd = os.open(os.path.join(lock_dir, f"{key}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
