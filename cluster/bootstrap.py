@@ -52,17 +52,18 @@ def local_address() -> str:
     return f"127.0.0.1:{LOCAL_GCS_PORT}"
 
 
-def start_local_head(settings: Settings) -> str:
-    """Start a local Ray head node (idempotent); return its address.
+def head_start_command(settings: Settings, *, ray: str) -> list[str]:
+    """The ``ray start --head`` command line of the local head node (pure: runs nothing).
 
-    Raises:
-        ConfigError: if Ray cannot start (the message carries Ray's own output).
+    The node address is loopback; the dashboard listens on ``SCIZOR_DASHBOARD_HOST``
+    (default 127.0.0.1) and ``SCIZOR_DASHBOARD_PORT``.
+
+    Args:
+        settings: The settings (Ray dashboard host/port, CPU count).
+        ray: The ``ray`` executable to run.
     """
-    address = local_address()
-    if head_running(address):
-        return address
     cmd = [
-        ray_executable(),
+        ray,
         "start",
         "--head",
         f"--port={LOCAL_GCS_PORT}",
@@ -74,6 +75,19 @@ def start_local_head(settings: Settings) -> str:
     ]
     if settings.ray.num_cpus:
         cmd.append(f"--num-cpus={settings.ray.num_cpus}")
+    return cmd
+
+
+def start_local_head(settings: Settings) -> str:
+    """Start a local Ray head node (idempotent); return its address.
+
+    Raises:
+        ConfigError: if Ray cannot start (the message carries Ray's own output).
+    """
+    address = local_address()
+    if head_running(address):
+        return address
+    cmd = head_start_command(settings, ray=ray_executable())
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     prepare_auth(env)
     if env.get(AUTH_MODE_VAR) == "token":
