@@ -38,8 +38,11 @@ class ConfigError(ScizorError):
     """A setting is missing or invalid; the message names the variable and the fix."""
 
 
-class ValidationError(ScizorError):
+class ValidationError(ScizorError, ValueError):
     """Input was rejected; nothing was written.
+
+    Also a ``ValueError``, so code written against the standard library's convention for bad
+    values (``except ValueError``) keeps catching it.
 
     Attributes:
         field: The name of the offending field (or row/rule), when there is one.

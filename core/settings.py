@@ -2,11 +2,14 @@
 
 Every variable is optional; with none set, SCIZOR runs on its embedded default (local Ray,
 SQLite and Parquet under ``./var``, ibsim on 127.0.0.1). Nothing reads the environment at
-import time: entry points call :meth:`Settings.from_env`, tests pass a plain dict.
+import time: entry points call :meth:`Settings.from_env`, tests pass a plain dict. An unknown
+``SCIZOR_*`` variable is an error, not ignored, so a typo cannot silently select a default.
+Secrets (the database URL, the admin token) are ``SecretStr``: printing settings hides them.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -20,6 +23,15 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from core.errors import ConfigError
 
 PREFIX = "SCIZOR_"
+
+EXTERNAL_VARIABLES = frozenset({"SCIZOR_TEST_PG_URL", "SCIZOR_LIVE_IB"})
+"""``SCIZOR_*`` variables read by the test suite, not by :class:`Settings`; they are let through.
+
+Every other ``SCIZOR_*`` variable must be a :class:`Settings` field, so that a typo such as
+``SCIZOR_DATABSE_URL`` stops the program instead of silently falling back to a default.
+"""
+
+_SECRET_FIELDS = frozenset({"database_url", "admin_token"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,7 +52,7 @@ class IBSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DatabaseSettings:
-    """The SQL catalog."""
+    """The SQL catalog. ``repr`` shows :attr:`redacted_url`, never the password."""
 
     url: str
 
@@ -52,7 +64,12 @@ class DatabaseSettings:
     @property
     def redacted_url(self) -> str:
         """The URL with any password replaced by ``***``, safe to print or log."""
-        return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", self.url)
+        # Greedy up to the last "@": a password may itself hold an unescaped "@".
+        url = re.sub(r"(://[^:/@]*:).*@", r"\1***@", self.url)
+        return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
+
+    def __repr__(self) -> str:
+        return f"DatabaseSettings(url={self.redacted_url!r})"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,7 +105,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", frozen=True)
 
     home: Path = Field(default=Path("var"), description="Root for local state (SQLite, bars).")
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL of the catalog.")
+    database_url: SecretStr | None = Field(
+        default=None, description="SQLAlchemy URL of the catalog (may hold a password)."
+    )
     bar_store: str | None = Field(default=None, description="Bar store path or pyarrow URI.")
     ib_host: str | None = Field(default=None, description="IB Gateway host; unset: ibsim.")
     ib_port: int = Field(default=4002, ge=1, le=65535)
@@ -126,20 +145,33 @@ class Settings(BaseSettings):
         """Build settings from ``SCIZOR_*`` variables of ``env`` (default: the process's).
 
         Raises:
-            ConfigError: naming the variable and what it accepts.
+            ConfigError: naming the variable and what it accepts; or naming each unknown
+                ``SCIZOR_*`` variable (a likely typo) with the closest valid name.
         """
         source = os.environ if env is None else env
+        ours = {key: value for key, value in source.items() if key.startswith(PREFIX)}
+        unknown = sorted(key for key in ours if key not in cls.variables())
+        if unknown:
+            raise ConfigError(_unknown_message(unknown, cls.variables()))
         values = {
             key[len(PREFIX) :].lower(): value
-            for key, value in source.items()
-            if key.startswith(PREFIX)
+            for key, value in ours.items()
+            if key not in EXTERNAL_VARIABLES
         }
         try:
             return cls(**values)  # type: ignore[arg-type]  # strings are parsed by pydantic
         except ValidationError as exc:
             first = exc.errors()[0]
-            name = PREFIX + str(first["loc"][0]).upper() if first["loc"] else "SCIZOR_*"
-            raise ConfigError(f"{name}: {first['msg']} (got {first.get('input')!r})") from exc
+            field = str(first["loc"][0]) if first["loc"] else ""
+            name = PREFIX + field.upper() if field else "SCIZOR_*"
+            got = "***" if field in _SECRET_FIELDS else repr(first.get("input"))
+            raise ConfigError(f"{name}: {first['msg']} (got {got})") from exc
+
+    @classmethod
+    def variables(cls) -> frozenset[str]:
+        """Return every ``SCIZOR_*`` name :meth:`from_env` accepts (fields and test-only ones)."""
+        fields = {PREFIX + name.upper() for name in cls.model_fields}
+        return frozenset(fields) | EXTERNAL_VARIABLES
 
     @property
     def ib(self) -> IBSettings:
@@ -155,8 +187,9 @@ class Settings(BaseSettings):
     @property
     def db(self) -> DatabaseSettings:
         """Catalog database settings (SQLite under ``home`` by default)."""
-        url = self.database_url or f"sqlite:///{(self.home / 'scizor.db').resolve()}"
-        return DatabaseSettings(url=url)
+        if self.database_url is not None:
+            return DatabaseSettings(url=self.database_url.get_secret_value())
+        return DatabaseSettings(url=f"sqlite:///{(self.home / 'scizor.db').resolve()}")
 
     @property
     def ray(self) -> RaySettings:
@@ -178,3 +211,19 @@ class Settings(BaseSettings):
     def api(self) -> APISettings:
         """HTTP API settings."""
         return APISettings(host=self.api_host, port=self.api_port, admin_token=self.admin_token)
+
+
+def _unknown_message(unknown: list[str], valid: frozenset[str]) -> str:
+    """Name each unknown variable with its closest valid spelling, or list the valid ones."""
+    # Compare what follows the prefix: every name shares "SCIZOR_", which would make anything
+    # look close to something.
+    suffixes = {name[len(PREFIX) :]: name for name in valid}
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name[len(PREFIX) :], sorted(suffixes), n=1, cutoff=0.6)
+        parts.append(f"{name} (did you mean {suffixes[close[0]]}?)" if close else name)
+    hint = "" if all("did you mean" in p for p in parts) else f"; valid: {', '.join(sorted(valid))}"
+    return (
+        f"unknown variable(s) {', '.join(parts)}: rename or unset them; SCIZOR_* variables are "
+        f"checked so that a typo cannot silently fall back to a default{hint}"
+    )

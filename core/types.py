@@ -2,14 +2,23 @@
 
 Messages are immutable (frozen dataclasses); sides, order types and statuses are ``StrEnum``;
 order and fill quantities and prices are ``Decimal``; every timestamp is timezone-aware UTC.
+
+Constructors enforce this at the boundary: quantities and prices given as ``int``, ``float``
+(through ``str``, so ``0.1`` is ``Decimal('0.1')``) or numeric strings become ``Decimal``;
+NaN and infinities are refused; an aware timestamp in another zone is converted to UTC and a
+naive one is refused. Every refusal is a :class:`core.errors.ValidationError` naming the field.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from numbers import Integral, Real
+from typing import Any
+
+from core.errors import ValidationError
 
 
 class Side(StrEnum):
@@ -71,9 +80,55 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _require_utc(name: str, value: datetime | None) -> None:
-    if value is not None and value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware (UTC); got naive {value!r}")
+def _utc(obj: object, name: str, value: Any) -> None:
+    """Store ``value`` on ``obj`` as a UTC datetime, or raise ValidationError naming ``name``."""
+    if not isinstance(value, datetime):
+        raise ValidationError(
+            f"{name} must be a timezone-aware datetime (UTC); got {type(value).__name__} {value!r}",
+            field=name,
+        )
+    if value.utcoffset() is None:
+        raise ValidationError(
+            f"{name} must be timezone-aware (UTC); got naive {value!r}: "
+            "pass e.g. datetime(..., tzinfo=UTC) or value.replace(tzinfo=UTC) if it is UTC",
+            field=name,
+        )
+    if value.tzinfo is not UTC:
+        object.__setattr__(obj, name, value.astimezone(UTC))
+
+
+def _decimal(obj: object, name: str, value: Any, *, positive: bool) -> None:
+    """Store ``value`` on ``obj`` as a finite Decimal.
+
+    Raises:
+        ValidationError: naming ``name`` when ``value`` is not a finite number (or, with
+            ``positive``, not above zero).
+    """
+    number: Decimal | None = None
+    try:
+        if isinstance(value, Decimal):
+            number = value
+        elif isinstance(value, bool):
+            number = None  # True is an int, but never a quantity
+        elif isinstance(value, Integral):
+            number = Decimal(int(value))
+        elif isinstance(value, Real):
+            # Through str, so 0.1 becomes Decimal('0.1'), not 0.1000000000000000055...
+            number = Decimal(str(float(value)))
+        elif isinstance(value, str):
+            number = Decimal(value.strip())
+    except InvalidOperation:
+        number = None
+    if number is None or not number.is_finite():
+        raise ValidationError(
+            f"{name} must be a finite number (Decimal, int, float or numeric string); "
+            f"got {value!r}",
+            field=name,
+        )
+    if positive and number <= 0:
+        raise ValidationError(f"{name} must be positive; got {number}", field=name)
+    if number is not value:
+        object.__setattr__(obj, name, number)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,21 +160,30 @@ class Order:
     created_at: datetime = field(default_factory=utcnow)
 
     def __post_init__(self) -> None:
-        if self.quantity <= 0:
-            raise ValueError(f"quantity must be positive; got {self.quantity}")
+        """Coerce quantities and prices to Decimal and ``created_at`` to UTC; check the rest.
+
+        Raises:
+            ValidationError: naming the field, for a non-positive or non-finite quantity or
+                price, a missing limit or stop price, or a naive ``created_at``.
+        """
+        _decimal(self, "quantity", self.quantity, positive=True)
         needs_limit = self.order_type in (
             OrderType.LIMIT,
             OrderType.STOP_LIMIT,
             OrderType.LIMIT_ON_CLOSE,
         )
         if needs_limit and self.limit_price is None:
-            raise ValueError(f"limit_price is required for {self.order_type} orders")
+            raise ValidationError(
+                f"limit_price is required for {self.order_type} orders", field="limit_price"
+            )
         if self.order_type in (OrderType.STOP, OrderType.STOP_LIMIT) and self.stop_price is None:
-            raise ValueError(f"stop_price is required for {self.order_type} orders")
+            raise ValidationError(
+                f"stop_price is required for {self.order_type} orders", field="stop_price"
+            )
         for name, price in (("limit_price", self.limit_price), ("stop_price", self.stop_price)):
-            if price is not None and price <= 0:
-                raise ValueError(f"{name} must be positive; got {price}")
-        _require_utc("created_at", self.created_at)
+            if price is not None:
+                _decimal(self, name, price, positive=True)
+        _utc(self, "created_at", self.created_at)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,11 +200,16 @@ class Fill:
     time: datetime
 
     def __post_init__(self) -> None:
-        if self.quantity <= 0:
-            raise ValueError(f"fill quantity must be positive; got {self.quantity}")
-        if self.price <= 0:
-            raise ValueError(f"fill price must be positive; got {self.price}")
-        _require_utc("time", self.time)
+        """Coerce quantity, price and commission to Decimal and ``time`` to UTC.
+
+        Raises:
+            ValidationError: naming the field, for a non-positive or non-finite quantity or
+                price, a non-finite commission, or a naive ``time``.
+        """
+        _decimal(self, "quantity", self.quantity, positive=True)
+        _decimal(self, "price", self.price, positive=True)
+        _decimal(self, "commission", self.commission, positive=False)
+        _utc(self, "time", self.time)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -89,8 +89,7 @@ def validate_bars(frame: pd.DataFrame, size: BarSize) -> BarArrays:
 
 def _timestamps(frame: pd.DataFrame) -> np.ndarray:
     if "ts" in frame.columns:
-        raw = frame["ts"]
-        values = pd.DatetimeIndex(raw) if len(raw) else pd.DatetimeIndex([], tz="UTC")
+        values = _parse_ts(frame["ts"])
     elif isinstance(frame.index, pd.DatetimeIndex):
         values = frame.index
     else:
@@ -109,6 +108,32 @@ def _timestamps(frame: pd.DataFrame) -> np.ndarray:
         raise DataError("timestamps contain NaT; drop or fix those rows", field="ts")
     utc = values.tz_convert("UTC").as_unit("ns")
     return np.asarray(utc.asi8, dtype=np.int64)
+
+
+def _parse_ts(raw: pd.Series) -> pd.DatetimeIndex:
+    """Return the ``ts`` column as a DatetimeIndex, or raise DataError naming the bad value."""
+    if not len(raw):
+        return pd.DatetimeIndex([], tz="UTC")
+    try:
+        return pd.DatetimeIndex(raw)
+    except (TypeError, ValueError, OverflowError) as exc:  # pandas' DateParseError is a ValueError
+        raise DataError(_ts_problem(raw, exc), field="ts") from exc
+
+
+def _ts_problem(raw: pd.Series, exc: Exception) -> str:
+    """Explain why ``raw`` is not a timestamp column (runs only once parsing has failed)."""
+    for row, value in enumerate(raw):
+        try:
+            pd.Timestamp(value)
+        except (TypeError, ValueError, OverflowError):
+            return (
+                f"'ts' value {value!r} (row {row}) is not a timestamp; use tz-aware datetimes "
+                "or ISO 8601 strings with a zone, e.g. '2024-01-02T00:00:00Z'"
+            )
+    return (
+        f"the 'ts' column cannot be read as timestamps ({exc}); if every value carries a zone, "
+        "convert them first: frame['ts'] = pd.to_datetime(frame['ts'], utc=True)"
+    )
 
 
 def _float_column(frame: pd.DataFrame, name: str, n: int) -> np.ndarray:

@@ -63,3 +63,82 @@ def test_database_url_is_redacted_for_printing():
     s = Settings.from_env({"SCIZOR_DATABASE_URL": "postgresql+psycopg://scizor:s3cr3t@db:5432/x"})
     assert s.db.redacted_url == "postgresql+psycopg://scizor:***@db:5432/x"
     assert "s3cr3t" not in s.db.redacted_url
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("SCIZOR_DATABSE_URL", "SCIZOR_DATABASE_URL"),
+        ("SCIZOR_IB_HOSTNAME", "SCIZOR_IB_HOST"),
+        ("SCIZOR_RAY_ADRESS", "SCIZOR_RAY_ADDRESS"),
+    ],
+)
+def test_settings_unknown_variable_is_an_error_naming_the_closest_valid_one(typo, meant):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({typo: "postgresql+psycopg://u:pw@db/x"})
+    message = str(info.value)
+    assert f"{typo} (did you mean {meant}?)" in message
+    assert "pw" not in message
+
+
+def test_settings_unknown_variable_without_a_close_match_lists_the_valid_names():
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"SCIZOR_QQQQ": "1", "SCIZOR_HOME": "/tmp/x"})
+    message = str(info.value)
+    assert "SCIZOR_QQQQ" in message and "did you mean" not in message
+    assert "SCIZOR_DATABASE_URL" in message and "SCIZOR_IB_HOST" in message
+
+
+def test_settings_accept_every_field_and_the_test_suites_variables():
+    env = {name: "" for name in Settings.variables()}
+    assert {"SCIZOR_TEST_PG_URL", "SCIZOR_LIVE_IB", "SCIZOR_IB_TIMEOUT"} <= set(env)
+    env |= {
+        "SCIZOR_TEST_PG_URL": "postgresql+psycopg://u@h/t",
+        "SCIZOR_LIVE_IB": "1",
+        "SCIZOR_HOME": "var",
+        "SCIZOR_IB_PORT": "4001",
+        "SCIZOR_IB_CLIENT_ID": "3",
+        "SCIZOR_IB_ACCOUNT": "DU123",
+        "SCIZOR_IB_TIMEOUT": "2.5",
+        "SCIZOR_RAY_NUM_CPUS": "4",
+        "SCIZOR_DASHBOARD_PORT": "8266",
+        "SCIZOR_API_PORT": "8001",
+        "SCIZOR_ADMIN_TOKEN": "tok",
+        "SCIZOR_LOG_LEVEL": "DEBUG",
+    }
+    s = Settings.from_env(env)
+    assert (s.ib.port, s.ib.client_id, s.ib.account, s.ib.timeout) == (4001, 3, "DU123", 2.5)
+    assert s.ray.num_cpus == 4 and s.db.is_sqlite and s.ib.embedded
+
+
+def test_settings_lowercase_or_unprefixed_names_are_not_ours_and_are_ignored():
+    s = Settings.from_env({"scizor_databse_url": "x", "SCIZORX": "y", "PATH": "/bin"})
+    assert s.db.is_sqlite
+
+
+def test_settings_repr_and_str_never_show_the_database_password_or_admin_token():
+    s = Settings.from_env(
+        {
+            "SCIZOR_DATABASE_URL": "postgresql+psycopg://scizor:s3cr3t@db:5432/x",
+            "SCIZOR_ADMIN_TOKEN": "t0ken",
+        }
+    )
+    for text in (repr(s), str(s), repr(s.db), str(s.db), repr(s.api)):
+        assert "s3cr3t" not in text and "t0ken" not in text
+    assert "scizor:***@db:5432/x" in repr(s.db)
+    assert s.db.url == "postgresql+psycopg://scizor:s3cr3t@db:5432/x"  # storage still connects
+
+
+@pytest.mark.parametrize(
+    ("url", "redacted"),
+    [
+        ("postgresql://u:p@ss@h/db", "postgresql://u:***@h/db"),
+        (
+            "postgresql://u@h/db?password=pw&sslmode=require",
+            "postgresql://u@h/db?password=***&sslmode=require",
+        ),
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+    ],
+)
+def test_database_url_redaction_covers_at_signs_and_query_passwords(url, redacted):
+    assert Settings.from_env({"SCIZOR_DATABASE_URL": url}).db.redacted_url == redacted

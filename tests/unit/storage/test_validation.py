@@ -170,3 +170,34 @@ def test_valid_bars_come_back_as_arrays_with_defaults():
     assert np.isnan(arrays.columns["wap"]).all()
     assert arrays.columns["bar_count"].dtype == np.int64
     assert (arrays.columns["bar_count"] == 0).all()
+
+
+def test_unparsable_ts_string_is_a_data_error_naming_the_value_and_the_fix():
+    bars = good_bars().reset_index()
+    bars["ts"] = bars["ts"].astype(str)
+    bars.loc[3, "ts"] = "yesterday-ish"
+
+    with pytest.raises(DataError, match="'yesterday-ish' \\(row 3\\) is not a timestamp") as info:
+        validate_bars(bars, bar_size("1d"))
+    assert info.value.field == "ts"
+    assert "ISO 8601" in str(info.value)
+
+
+def test_ts_strings_with_mixed_offsets_are_a_data_error_suggesting_utc_conversion():
+    bars = good_bars(periods=2).reset_index()
+    bars["ts"] = ["2024-01-02T00:00:00+00:00", "2024-01-03T00:00:00-05:00"]
+
+    with pytest.raises(DataError, match="utc=True") as info:
+        validate_bars(bars, bar_size("1d"))
+    assert info.value.field == "ts"
+
+
+def test_iso_ts_strings_with_a_zone_are_accepted_as_utc():
+    bars = good_bars(periods=2).reset_index()
+    bars["ts"] = ["2024-01-02T00:00:00Z", "2024-01-03T00:00:00Z"]
+
+    arrays = validate_bars(bars, bar_size("1d"))
+    assert arrays.ts.tolist() == [
+        pd.Timestamp("2024-01-02", tz="UTC").value,
+        pd.Timestamp("2024-01-03", tz="UTC").value,
+    ]
