@@ -10,18 +10,29 @@ Fixtures (all lazy: PostgreSQL starts only when a test first asks for it):
 - ``catalog`` (function, same params): a ``storage.catalog.Catalog`` on ``catalog_url``.
 
 If the server cannot start, fixtures that need it FAIL with the server log; they never skip.
+
+Cleanup: the server and its ``/tmp/scizor-pg-*`` directory go away at the end of the session,
+also when pytest is stopped by SIGTERM (a CI cancel): while the server is up, SIGTERM raises
+an interrupt so fixture teardown runs. A session killed outright (SIGKILL) cannot clean up, so
+every session that starts a server first sweeps the directories of dead sessions (each owner
+holds an ``flock`` on its directory's ``owner.lock`` for as long as it lives).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
+import time
+import types
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +44,11 @@ import pytest
 BACKENDS = ["sqlite", "postgresql"]
 PG_ENV = "SCIZOR_TEST_PG_URL"
 _PG_USER = "scizor"
+_DIR_PREFIX = "scizor-pg-"
+_OWNER_LOCK = "owner.lock"
+# A directory with no owner lock (an older harness, or one created a moment ago) is swept only
+# once its server is dead AND it is older than this.
+_UNOWNED_GRACE_S = 600.0
 
 
 def _find_pg_bin(name: str) -> str:
@@ -44,7 +60,7 @@ def _find_pg_bin(name: str) -> str:
         return candidates[0]
     pytest.fail(
         f"PostgreSQL's {name} is not on PATH nor in /usr/lib/postgresql/*/bin; install the "
-        f"postgresql server package (make postgres) or set {PG_ENV} to an existing server.",
+        f"postgresql server package (make system-packages) or set {PG_ENV} to an existing server.",
         pytrace=False,
     )
 
@@ -124,7 +140,8 @@ class _PgServer:
         pytest.fail(f"PostgreSQL did not start (pg_ctl start):\n{last}", pytrace=False)
 
     def stop(self) -> None:
-        if self.running:
+        # postmaster.pid also covers a start interrupted after the server came up.
+        if self.running or (self.data / "postmaster.pid").exists():
             self.running = False
             with contextlib.suppress(Exception):
                 self._run(_find_pg_bin("pg_ctl"), "stop", "-m", "immediate", "-D", str(self.data))
@@ -133,6 +150,87 @@ class _PgServer:
     @property
     def url(self) -> str:
         return f"postgresql+psycopg://{_PG_USER}@127.0.0.1:{self.port}/postgres"
+
+
+def _own_dir(root: Path) -> int:
+    """Mark ``root`` as this process's: an flock the kernel drops when the process dies."""
+    fd = os.open(root / _OWNER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by children
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _server_alive(root: Path) -> bool:
+    """True when the postmaster recorded in ``root``'s data directory is still running."""
+    try:
+        pid = int((root / "data" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep_stale_servers(tmp: Path) -> list[Path]:
+    """Stop the servers and delete the directories of sessions that died; return those swept.
+
+    A directory whose owner lock is free belongs to a dead session: its server (if one is still
+    running) is stopped and the directory removed. A directory without an owner lock is removed
+    only when its server is dead and it is older than the grace period.
+    """
+    swept: list[Path] = []
+    for root in sorted(tmp.glob(f"{_DIR_PREFIX}*")):
+        lock = root / _OWNER_LOCK
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:
+            try:
+                age = time.time() - root.stat().st_mtime
+            except OSError:
+                continue
+            if age < _UNOWNED_GRACE_S or _server_alive(root):
+                continue
+            shutil.rmtree(root, ignore_errors=True)
+            swept.append(root)
+            continue
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its session is alive
+            _PgServer(root, running=_server_alive(root)).stop()
+            swept.append(root)
+        finally:
+            os.close(fd)
+    return swept
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: pytest stops the session as for Ctrl-C and runs fixture teardown."""
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`_Terminated` once (later ones are ignored so the
+    cleanup it triggers can finish); the previous handler is restored on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread
+        return
+
+    def on_sigterm(signum: int, frame: types.FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise _Terminated(f"received signal {signum} (SIGTERM): stopping the test session")
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _with_database(url: str, name: str) -> str:
@@ -212,13 +310,19 @@ def pg_server_url() -> Iterator[str]:
     if external:
         yield external
         return
-    server = _PgServer(Path(tempfile.mkdtemp(prefix="scizor-pg-")))
+    _sweep_stale_servers(Path(tempfile.gettempdir()))
+    server = _PgServer(Path(tempfile.mkdtemp(prefix=_DIR_PREFIX)))
+    owner = _own_dir(server.root)
     atexit.register(server.stop)  # also stop the server if the session dies mid-way
     try:
-        server.start()
-        yield server.url
+        with _sigterm_interrupts():
+            try:
+                server.start()
+                yield server.url
+            finally:
+                server.stop()
     finally:
-        server.stop()
+        os.close(owner)
 
 
 @pytest.fixture(scope="session")
