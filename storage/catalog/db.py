@@ -119,9 +119,9 @@ _SQLITE_CHECK = re.compile(r"CHECK constraint failed: (\w+)")
 _SQLITE_NOT_NULL = re.compile(r"NOT NULL constraint failed: (\S+)")
 
 
-def _constraints() -> dict[str, tuple[str, str, str]]:
-    """Map each named constraint to (kind, table, field description)."""
-    found: dict[str, tuple[str, str, str]] = {}
+def _constraints() -> dict[str, tuple[str, str, str, str | None]]:
+    """Map each named constraint to (kind, table, field, rule text from ``info["rule"]``)."""
+    found: dict[str, tuple[str, str, str, str | None]] = {}
     for table in Base.metadata.sorted_tables:
         for constraint in table.constraints:
             name = str(constraint.name)
@@ -132,14 +132,14 @@ def _constraints() -> dict[str, tuple[str, str, str]]:
             else:
                 columns = getattr(constraint, "columns", ())
                 field = "+".join(col.name for col in columns)
-            found[name] = (kind, table.name, field)
+            found[name] = (kind, table.name, field, constraint.info.get("rule"))
     return found
 
 
 _CONSTRAINTS = _constraints()
 _UNIQUE_BY_COLUMNS = {
     (table, field): name
-    for name, (kind, table, field) in _CONSTRAINTS.items()
+    for name, (kind, table, field, _rule) in _CONSTRAINTS.items()
     if kind == "UniqueConstraint"
 }
 
@@ -147,7 +147,9 @@ _UNIQUE_BY_COLUMNS = {
 def _describe(name: str | None) -> str | None:
     if name is None or name not in _CONSTRAINTS:
         return None
-    kind, table, field = _CONSTRAINTS[name]
+    kind, table, field, rule = _CONSTRAINTS[name]
+    if rule is not None:
+        return f"{table}.{field} {rule} (rule {name})"
     if kind == "UniqueConstraint":
         return f"{table}.{field} must be unique: a row with this {field} already exists"
     if kind == "ForeignKeyConstraint":

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 import storage.migrations
+from core.errors import StorageError
 
 SCRIPT_LOCATION = Path(storage.migrations.__file__).resolve().parent
 
@@ -26,11 +30,61 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the database behind ``engine`` to ``revision``; a no-op when already there."""
+    """Migrate the database behind ``engine`` to ``revision``; a no-op when already there.
+
+    One transaction: a failed migration changes nothing, on SQLite too.
+
+    Raises:
+        StorageError: if, on SQLite, the migrated tables fail ``PRAGMA foreign_key_check``
+            (the migration is rolled back).
+    """
     config = alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    with engine.connect() as connection:
+        if connection.dialect.name != "sqlite":
+            with connection.begin():
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+            return
+        with _sqlite_migration(connection):
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+            _check_foreign_keys(connection)
+
+
+@contextmanager
+def _sqlite_migration(connection: Connection) -> Iterator[None]:
+    """Run the block in one real SQLite transaction with foreign keys off, then restore.
+
+    pysqlite opens transactions only before INSERT/UPDATE/DELETE, so DDL would otherwise
+    commit as it runs; here BEGIN is explicit. Batch migrations recreate tables, and with
+    foreign keys enforced, dropping the old copy of a referenced table (orders) fails against
+    its children; SQLite ignores ``PRAGMA foreign_keys`` inside a transaction, so it is set
+    before BEGIN (and :func:`_check_foreign_keys` runs before COMMIT).
+    """
+    dbapi: Any = connection.connection.dbapi_connection  # a sqlite3.Connection
+    saved = dbapi.isolation_level
+    dbapi.isolation_level = None
+    try:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
+        with connection.begin():
+            connection.exec_driver_sql("BEGIN")
+            yield
+    finally:
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
+        dbapi.isolation_level = saved
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    """Raise StorageError if any row points at a missing parent (foreign keys were off)."""
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        tables = sorted({str(row[0]) for row in broken})
+        raise StorageError(
+            f"the catalog migration would leave {len(broken)} row(s) in {', '.join(tables)} "
+            "pointing at missing rows; it was rolled back and nothing was changed"
+        )
 
 
 def head_revision() -> str | None:

@@ -47,10 +47,32 @@ NAMING = {
 }
 
 
+def _sql_list(values: Any) -> str:
+    return ", ".join(f"'{v.value}'" for v in values)
+
+
 def one_of(column: str, values: Any) -> CheckConstraint:
     """Return a CHECK that ``column`` holds one of the enum ``values`` (named ``<col>_valid``)."""
-    allowed = ", ".join(f"'{v.value}'" for v in values)
-    return CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_valid")
+    return CheckConstraint(f"{column} IN ({_sql_list(values)})", name=f"{column}_valid")
+
+
+def required_for(column: str, types: Any) -> CheckConstraint:
+    """Return a CHECK that ``column`` is set on orders of the given ``types``.
+
+    Named ``<col>_required``; ``info["rule"]`` says why, for error messages (see
+    :func:`storage.catalog.db.translate`).
+    """
+    names = ", ".join(t.value for t in types)
+    return CheckConstraint(
+        f"order_type NOT IN ({_sql_list(types)}) OR {column} IS NOT NULL",
+        name=f"{column}_required",
+        info={"rule": f"is required for {names} orders"},
+    )
+
+
+# Order types that carry a limit price / a stop price (the same rule as core.types.Order).
+LIMIT_TYPES = (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.LIMIT_ON_CLOSE)
+STOP_TYPES = (OrderType.STOP, OrderType.STOP_LIMIT)
 
 
 class Base(DeclarativeBase):
@@ -68,6 +90,7 @@ class SymbolRow(Base):
     __tablename__ = "symbols"
     __table_args__ = (
         UniqueConstraint("symbol", "primary_exchange", "currency"),
+        UniqueConstraint("con_id"),  # IB's contract id names one listing; NULLs allowed
         Index(None, "symbol"),
         Index(None, "universe"),
     )
@@ -205,6 +228,8 @@ class OrderRow(Base):
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("limit_price IS NULL OR limit_price > 0", name="limit_price_positive"),
         CheckConstraint("stop_price IS NULL OR stop_price > 0", name="stop_price_positive"),
+        required_for("limit_price", LIMIT_TYPES),
+        required_for("stop_price", STOP_TYPES),
         CheckConstraint(
             "filled_quantity >= 0 AND filled_quantity <= quantity", name="filled_quantity_range"
         ),
@@ -254,7 +279,10 @@ class ExecutionRow(Base):
 
 class PositionRow(Base):
     __tablename__ = "positions"
-    __table_args__ = (UniqueConstraint("account", "symbol"),)
+    __table_args__ = (
+        UniqueConstraint("account", "symbol"),
+        CheckConstraint("avg_cost >= 0", name="avg_cost_nonnegative"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account: Mapped[str] = mapped_column(String(32))
     symbol: Mapped[str] = mapped_column(String(32))

@@ -3,7 +3,9 @@
 Order status moves follow :func:`core.orders.transition` (an illegal move is a
 :class:`~core.errors.Conflict`). Executions are idempotent by ``exec_id``: IB re-sends
 execDetails after a reconnect or on ``reqExecutions``, so adding the same fill twice is a
-no-op that returns False; the same ``exec_id`` with *different* content is a Conflict.
+no-op that returns False; the same ``exec_id`` with *different* content is a Conflict. A
+fill must also fit its order: same symbol and side, and all of the order's fills together no
+more than its quantity (checked in the same transaction, with the order row locked).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.errors import Conflict, NotFound, ValidationError
+from core.errors import Conflict, NotFound, StorageError, ValidationError
 from core.orders import TERMINAL, transition
 from core.types import Fill, Order, OrderStatus, OrderType, Side, TimeInForce, TradingMode, utcnow
 from storage.catalog.db import Database
@@ -117,18 +119,30 @@ class DeploymentRepository:
 
 
 def _order(row: OrderRow) -> OrderRecord:
-    order = Order(
-        symbol=row.symbol,
-        side=Side(row.side),
-        quantity=row.quantity,
-        order_type=OrderType(row.order_type),
-        limit_price=row.limit_price,
-        stop_price=row.stop_price,
-        tif=TimeInForce(row.tif),
-        order_ref=row.order_ref,
-        deployment_id=row.deployment_id,
-        created_at=row.created_at,
-    )
+    """Return ``row`` as a record.
+
+    Raises:
+        StorageError: if the stored row is not a valid order (the schema's CHECKs prevent
+            this since revision 0002; the message names the row so it can be repaired).
+    """
+    try:
+        order = Order(
+            symbol=row.symbol,
+            side=Side(row.side),
+            quantity=row.quantity,
+            order_type=OrderType(row.order_type),
+            limit_price=row.limit_price,
+            stop_price=row.stop_price,
+            tif=TimeInForce(row.tif),
+            order_ref=row.order_ref,
+            deployment_id=row.deployment_id,
+            created_at=row.created_at,
+        )
+    except (ValueError, ValidationError) as exc:  # what core.types raises for a bad order
+        raise StorageError(
+            f"stored order {row.order_ref!r} (orders.id={row.id}) is corrupt: {exc}; "
+            "repair or delete that row"
+        ) from exc
     return OrderRecord(
         id=row.id,
         order=order,
@@ -141,8 +155,16 @@ def _order(row: OrderRow) -> OrderRecord:
     )
 
 
-def _order_row(session: Session, order_ref: str) -> OrderRow:
-    row = session.scalars(select(OrderRow).where(OrderRow.order_ref == order_ref)).first()
+def _order_row(session: Session, order_ref: str, *, lock: bool = False) -> OrderRow:
+    """Return the order row named ``order_ref``; ``lock`` holds it until the transaction ends.
+
+    Raises:
+        NotFound: if no order has that ``order_ref``.
+    """
+    stmt = select(OrderRow).where(OrderRow.order_ref == order_ref)
+    if lock:  # FOR UPDATE on PostgreSQL; SQLite has a single writer anyway
+        stmt = stmt.with_for_update()
+    row = session.scalars(stmt).first()
     if row is None:
         raise NotFound(f"order {order_ref!r} does not exist")
     return row
@@ -271,26 +293,31 @@ class ExecutionRepository:
 
         Raises:
             NotFound: if ``fill.order_ref`` names no order.
-            Conflict: if the ``exec_id`` is stored with different content.
+            Conflict: if the ``exec_id`` is stored with different content (or for another
+                order); if the fill's symbol or side differ from its order's; or if the
+                order's stored fills plus this one exceed the order quantity. Nothing is
+                written.
         """
+        normalised = _normalised(fill)
         with self._db.transaction() as session:
-            order = _order_row(session, fill.order_ref)
+            order = _order_row(session, fill.order_ref, lock=True)
             existing = session.scalars(
                 select(ExecutionRow).where(ExecutionRow.exec_id == fill.exec_id)
             ).first()
             if existing is not None:
-                if _fill(existing, order.order_ref) != _normalised(fill):
+                if existing.order_id != order.id or _fill(existing, order.order_ref) != normalised:
                     raise Conflict(
-                        f"exec_id {fill.exec_id!r} is already stored with different details; "
-                        "executions are immutable"
+                        f"exec_id {fill.exec_id!r} is already stored with different details "
+                        "(or for another order); executions are immutable"
                     )
                 return False
+            _check_fill_matches_order(session, normalised, order)
             session.add(
                 ExecutionRow(
                     exec_id=fill.exec_id,
                     order_id=order.id,
-                    symbol=fill.symbol.upper(),
-                    side=Side(fill.side).value,
+                    symbol=normalised.symbol,
+                    side=normalised.side.value,
                     quantity=fill.quantity,
                     price=fill.price,
                     commission=fill.commission,
@@ -315,6 +342,30 @@ class ExecutionRepository:
             stmt = stmt.where(ExecutionRow.time >= since)
         with self._db.transaction() as session:
             return [_fill(row, ref) for row, ref in session.execute(stmt)]
+
+
+def _check_fill_matches_order(session: Session, fill: Fill, order: OrderRow) -> None:
+    """Raise Conflict, naming the field, if ``fill`` cannot be an execution of ``order``."""
+    where = f"fill {fill.exec_id!r} of order {order.order_ref!r}"
+    if fill.symbol != order.symbol:
+        raise Conflict(
+            f"{where}: symbol {fill.symbol} differs from the order's {order.symbol}; "
+            "a fill must be for its order's symbol"
+        )
+    if fill.side.value != order.side:
+        raise Conflict(
+            f"{where}: side {fill.side} differs from the order's {order.side}; "
+            "a fill must be on its order's side"
+        )
+    stored = session.scalars(
+        select(ExecutionRow.quantity).where(ExecutionRow.order_id == order.id)
+    ).all()
+    filled = sum(stored, Decimal(0))
+    if filled + fill.quantity > order.quantity:
+        raise Conflict(
+            f"{where}: quantity {fill.quantity} on top of the {filled} already executed exceeds "
+            f"the order quantity {order.quantity}; a fill cannot overfill its order"
+        )
 
 
 def _normalised(fill: Fill) -> Fill:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import CheckConstraint, UniqueConstraint, create_engine, inspect
 
 from core.errors import ConfigError, StorageError
 from storage.catalog import Catalog
 from storage.catalog.db import normalize_url
-from storage.catalog.migrate import head_revision
+from storage.catalog.migrate import alembic_config, head_revision
 from storage.catalog.models import Base
 
 
@@ -28,8 +29,74 @@ def test_upgrade_creates_a_schema_identical_to_the_models(db_url):
     with Catalog(db_url) as catalog:
         assert catalog.revision() is None
         catalog.upgrade()
-        assert catalog.revision() == head_revision() == "0001"
+        assert catalog.revision() == head_revision() == "0002"
     assert _diff(db_url) == []
+
+
+def _named_constraints(url: str) -> tuple[set[tuple[str, str]], set[tuple[str, str, tuple]]]:
+    """(table, CHECK name) and (table, UNIQUE name, columns) reflected from the database."""
+    engine = create_engine(url)
+    try:
+        insp = inspect(engine)
+        checks, uniques = set(), set()
+        for table in Base.metadata.tables:
+            checks |= {(table, c["name"]) for c in insp.get_check_constraints(table)}
+            uniques |= {
+                (table, u["name"], tuple(u["column_names"]))
+                for u in insp.get_unique_constraints(table)
+            }
+        return checks, uniques
+    finally:
+        engine.dispose()
+
+
+def _model_constraints() -> tuple[set[tuple[str, str]], set[tuple[str, str, tuple]]]:
+    checks, uniques = set(), set()
+    for table in Base.metadata.tables.values():
+        for c in table.constraints:
+            if isinstance(c, CheckConstraint):
+                checks.add((table.name, c.name))
+            elif isinstance(c, UniqueConstraint):
+                uniques.add((table.name, c.name, tuple(col.name for col in c.columns)))
+    return checks, uniques
+
+
+def test_migrated_database_has_exactly_the_models_check_and_unique_constraints(db_url):
+    # compare_metadata ignores CHECK constraints (and unique ones on SQLite): compare names.
+    with Catalog(db_url) as catalog:
+        catalog.upgrade()
+    checks, uniques = _named_constraints(db_url)
+    model_checks, model_uniques = _model_constraints()
+    assert checks == model_checks
+    assert uniques == model_uniques
+    assert ("orders", "ck_orders_limit_price_required") in checks
+    assert ("symbols", "uq_symbols_con_id", ("con_id",)) in uniques
+
+
+def test_constraint_comparison_notices_what_revision_0002_adds(db_url):
+    # Guards the test above: at 0001 exactly the constraints added by 0002 are missing.
+    with Catalog(db_url) as catalog:
+        catalog.upgrade("0001")
+    checks, uniques = _named_constraints(db_url)
+    model_checks, model_uniques = _model_constraints()
+    assert model_checks - checks == {
+        ("orders", "ck_orders_limit_price_required"),
+        ("orders", "ck_orders_stop_price_required"),
+        ("positions", "ck_positions_avg_cost_nonnegative"),
+    }
+    assert model_uniques - uniques == {("symbols", "uq_symbols_con_id", ("con_id",))}
+    assert checks <= model_checks and uniques <= model_uniques
+
+
+def test_downgrade_to_0001_and_back(db_url):
+    with Catalog(db_url) as catalog:
+        catalog.upgrade()
+        command.downgrade(alembic_config(db_url), "0001")
+        assert catalog.revision() == "0001"
+        assert _named_constraints(db_url) != _model_constraints()
+        catalog.upgrade()
+        assert catalog.revision() == "0002"
+    assert _named_constraints(db_url) == _model_constraints()
 
 
 def test_upgrade_twice_is_a_no_op(db_url):
@@ -76,3 +143,24 @@ def test_sqlite_catalog_creates_its_parent_directory(tmp_path):
     with Catalog(f"sqlite:///{path}") as catalog:
         catalog.upgrade()
     assert path.exists()
+
+
+def test_sqlite_migration_failing_midway_changes_nothing(tmp_path):
+    # pysqlite would commit DDL as it runs; the migration must be one transaction anyway.
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    with Catalog(url) as catalog:
+        catalog.upgrade("0001")
+        with catalog.db.engine.begin() as conn:  # makes 0002's last batch step fail
+            conn.exec_driver_sql("CREATE TABLE _alembic_tmp_positions (x INTEGER)")
+        with pytest.raises(StorageError, match="cannot migrate"):
+            catalog.upgrade()
+        assert catalog.revision() == "0001"
+    checks, uniques = _named_constraints(url)
+    assert ("orders", "ck_orders_limit_price_required") not in checks  # orders step undone
+    assert ("symbols", "uq_symbols_con_id", ("con_id",)) not in uniques
+    engine = create_engine(url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert not {t for t in tables if t.startswith("_alembic_tmp_")} - {"_alembic_tmp_positions"}
