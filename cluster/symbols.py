@@ -20,7 +20,7 @@ from typing import Any
 
 from cluster import universe
 from core.clock import Clock, RealClock
-from core.errors import NotFound, ValidationError
+from core.errors import Conflict, NotFound, ValidationError
 from core.types import Instrument, SecType
 from storage.catalog import Catalog
 from storage.catalog.records import SymbolRecord
@@ -185,12 +185,15 @@ class SymbolService:
         else:
             done = _verified(record, answer, at=self._clock.now())
             details = {"name": done.name} if done.name else {}
-            report.verified.append(
-                self._catalog.symbols.mark_verified(
+            try:
+                verified = self._catalog.symbols.mark_verified(
                     record.symbol, con_id=done.con_id or 0, at=done.last_verified,
                     details=details, **listing,
-                )
-            )  # fmt: skip
+                )  # fmt: skip
+            except Conflict as exc:  # e.g. two listings resolving to one contract id
+                report.errors[record.symbol] = f"{type(exc).__name__}: {exc}"
+                return
+            report.verified.append(verified)
 
     def _require_lookup(self) -> Lookup:
         if self._lookup is None:

@@ -19,8 +19,15 @@ T0 = datetime(2025, 1, 6, 12, tzinfo=UTC)
 class FakeIB:
     """Answers contract-details lookups like IB: unknown symbols raise NotFound (error 200)."""
 
-    def __init__(self, *, unknown: set[str] = frozenset(), down: set[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        *,
+        unknown: set[str] = frozenset(),
+        down: set[str] = frozenset(),
+        con_ids: dict[str, int] | None = None,
+    ) -> None:
         self.unknown, self.down = set(unknown), set(down)
+        self.con_ids = dict(con_ids or {})
         self.asked: list[str] = []
 
     def __call__(self, instruments: Sequence[Instrument]) -> list[Any]:
@@ -34,7 +41,7 @@ class FakeIB:
             else:
                 out.append(
                     {
-                        "con_id": 1000 + len(self.asked),
+                        "con_id": self.con_ids.get(inst.symbol, 1000 + len(self.asked)),
                         "long_name": f"{inst.symbol} Corp (IB)",
                         "primary_exchange": inst.primary_exchange or "NASDAQ",
                     }
@@ -89,6 +96,16 @@ def test_validate_leaves_symbols_unverified_when_the_gateway_fails(catalog: Any)
     assert catalog.symbols.get("SPY").valid is None
     ib.down.clear()
     assert [r.symbol for r in svc.validate().verified] == ["SPY"]
+
+
+def test_two_listings_with_one_contract_id_are_reported_not_fatal(catalog: Any) -> None:
+    ib, clock = FakeIB(con_ids={"SPY": 42, "QQQ": 42}), ManualClock(T0)
+    report = service(catalog, ib, clock).populate(["etfs"]).validation
+    assert report is not None
+    clash = [s for s in ("SPY", "QQQ") if "Conflict" in report.errors.get(s, "")]
+    assert len(clash) == 1  # the second to claim con_id 42 is refused; the run goes on
+    assert len(report.verified) > 10
+    assert catalog.symbols.get(clash[0]).valid is None
 
 
 def test_add_validates_first_and_refuses_unknown_symbols(catalog: Any) -> None:
