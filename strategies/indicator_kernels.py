@@ -69,38 +69,116 @@ def ema_from(x: np.ndarray, n: int, k: float, start: int) -> np.ndarray:
 
 @njit(cache=True)
 def wma(x: np.ndarray, n: int) -> np.ndarray:
-    """Linearly weighted moving average, weights 1..n (newest heaviest)."""
+    """Linearly weighted moving average, weights 1..n (newest heaviest); O(bars).
+
+    TA-Lib 0.8's TA_WMA: running sums (``period_sum`` gains ``n * x[i]`` and loses the plain
+    window sum ``period_sub`` each bar), rebuilt from the window every ``8 n`` bars so the
+    rounding residue cannot grow with the length of the input. Same order of operations, so
+    the output is bit-identical to TA-Lib's.
+    """
     m = x.shape[0]
     out = np.full(m, np.nan)
     if m < n:
         return out
     divider = n * (n + 1) / 2.0
+    period_sum = 0.0
+    period_sub = 0.0
+    for i in range(n - 1):
+        period_sub += x[i]
+        period_sum += x[i] * (i + 1)
+    until_reseed = 8 * n
+    trailing = 0.0
     for i in range(n - 1, m):
-        total = 0.0
-        for j in range(n):
-            total += x[i - n + 1 + j] * (j + 1)
-        out[i] = total / divider
+        value = x[i]
+        period_sub += value
+        period_sub -= trailing
+        period_sum += value * n
+        until_reseed -= 1
+        if until_reseed <= 0:
+            until_reseed = 8 * n
+            period_sub = 0.0
+            period_sum = 0.0
+            weight = 1
+            for j in range(i - n + 1, i + 1):
+                period_sub += x[j]
+                period_sum += x[j] * weight
+                weight += 1
+        trailing = x[i - n + 1]
+        out[i] = period_sum / divider
+        period_sum -= period_sub
+    return out
+
+
+@njit(cache=True)
+def variance(x: np.ndarray, n: int) -> np.ndarray:
+    """Population variance over n bars (TA-Lib 0.8's TA_VAR); O(bars), bit-identical.
+
+    Running sums of ``x - shift`` and its square, with the shift near the window so the
+    subtraction ``E[d²] - E[d]²`` does not cancel; the shift moves to the window mean (and the
+    sums are rebuilt) when the variance falls below 1e-6 of E[d²], when a value leaving the
+    window dwarfs the rest, and at least every ``32 n`` bars. A rebuilt variance below 1e-12
+    of E[d²] (no spread beyond the mean's own rounding) is 0, so the result is never negative.
+    """
+    m = x.shape[0]
+    out = np.full(m, np.nan)
+    if m < n:
+        return out
+    inv = 1.0 / n
+    shift = x[0]
+    total1 = 0.0
+    total2 = 0.0
+    for j in range(n - 1):
+        d = x[j] - shift
+        total1 += d
+        total2 += d * d
+    until_reseed = 32 * n
+    for i in range(n - 1, m):
+        d = x[i] - shift
+        total1 += d
+        total2 += d * d
+        mean1 = total1 * inv
+        var = total2 * inv - mean1 * mean1
+        d = x[i - n + 1] - shift
+        total1 -= d
+        leaving = d * d
+        total2 -= leaving
+        until_reseed -= 1
+        if var < 1e-6 * (total2 * inv) or leaving > 1e6 * total2 or until_reseed <= 0:
+            until_reseed = 32 * n
+            start = i - n + 1
+            acc = 0.0
+            for j in range(start, i + 1):
+                acc += x[j]
+            shift = acc * inv
+            total1 = 0.0
+            total2 = 0.0
+            for j in range(start, i + 1):
+                d = x[j] - shift
+                total1 += d
+                total2 += d * d
+            mean1 = total1 * inv
+            var = total2 * inv - mean1 * mean1
+            if var < 1e-12 * (total2 * inv):
+                var = 0.0
+            d = x[start] - shift
+            total1 -= d
+            total2 -= d * d
+        out[i] = var
     return out
 
 
 @njit(cache=True)
 def stddev(x: np.ndarray, n: int, nbdev: float) -> np.ndarray:
-    """Population standard deviation over n bars times nbdev (two-pass per window)."""
-    m = x.shape[0]
-    out = np.full(m, np.nan)
-    if m < n:
-        return out
-    for i in range(n - 1, m):
-        total = 0.0
-        for j in range(i - n + 1, i + 1):
-            total += x[j]
-        mean = total / n
-        acc = 0.0
-        for j in range(i - n + 1, i + 1):
-            d = x[j] - mean
-            acc += d * d
-        var = acc / n
-        out[i] = np.sqrt(var) * nbdev if var >= EPSILON else 0.0
+    """Population standard deviation over n bars times nbdev (TA-Lib 0.8's TA_STDDEV); O(bars).
+
+    The square root of :func:`variance` (which is already 0 on a flat window), unscaled
+    otherwise: TA-Lib 0.8 no longer zeroes variances under a fixed epsilon.
+    """
+    var = variance(x, n)
+    out = np.full(x.shape[0], np.nan)
+    for i in range(n - 1, x.shape[0]):
+        v = var[i]
+        out[i] = np.sqrt(v) * nbdev if not v < 0.0 else 0.0
     return out
 
 
@@ -265,7 +343,11 @@ def adx(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndar
 
 @njit(cache=True)
 def cci(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
-    """Commodity Channel Index with TA-Lib's 0.015 constant and mean absolute deviation."""
+    """Commodity Channel Index with TA-Lib's 0.015 constant and mean absolute deviation.
+
+    O(bars x n), as in TA-Lib: the mean deviation about each window's own mean has no
+    running form that keeps TA-Lib's rounding, so the wrapper caps n instead.
+    """
     m = high.shape[0]
     out = np.full(m, np.nan)
     if m < n:
@@ -273,14 +355,20 @@ def cci(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndar
     tp = (high + low + close) / 3.0
     for i in range(n - 1, m):
         # Sum in TA-Lib's circular-buffer order (slot j holds the latest bar with index % n
-        # == j) so near-zero deviations round the same way.
+        # == j) so near-zero deviations round the same way: slots 0..i%n hold bars
+        # base..i, then slots i%n+1..n-1 hold bars i-n+1..base-1.
+        base = i - i % n
         total = 0.0
-        for j in range(n):
-            total += tp[i - ((i - j) % n)]
+        for j in range(base, i + 1):
+            total += tp[j]
+        for j in range(i - n + 1, base):
+            total += tp[j]
         mean = total / n
         dev = 0.0
-        for j in range(n):
-            dev += abs(tp[i - ((i - j) % n)] - mean)
+        for j in range(base, i + 1):
+            dev += abs(tp[j] - mean)
+        for j in range(i - n + 1, base):
+            dev += abs(tp[j] - mean)
         diff = tp[i] - mean
         if not is_zero_scaled(diff, abs(tp[i]) + abs(mean)) and not is_zero(dev):
             out[i] = diff / (0.015 * (dev / n))
@@ -291,29 +379,41 @@ def cci(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndar
 
 @njit(cache=True)
 def rolling_max(x: np.ndarray, n: int) -> np.ndarray:
-    """Highest value over the last n bars; first value at n-1."""
+    """Highest value over the last n bars; first value at n-1. O(bars): monotonic deque."""
     m = x.shape[0]
     out = np.full(m, np.nan)
-    for i in range(n - 1, m):
-        best = x[i - n + 1]
-        for j in range(i - n + 2, i + 1):
-            if x[j] > best:
-                best = x[j]
-        out[i] = best
+    queue = np.empty(m, dtype=np.int64)  # indices whose values decrease from head to tail
+    head = 0
+    tail = 0
+    for i in range(m):
+        while tail > head and x[queue[tail - 1]] <= x[i]:
+            tail -= 1
+        queue[tail] = i
+        tail += 1
+        if queue[head] <= i - n:
+            head += 1
+        if i >= n - 1:
+            out[i] = x[queue[head]]
     return out
 
 
 @njit(cache=True)
 def rolling_min(x: np.ndarray, n: int) -> np.ndarray:
-    """Lowest value over the last n bars; first value at n-1."""
+    """Lowest value over the last n bars; first value at n-1. O(bars): monotonic deque."""
     m = x.shape[0]
     out = np.full(m, np.nan)
-    for i in range(n - 1, m):
-        best = x[i - n + 1]
-        for j in range(i - n + 2, i + 1):
-            if x[j] < best:
-                best = x[j]
-        out[i] = best
+    queue = np.empty(m, dtype=np.int64)  # indices whose values increase from head to tail
+    head = 0
+    tail = 0
+    for i in range(m):
+        while tail > head and x[queue[tail - 1]] >= x[i]:
+            tail -= 1
+        queue[tail] = i
+        tail += 1
+        if queue[head] <= i - n:
+            head += 1
+        if i >= n - 1:
+            out[i] = x[queue[head]]
     return out
 
 

@@ -32,7 +32,11 @@ _MAX = 100_000
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ParamSpec:
-    """One indicator parameter: its type, default and inclusive bounds."""
+    """One indicator parameter: its type, default and inclusive bounds.
+
+    ``period`` marks a window length in bars (rule specs cap those; see
+    :mod:`strategies.rulespec`).
+    """
 
     name: str
     type: type
@@ -40,6 +44,7 @@ class ParamSpec:
     min: int | float
     max: int | float
     description: str = ""
+    period: bool = False
 
     def check(self, value: object) -> int | float:
         """Return ``value`` converted to this parameter's type or raise ParameterError."""
@@ -87,9 +92,17 @@ class IndicatorSpec:
         raise ParameterError(f"{self.name} has no parameter {name!r}.{suggestion}", field=name)
 
 
-def _period(name: str = "timeperiod", default: int = 14, minimum: int = 2) -> ParamSpec:
+def _period(
+    name: str = "timeperiod", default: int = 14, minimum: int = 2, maximum: int = _MAX
+) -> ParamSpec:
     return ParamSpec(
-        name=name, type=int, default=default, min=minimum, max=_MAX, description="bars"
+        name=name,
+        type=int,
+        default=default,
+        min=minimum,
+        max=maximum,
+        description="bars",
+        period=True,
     )
 
 
@@ -164,7 +177,7 @@ INDICATORS: dict[str, IndicatorSpec] = {
         _spec("adx", _HLC, (_period(),)),
         _spec("plus_di", _HLC, (_period(),)),
         _spec("minus_di", _HLC, (_period(),)),
-        _spec("cci", _HLC, (_period(),)),
+        _spec("cci", _HLC, (_period(maximum=ind.CCI_MAX_PERIOD),)),
         _spec("willr", _HLC, (_period(),)),
         _spec("roc", _C, (_period(default=10, minimum=1),)),
         _spec("mom", _C, (_period(default=10, minimum=1),)),

@@ -16,8 +16,16 @@ Conventions copied from TA-Lib (unstable period 0, default compatibility):
     * RSI, ATR, ADX, +DI/-DI use Wilder smoothing seeded with a plain average.
     * MACD aligns the fast EMA with the slow one (its seed is the mean of the 12 bars ending
       at bar 25, not bars 0..11), so MACD 12/26/9 has 33 leading NaNs.
-    * BBANDS and STDDEV use the population standard deviation.
-    * A flat window gives 0 (RSI, CCI, STOCH, WILLR, ROC) instead of dividing by zero.
+    * BBANDS and STDDEV use the population standard deviation (TA-Lib 0.8's shifted running
+      sums, which give exactly 0 on a flat window).
+    * Where TA-Lib would divide by zero it returns 0: CCI, STOCH and WILLR when the window
+      is flat (no range or no deviation); ROC when the value ``timeperiod`` bars back is 0;
+      RSI only while average gain and loss are both exactly 0, i.e. when every change since
+      the start was 0. A flat stretch after moves does not give 0: Wilder smoothing keeps
+      the decaying average of the earlier moves (a flat top after a rise stays at 100).
+    * Running sums (SMA, WMA, STDDEV) and monotonic queues (MAX, MIN, STOCH, WILLR,
+      Donchian) cost O(bars) whatever the period. CCI's mean deviation is O(bars x period)
+      as in TA-Lib, so its period is capped at 1,000.
 
 Only the moving-average types SMA (``matype=0``) and EMA (``matype=1``) are supported.
 """
@@ -60,18 +68,19 @@ Array = np.ndarray
 T = TypeVar("T")
 MATYPES = {0: "SMA", 1: "EMA"}
 _MAX_PERIOD = 100_000
+CCI_MAX_PERIOD = 1_000  # CCI is O(bars x period): ~0.1 s on 100k bars at this cap
 
 
-def _period(name: str, value: object, minimum: int) -> int:
+def _period(name: str, value: object, minimum: int, maximum: int = _MAX_PERIOD) -> int:
     """Return ``value`` as an int period or raise ParameterError naming the parameter."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise ParameterError(
             f"{name} must be an integer >= {minimum}, got {value!r}; pass a whole number of bars",
             field=name,
         )
-    if not minimum <= int(value) <= _MAX_PERIOD:
+    if not minimum <= int(value) <= maximum:
         raise ParameterError(
-            f"{name} must be between {minimum} and {_MAX_PERIOD}, got {value}", field=name
+            f"{name} must be between {minimum} and {maximum}, got {value}", field=name
         )
     return int(value)
 
@@ -248,7 +257,7 @@ def bbands(
 
     def bands(x: Array) -> tuple[Array, Array, Array]:
         middle = _ma(x, n, ma_type)
-        dev = _k.stddev(x, n, 1.0)
+        dev = _k.stddev(x, n, 1.0)  # TA-Lib 0.8: STDDEV's own shifted sums, any matype
         return middle + dev * up, middle, middle - dev * dn
 
     return _many(bands, real)
@@ -321,8 +330,12 @@ def adx(high: Array, low: Array, close: Array, timeperiod: int = 14) -> Array:
 
 
 def cci(high: Array, low: Array, close: Array, timeperiod: int = 14) -> Array:
-    """Return the commodity channel index (TA-Lib CCI); first value at n-1."""
-    n = _period("timeperiod", timeperiod, 2)
+    """Return the commodity channel index (TA-Lib CCI); first value at n-1.
+
+    ``timeperiod`` is capped at :data:`CCI_MAX_PERIOD` (TA-Lib allows 100,000): the mean
+    deviation costs O(bars x timeperiod).
+    """
+    n = _period("timeperiod", timeperiod, 2, CCI_MAX_PERIOD)
     return _one(lambda h, lo, c: _k.cci(h, lo, c, n), high, low, close)
 
 

@@ -15,25 +15,38 @@ against a whitelist before anything is computed:
 * columns ``open high low close volume``; numeric constants (finite, |x| <= 1e9);
 * indicator calls by registry name (``strategies.indicator_registry.INDICATORS``): series
   inputs first, then parameters positionally or by name: ``sma(close, 20)``,
-  ``atr(high, low, close, timeperiod=14)``, ``bbands(close, 20, 2, 2)[2]``;
+  ``atr(high, low, close, timeperiod=14)``, ``bbands(close, 20, 2, 2)[2]``. When the first
+  argument is a number (or there is none) the indicator reads its default columns
+  (``close``; ``high, low, close`` for atr, stoch, ...): ``rsi(14) < 30`` is
+  ``rsi(close, 14) < 30`` and ``atr(14)`` is ``atr(high, low, close, 14)``;
   multi-output indicators need an output index: ``macd(close)[0] > macd(close)[1]``;
 * ``crosses_above(a, b)`` / ``crosses_below(a, b)`` (b may be a number);
 * comparisons ``< <= > >= == !=``, ``and or not``, arithmetic ``+ - * /`` and unary minus.
 
 Everything else (names, attributes, ``**``, lambdas, comprehensions, strings, keywords other
 than indicator parameters) is rejected with a message that quotes the offending part.
+Periods (``timeperiod``, ``fastperiod``, ...) are capped at :data:`MAX_PERIOD` bars, and
+``compile_rules(spec, bars=n)`` also rejects a period longer than the ``n`` bars it will run
+on, so a spec's cost is bounded (every indicator is O(bars), CCI O(bars x period)).
 ``direction`` is ``long`` (entry buys, exit sells) or ``short`` (entry sells short, exit
 covers). With no ``exit`` the position is closed only by the stop loss or take profit.
+
+Undefined inputs: a comparison is *unknown* on a bar where an operand is not a finite
+number (an indicator's warm-up, a division by zero), and so is a crossing until both sides
+are defined on this bar and the previous one. ``not`` keeps unknown unknown; ``and`` is
+False if any side is False, ``or`` True if any side is True (three-valued logic); an
+unknown entry or exit condition does not fire. So ``not (close > sma(close, 50))`` waits
+for the 50-bar warm-up instead of firing on it, and ``!=`` is never True against a NaN.
 
 Example:
     >>> s = compile_rules({"entry": "crosses_above(sma(close, 5), sma(close, 20))",
     ...                    "exit": "crosses_below(sma(close, 5), sma(close, 20))"})
     >>> s.name
     'rulespec'
-    >>> compile_rules({"entry": "__import__('os')"})
+    >>> compile_rules({"entry": "__import__('os')"})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    core.errors.ValidationError: invalid rule spec: entry: '__import__' is not allowed ...
+    core.errors.ValidationError: invalid rule spec: entry: '__import__' is not allowed...
 """
 
 from __future__ import annotations
@@ -41,7 +54,7 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -58,6 +71,7 @@ MAX_LENGTH = 1000
 MAX_NODES = 200
 MAX_DEPTH = 12
 MAX_CONSTANT = 1e9
+MAX_PERIOD = 5_000  # bars, for every period parameter of an indicator in a rule spec
 CROSSES = {"crosses_above": crosses_above, "crosses_below": crosses_below}
 _COMPARE = {
     ast.Lt: np.less,
@@ -202,17 +216,48 @@ class _Checker:
                 f"'{name}' is not allowed; functions allowed: {', '.join([*INDICATORS, *CROSSES])}",
             )
         n_in = len(spec.inputs)
-        if len(node.args) < n_in:
-            raise self.fail(node, f"{name} needs {n_in} series input(s) ({', '.join(spec.inputs)})")
-        for arg in node.args[:n_in]:
-            self._want(arg, depth, ("series",), f"an input of {name}")
+        # A leading number (or no argument) means "the default columns": rsi(14), atr(14).
+        if node.args and _literal(node.args[0]) is None:
+            if len(node.args) < n_in:
+                raise self.fail(
+                    node,
+                    f"{name} needs {n_in} series input(s) ({', '.join(spec.inputs)}), "
+                    f"or none to read those columns",
+                )
+            for arg in node.args[:n_in]:
+                self._want(arg, depth, ("series",), f"an input of {name}")
         _bind_params(self, node, spec)
         return "series" if len(spec.outputs) == 1 else f"tuple{len(spec.outputs)}"
 
 
+def _literal(node: ast.AST) -> float | None:
+    """Return the value of a numeric literal (``5``, ``-5``, ``2.5``), else None."""
+    sign = 1
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        sign = -1 if isinstance(node.op, ast.USub) else 1
+        node = node.operand
+    if isinstance(node, ast.Constant):
+        value = node.value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return sign * value
+    return None
+
+
+def _input_nodes(node: ast.Call, spec: Any) -> list[ast.expr]:
+    """Return the call's series inputs: its leading arguments, or the default columns.
+
+    The inputs are implicit exactly when the first argument is a numeric literal (or there
+    is none); :meth:`_Checker._Call` and :func:`_bind_params` use the same test.
+    """
+    if node.args and _literal(node.args[0]) is None:
+        return list(node.args[: len(spec.inputs)])
+    return [ast.Name(id=column, ctx=ast.Load()) for column in spec.inputs]
+
+
 def _bind_params(checker: _Checker, node: ast.Call, spec: Any) -> dict[str, Any]:
     """Return the call's parameters by name after checking them with the registry."""
-    extra = node.args[len(spec.inputs) :]
+    explicit = bool(node.args) and _literal(node.args[0]) is None
+    extra = node.args[len(spec.inputs) :] if explicit else node.args
     if len(extra) > len(spec.params):
         raise checker.fail(
             node,
@@ -223,13 +268,36 @@ def _bind_params(checker: _Checker, node: ast.Call, spec: Any) -> dict[str, Any]
     pairs += [(kw.arg or "**", kw.value) for kw in node.keywords]
     out: dict[str, Any] = {}
     for key, value in pairs:
-        if not isinstance(value, ast.Constant) or type(value.value) not in (int, float):
+        number = _literal(value)
+        if number is None:
             raise checker.fail(value, f"the parameter {key} of {spec.name} must be a number")
         try:
-            out[key] = spec.param(key).check(value.value)
+            param = spec.param(key)
+            out[key] = param.check(number)
         except ScizorError as exc:
             raise checker.fail(value, f"{spec.name}: {exc}") from None
+        if param.period and out[key] > MAX_PERIOD:
+            raise checker.fail(
+                value,
+                f"{spec.name}: {key} must be at most {MAX_PERIOD} bars in a rule spec, "
+                f"got {out[key]}",
+            )
     return out
+
+
+def _periods(tree: ast.Expression) -> list[tuple[str, str, int]]:
+    """Return (indicator, parameter, bars) for every period parameter in a checked tree."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            spec = INDICATORS.get(node.func.id)
+            if spec is None:
+                continue
+            given = _bind_params(_Checker(""), node, spec)
+            for p in spec.params:
+                if p.period:
+                    found.append((spec.name, p.name, int(given.get(p.name, p.default))))
+    return found
 
 
 def _describe(node: ast.AST) -> str:
@@ -274,46 +342,92 @@ class RuleStrategy(Strategy):
         self._entry = parse_rule(spec.entry)
         self._exit = parse_rule(spec.exit) if spec.exit else None
 
+    def check_bars(self, bars: int) -> None:
+        """Raise ValidationError when a period in the spec is longer than ``bars`` bars.
+
+        Such an indicator never leaves its warm-up, so the rule could never fire; the
+        message names the rule, the indicator and the parameter.
+        """
+        rules = [("entry", self._entry), ("exit", self._exit)]
+        for field, tree in rules:
+            if tree is None:
+                continue
+            for indicator, param, length in _periods(tree):
+                if length > bars:
+                    raise ValidationError(
+                        f"invalid rule spec: {field}: {indicator}: {param} is {length} bars "
+                        f"but the data has only {bars} bars; use at most {bars}",
+                        field=field,
+                    )
+
     def signal(self, bars: pd.DataFrame, p: Mapping[str, Any], ind: IndicatorCache) -> Any:
-        """Latch the entry/exit conditions into a target."""
-        entry = np.asarray(_evaluate(self._entry.body, ind), dtype=np.bool_)
-        exit_ = (
-            np.asarray(_evaluate(self._exit.body, ind), dtype=np.bool_)
-            if self._exit
-            else np.zeros(len(bars), dtype=np.bool_)
-        )
-        off = np.zeros(len(bars), dtype=np.bool_)
+        """Latch the entry/exit conditions (True where definitely true) into a target."""
+        n = len(bars)
+        entry = _fires(self._entry.body, ind, n)
+        exit_ = _fires(self._exit.body, ind, n) if self._exit else np.zeros(n, dtype=np.bool_)
+        off = np.zeros(n, dtype=np.bool_)
         if self.spec.direction == "long":
             return latch(entry, exit_, off, off)
         return latch(off, off, entry, exit_)
 
 
+class _Truth(NamedTuple):
+    """A condition in three-valued logic: where it is definitely true and definitely false.
+
+    Bars in neither mask are unknown (an input is not yet defined there).
+    """
+
+    true: Any
+    false: Any
+
+
+def _fires(node: ast.AST, ind: IndicatorCache, n: int) -> np.ndarray:
+    """Return the bars where the condition ``node`` is definitely true, as n booleans."""
+    truth: _Truth = _evaluate(node, ind)
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(truth.true, dtype=np.bool_), (n,)))
+
+
 def _evaluate(node: ast.AST, ind: IndicatorCache) -> Any:
-    """Evaluate a checked node to an array or a number (memoized per sub-expression)."""
+    """Evaluate a checked node (memoized per sub-expression).
+
+    Values are arrays or numbers; conditions are :class:`_Truth` pairs.
+    """
     return ind.memo(("rule", ast.dump(node)), lambda: _compute(node, ind))
 
 
+def _defined(value: Any) -> Any:
+    """Return where ``value`` (an array or a number) is a finite number."""
+    return np.isfinite(value)
+
+
 def _compute(node: ast.AST, ind: IndicatorCache) -> Any:
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         if isinstance(node, ast.Constant):
             return float(node.value)  # type: ignore[arg-type]
         if isinstance(node, ast.Name):
             return ind.column(node.id)
         if isinstance(node, ast.BoolOp):
-            values = [_evaluate(v, ind) for v in node.values]
-            both: Any = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
-            return both.reduce(values)
+            sides: list[_Truth] = [_evaluate(v, ind) for v in node.values]
+            trues = [side.true for side in sides]
+            falses = [side.false for side in sides]
+            if isinstance(node.op, ast.And):  # false if any side is false
+                return _Truth(np.logical_and.reduce(trues), np.logical_or.reduce(falses))
+            return _Truth(np.logical_or.reduce(trues), np.logical_and.reduce(falses))
         if isinstance(node, ast.UnaryOp):
             value = _evaluate(node.operand, ind)
             if isinstance(node.op, ast.Not):
-                return np.logical_not(value)
+                return _Truth(value.false, value.true)  # unknown stays unknown
             return -value if isinstance(node.op, ast.USub) else value
         if isinstance(node, ast.BinOp):
             arith: Any = _ARITH[type(node.op)]
             return arith(_evaluate(node.left, ind), _evaluate(node.right, ind))
         if isinstance(node, ast.Compare):
             compare: Any = _COMPARE[type(node.ops[0])]
-            return compare(_evaluate(node.left, ind), _evaluate(node.comparators[0], ind))
+            left = _evaluate(node.left, ind)
+            right = _evaluate(node.comparators[0], ind)
+            known = _defined(left) & _defined(right)
+            hit = compare(left, right)
+            return _Truth(hit & known, ~hit & known)
         if isinstance(node, ast.Subscript):
             assert isinstance(node.slice, ast.Constant)
             return _evaluate(node.value, ind)[node.slice.value]
@@ -323,21 +437,52 @@ def _compute(node: ast.AST, ind: IndicatorCache) -> Any:
 
 def _call(node: ast.Call, name: str, ind: IndicatorCache) -> Any:
     if name in CROSSES:
-        return CROSSES[name](_evaluate(node.args[0], ind), _evaluate(node.args[1], ind))
+        a = np.asarray(_evaluate(node.args[0], ind), dtype=np.float64)
+        b = np.broadcast_to(np.asarray(_evaluate(node.args[1], ind), dtype=np.float64), a.shape)
+        hit = CROSSES[name](a, b)
+        now = _defined(a) & _defined(b)
+        known = np.zeros(a.shape, dtype=np.bool_)
+        known[1:] = now[1:] & now[:-1]  # a crossing needs this bar and the previous one
+        return _Truth(hit & known, ~hit & known)
     spec = INDICATORS[name]
-    inputs = [
-        np.asarray(_evaluate(a, ind), dtype=np.float64) for a in node.args[: len(spec.inputs)]
-    ]
+    inputs = _input_nodes(node, spec)
     params = _bind_params(_Checker(""), node, spec)
-    return spec.function(*inputs, **params)
+    # Keyed by what is computed, so rsi(14), rsi(close, 14) and rsi(close, timeperiod=14)
+    # share one array.
+    key = (
+        "rule-indicator",
+        name,
+        tuple(ast.dump(i) for i in inputs),
+        tuple(sorted(params.items())),
+    )
+    return ind.memo(
+        key,
+        lambda: spec.function(
+            *(np.asarray(_evaluate(i, ind), dtype=np.float64) for i in inputs), **params
+        ),
+    )
 
 
-def compile_rules(spec: RuleSpec | Mapping[str, Any] | str) -> RuleStrategy:
+def compile_rules(
+    spec: RuleSpec | Mapping[str, Any] | str, *, bars: int | None = None
+) -> RuleStrategy:
     """Validate a rule spec (a RuleSpec, a mapping or a JSON string) and compile it.
+
+    Args:
+        spec: The rule spec.
+        bars: The number of bars the strategy will run on, when known (an HTTP request
+            names its data): a period longer than that is rejected too.
 
     Raises:
         ValidationError: naming the offending field and quoting the offending part.
     """
+    strategy = _compile(spec)
+    if bars is not None:
+        strategy.check_bars(bars)
+    return strategy
+
+
+def _compile(spec: RuleSpec | Mapping[str, Any] | str) -> RuleStrategy:
     if isinstance(spec, RuleSpec):
         return RuleStrategy(spec)
     if isinstance(spec, str):

@@ -124,3 +124,14 @@ def test_indicator_schema_is_json_ready() -> None:
         "max": 100000,
         "description": "bars",
     }
+
+
+def test_period_parameters_are_marked_and_cci_is_capped(bars) -> None:
+    assert all(p.period for p in INDICATORS["macd"].params)
+    assert not any(p.period for p in INDICATORS["bbands"].params[1:])  # devs and matype
+    by_name = {entry["name"]: entry for entry in indicator_schema()}
+    assert by_name["cci"]["params"][0]["max"] == ind.CCI_MAX_PERIOD == 1000
+    assert compute("cci", bars, timeperiod=200).shape == (300,)
+    with pytest.raises(ParameterError, match="between 2 and 1000") as info:
+        compute("cci", bars, timeperiod=1001)
+    assert info.value.field == "timeperiod"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +45,18 @@ def trend_gap_flat_bars(n: int = 2200, seed: int = 3) -> Bars:
     return {"high": high, "low": low, "close": close, "volume": volume}
 
 
-SERIES = {"random_walk": random_walk_bars(), "trend_gap_flat": trend_gap_flat_bars()}
+def goog_bars() -> Bars:
+    """backtesting.test.GOOG: real daily Alphabet prices 2004-2013 (2,148 bars)."""
+    from backtesting.test import GOOG
+
+    return {c.lower(): GOOG[c].to_numpy(np.float64) for c in ("High", "Low", "Close", "Volume")}
+
+
+SERIES = {
+    "random_walk": random_walk_bars(),
+    "trend_gap_flat": trend_gap_flat_bars(),
+    "goog": goog_bars(),
+}
 
 # (ours, TA-Lib's, input columns, positional params)
 CASES: list[tuple[str, Callable[..., Any], Callable[..., Any], tuple[str, ...], tuple]] = [
@@ -76,6 +88,12 @@ CASES: list[tuple[str, Callable[..., Any], Callable[..., Any], tuple[str, ...], 
     ("obv", ind.obv, talib.OBV, ("close", "volume"), ()),
     ("stddev", ind.stddev, talib.STDDEV, ("close",), ()),
     ("stddev_20_2", ind.stddev, talib.STDDEV, ("close",), (20, 2.0)),
+    ("wma_200", ind.wma, talib.WMA, ("close",), (200,)),
+    ("stddev_250", ind.stddev, talib.STDDEV, ("close",), (250,)),
+    ("highest_60", ind.highest, talib.MAX, ("close",), (60,)),
+    ("lowest_2", ind.lowest, talib.MIN, ("close",), (2,)),
+    ("willr_100", ind.willr, talib.WILLR, ("high", "low", "close"), (100,)),
+    ("stoch_200", ind.stoch, talib.STOCH, ("high", "low", "close"), (200, 3, 0, 3, 0)),
     ("trange", ind.trange, talib.TRANGE, ("high", "low", "close"), ()),
     ("highest", ind.highest, talib.MAX, ("close",), ()),
     ("lowest", ind.lowest, talib.MIN, ("close",), ()),
@@ -177,3 +195,81 @@ def test_donchian_matches_pandas_rolling(n) -> None:
     np.testing.assert_array_equal(upper, ref_upper)
     np.testing.assert_array_equal(lower, ref_lower)
     assert (upper[n - 1 :] >= lower[n - 1 :]).all()
+
+
+def long_bars(n: int = 200_000, seed: int = 19) -> Bars:
+    """A long, high-priced random walk (BTC-like levels) with a flat stretch and a spike:
+    the running sums' rounding residue would show here if it drifted with the length."""
+    rng = np.random.default_rng(seed)
+    close = 3e4 * np.exp(np.cumsum(rng.normal(0, 0.004, n)))
+    close[50_000:50_500] = close[50_000]
+    close[120_000] *= 40.0
+    high = close * (1 + np.abs(rng.normal(0, 0.002, n)))
+    low = close * (1 - np.abs(rng.normal(0, 0.002, n)))
+    return {"high": high, "low": low, "close": close}
+
+
+LONG = long_bars()
+
+
+@pytest.mark.parametrize("period", [2, 30, 1_000, 20_000])
+@pytest.mark.parametrize(
+    ("ours", "theirs", "cols"),
+    [
+        (ind.wma, talib.WMA, ("close",)),
+        (ind.stddev, talib.STDDEV, ("close",)),
+        (ind.bbands, talib.BBANDS, ("close",)),
+        (ind.highest, talib.MAX, ("close",)),
+        (ind.lowest, talib.MIN, ("close",)),
+        (ind.willr, talib.WILLR, ("high", "low", "close")),
+    ],
+    ids=["wma", "stddev", "bbands", "max", "min", "willr"],
+)
+def test_running_sum_and_queue_kernels_do_not_drift_on_long_input(ours, theirs, cols, period):
+    """TA-Lib 0.8 re-anchors its WMA/VAR running sums; matching its method keeps 1e-9."""
+    inputs = [LONG[c] for c in cols]
+    assert_same(ours(*inputs, period), theirs(*inputs, period))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda b: ind.wma(b["close"], 20_000),
+        lambda b: ind.stddev(b["close"], 20_000),
+        lambda b: ind.highest(b["close"], 20_000),
+        lambda b: ind.lowest(b["close"], 20_000),
+        lambda b: ind.willr(b["high"], b["low"], b["close"], 20_000),
+        lambda b: ind.donchian(b["high"], b["low"], 20_000),
+        lambda b: ind.stoch(b["high"], b["low"], b["close"], 20_000),
+    ],
+    ids=["wma", "stddev", "highest", "lowest", "willr", "donchian", "stoch"],
+)
+def test_long_periods_cost_linear_time(call) -> None:
+    """O(bars) whatever the period: 200k bars at period 20,000 (4e9 steps if O(n*p))."""
+    call(LONG)  # compiled already; warm the caches
+    start = time.perf_counter()
+    call(LONG)
+    assert time.perf_counter() - start < 0.25
+
+
+def test_cci_period_is_capped_because_it_costs_bars_times_period() -> None:
+    hlc = [LONG[c][:5_000] for c in ("high", "low", "close")]
+    assert_same(ind.cci(*hlc, ind.CCI_MAX_PERIOD), talib.CCI(*hlc, ind.CCI_MAX_PERIOD))
+    with pytest.raises(ParameterError, match="between 2 and 1000") as info:
+        ind.cci(*hlc, ind.CCI_MAX_PERIOD + 1)
+    assert info.value.field == "timeperiod"
+
+
+def test_zero_guards_are_the_documented_ones() -> None:
+    """The module docstring's division-by-zero rules, checked against TA-Lib."""
+    rise_then_flat = np.r_[np.linspace(1.0, 5.0, 20), np.full(40, 5.0)]
+    assert (ind.rsi(rise_then_flat, 14)[-20:] == 100.0).all()  # flat after a rise: not 0
+    assert (ind.rsi(np.full(30, 5.0), 14)[14:] == 0.0).all()  # never moved: 0
+    zero_back = np.array([0.0, 0.0, 1.0, 2.0, 3.0, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(ind.roc(zero_back, 1), talib.ROC(zero_back, 1))
+    assert ind.roc(zero_back, 1)[2] == 0.0  # 1 against 0 bars back: 0, not inf
+    flat = np.full(30, 5.0)
+    assert ind.cci(flat, flat, flat, 14)[-1] == 0.0
+    assert ind.willr(flat, flat, flat, 14)[-1] == 0.0
+    assert ind.stoch(flat, flat, flat)[0][-1] == 0.0
+    assert ind.stddev(flat, 5)[-1] == 0.0
