@@ -379,41 +379,77 @@ def cci(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndar
 
 @njit(cache=True)
 def rolling_max(x: np.ndarray, n: int) -> np.ndarray:
-    """Highest value over the last n bars; first value at n-1. O(bars): monotonic deque."""
+    """Highest value over the last n bars; first value at n-1.
+
+    O(bars) whatever ``n``, with no data-dependent inner loop (van Herk / Gil-Werman, block
+    by block): a window ending in block B is the part of block B-1 from its start (the
+    backward running max of B-1) plus the part of B up to it (B's forward running max).
+    Only two buffers of ``n`` values: no bar-length temporaries to allocate and fault in.
+    """
     m = x.shape[0]
-    out = np.full(m, np.nan)
-    queue = np.empty(m, dtype=np.int64)  # indices whose values decrease from head to tail
-    head = 0
-    tail = 0
-    for i in range(m):
-        while tail > head and x[queue[tail - 1]] <= x[i]:
-            tail -= 1
-        queue[tail] = i
-        tail += 1
-        if queue[head] <= i - n:
-            head += 1
-        if i >= n - 1:
-            out[i] = x[queue[head]]
+    out = np.empty(m)
+    out[: min(n - 1, m)] = np.nan
+    if n > m:
+        return out
+    prev = np.empty(n)  # backward running max of the previous block
+    cur = np.empty(n)
+    for s in range(0, m, n):
+        stop = min(s + n, m)
+        run = x[s]
+        for i in range(s, stop):
+            v = x[i]
+            run = v if v > run else run
+            if i >= n - 1:
+                j = i - s + 1  # where the window starts in the previous block
+                if j >= n:
+                    out[i] = run  # the window is this whole block
+                else:
+                    a = prev[j]
+                    out[i] = a if a > run else run
+        size = stop - s
+        cur[size - 1] = x[stop - 1]
+        for t in range(size - 2, -1, -1):
+            v = x[s + t]
+            cur[t] = v if v > cur[t + 1] else cur[t + 1]
+        prev, cur = cur, prev
     return out
 
 
 @njit(cache=True)
 def rolling_min(x: np.ndarray, n: int) -> np.ndarray:
-    """Lowest value over the last n bars; first value at n-1. O(bars): monotonic deque."""
+    """Lowest value over the last n bars; first value at n-1.
+
+    O(bars) whatever ``n``, with no data-dependent inner loop (van Herk / Gil-Werman, block
+    by block): a window ending in block B is the part of block B-1 from its start (the
+    backward running min of B-1) plus the part of B up to it (B's forward running min).
+    Only two buffers of ``n`` values: no bar-length temporaries to allocate and fault in.
+    """
     m = x.shape[0]
-    out = np.full(m, np.nan)
-    queue = np.empty(m, dtype=np.int64)  # indices whose values increase from head to tail
-    head = 0
-    tail = 0
-    for i in range(m):
-        while tail > head and x[queue[tail - 1]] >= x[i]:
-            tail -= 1
-        queue[tail] = i
-        tail += 1
-        if queue[head] <= i - n:
-            head += 1
-        if i >= n - 1:
-            out[i] = x[queue[head]]
+    out = np.empty(m)
+    out[: min(n - 1, m)] = np.nan
+    if n > m:
+        return out
+    prev = np.empty(n)  # backward running min of the previous block
+    cur = np.empty(n)
+    for s in range(0, m, n):
+        stop = min(s + n, m)
+        run = x[s]
+        for i in range(s, stop):
+            v = x[i]
+            run = v if v < run else run
+            if i >= n - 1:
+                j = i - s + 1  # where the window starts in the previous block
+                if j >= n:
+                    out[i] = run  # the window is this whole block
+                else:
+                    a = prev[j]
+                    out[i] = a if a < run else run
+        size = stop - s
+        cur[size - 1] = x[stop - 1]
+        for t in range(size - 2, -1, -1):
+            v = x[s + t]
+            cur[t] = v if v < cur[t + 1] else cur[t + 1]
+        prev, cur = cur, prev
     return out
 
 
