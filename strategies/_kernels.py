@@ -144,6 +144,29 @@ def _check_stops(t, o, h, lo, tradable, pos, avg, eidx, ecomm, costs, tr, nt, ca
 
 
 @helper
+def _ruin(t, c, pos, avg, eidx, ecomm, costs, tr, nt, equity_out, pos_out):
+    """Close every position at bar ``t``'s close and book zero equity from ``t`` on.
+
+    Ruin, as in backtesting.py: equity at a close <= 0 ends the account. The closes pay the
+    usual slippage and commission; whatever is left is floored at 0 (backtesting.py sets
+    cash to 0). Returns the trade count; the caller stops trading.
+    """
+    for j in range(pos.shape[0]):
+        if pos[j] == 0.0:
+            continue
+        long = pos[j] > 0
+        qty = abs(pos[j])
+        price = _fill_price(c[t, j], not long, costs[C_SLIP])
+        fee = commission(qty, price, costs)
+        nt = _record_close(tr, nt, j, qty, price, t, pos, avg, eidx, ecomm, fee)
+    for u in range(t, equity_out.shape[0]):
+        equity_out[u] = 0.0
+        for j in range(pos.shape[0]):
+            pos_out[u, j] = 0.0
+    return nt
+
+
+@helper
 def _value(pos, prices):
     """Return the market value of ``pos`` at ``prices`` (a loop: no temporary array)."""
     total = 0.0
@@ -293,6 +316,9 @@ def simulate(
         equity_out: (n,) account value at each close (written).
         pos_out: (n, k) shares held after each bar (written).
         tr: (capacity, TRADE_COLUMNS) trade rows (written).
+
+    When equity at a bar's close is <= 0 (shorts or leverage can get there), every position
+    is closed at that close, equity is 0 from that bar on and nothing trades again.
     """
     n, k = c.shape
     pos = np.zeros(k)
@@ -349,7 +375,12 @@ def simulate(
         for j in range(k):
             value += pos[j] * c[t, j]
             pos_out[t, j] = pos[j]
-        equity_out[t] = cash + value
+        value += cash
+        equity_out[t] = value
+        if value <= 0.0:  # ruin: see _ruin (called outside the loop, which stays tight)
+            break
+    if n and equity_out[t] <= 0.0:
+        nt = _ruin(t, c, pos, avg, eidx, ecomm, costs, tr, nt, equity_out, pos_out)
     return nt
 
 
@@ -412,6 +443,22 @@ def latch(long_entry, long_exit, short_entry, short_exit):
             state = 0.0
         out[t] = state
     return out
+
+
+@njit(cache=True)
+def bars_ok(block):
+    """Return True when every bar of ``block`` (open, high, low, close, ... rows) is sane.
+
+    Sane: the four prices are finite and positive, and low <= min(open, close),
+    max(open, close) <= high. One branch-free pass (it vectorizes; the caller finds the
+    offending bar only when this is False). NaN fails every comparison, so
+    ``0 < low <= open, close <= high < inf`` covers all of it.
+    """
+    ok = True
+    for t in range(block.shape[1]):
+        o, h, lo, c = block[0, t], block[1, t], block[2, t], block[3, t]
+        ok &= (lo > 0.0) & (h < np.inf) & (h >= o) & (h >= c) & (lo <= o) & (lo <= c)
+    return ok
 
 
 @njit(cache=True)

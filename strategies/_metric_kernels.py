@@ -2,9 +2,10 @@
 """Numba kernels behind :mod:`strategies.metrics`: every metric in one pass over plain arrays.
 
 ``summary`` fills a vector in the order of ``metrics.STAT_KEYS`` (the ``S_*`` indices below);
-``batch_metrics`` is the subset ``run_batch`` needs, computed per parameter set inside the
-batch kernel so the equity of thousands of sets never has to be held at once. Both share the
-same functions, which is what keeps a batch row equal to its single backtest.
+``batch_core`` reduces each row of an (m, n) equity matrix (one chunk of ``run_batch``'s
+parameter sets) to the ``BATCH_SLOTS`` subset, in parallel over the rows. Both call the same
+``simple_returns`` and ``core_metrics``, which is what keeps a batch row equal to its single
+backtest.
 
 Conventions are empyrical's (see :mod:`strategies.metrics`). Kernels compile with numpy's
 error model: 0/0 is NaN and x/0 is inf, both mapped to NaN by the caller.
@@ -63,11 +64,18 @@ BATCH_SLOTS = (S_RETURN, S_CAGR, S_VOL, S_SHARPE, S_SORTINO, S_MAX_DD, S_CALMAR)
 
 @kernel
 def simple_returns(eq):
-    """Return ``eq[t] / eq[t-1] - 1`` for t >= 1."""
+    """Return ``eq[t] / eq[t-1] - 1`` for t >= 1, and 0 from zero to zero equity.
+
+    A ruined account (the engine books equity 0 from the ruin bar on) has nothing left to
+    gain or lose: its returns after the -100 % bar are 0, not 0/0.
+    """
     n = eq.shape[0]
     r = np.empty(max(n - 1, 0))
     for t in range(1, n):
-        r[t - 1] = eq[t] / eq[t - 1] - 1.0
+        if eq[t] == 0.0 and eq[t - 1] == 0.0:
+            r[t - 1] = 0.0
+        else:
+            r[t - 1] = eq[t] / eq[t - 1] - 1.0
     return r
 
 
@@ -350,7 +358,8 @@ def summary(eq, stamps, bench, pos, pnl, ret, held, ppy, rf):
         eq: equity per bar, NaN-free.
         stamps: bar times as int64 nanoseconds (empty: no ``max_drawdown_days``).
         bench: benchmark values on the same bars (empty: no alpha/beta).
-        pos: positions per bar, flattened (empty: exposure left NaN for the caller).
+        pos: one position per bar, non-zero when exposed (a portfolio's (n, k) positions
+            reduced to any-non-zero per bar by the caller; empty: exposure left NaN).
         pnl, ret: closed trades' pnl and return_pct (empty: no trades).
         held: bars each trade was held (empty when unknown).
         ppy: bars per year; rf: risk-free return per bar.

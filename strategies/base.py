@@ -48,7 +48,13 @@ class IntParam:
             raise ParameterError(
                 f"parameter '{name}' for {owner} must be an integer, got {value!r}", field=name
             )
-        if float(value) != int(value):
+        if isinstance(value, float | np.floating) and not math.isfinite(value):
+            raise ParameterError(
+                f"parameter '{name}' for {owner} must be a whole number between {self.low} "
+                f"and {self.high}, got {value!r}",
+                field=name,
+            )
+        if not isinstance(value, int | np.integer) and float(value) != int(value):
             raise ParameterError(
                 f"parameter '{name}' for {owner} must be a whole number, got {value!r}",
                 field=name,
@@ -81,16 +87,22 @@ class FloatParam:
 
     def validate(self, owner: str, name: str, value: Any) -> float:
         """Return ``value`` as a float, or raise ParameterError naming the parameter."""
-        if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
             raise ParameterError(
                 f"parameter '{name}' for {owner} must be a number, got {value!r}", field=name
             )
-        if not math.isfinite(float(value)):
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float range
+            number = math.inf
+        if not math.isfinite(number):
             raise ParameterError(
-                f"parameter '{name}' for {owner} must be finite, got {value!r}", field=name
+                f"parameter '{name}' for {owner} must be a finite number between {self.low} "
+                f"and {self.high}, got {value!r}",
+                field=name,
             )
-        _check_range(owner, name, float(value), self.low, self.high)
-        return float(value)
+        _check_range(owner, name, number, self.low, self.high)
+        return number
 
     def to_json(self) -> dict[str, Any]:
         """Describe the parameter as plain JSON data."""

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.errors import ParameterError
 from strategies import _kernels as k
 from strategies import _metric_kernels as mk
 from strategies.base import Strategy
@@ -27,7 +26,8 @@ from strategies.engine import (
     _ohlc_columns,
     _seeded_cache,
     _validated,
-    periods_per_year,
+    bars_per_year,
+    check_account,
     prepare,
     sizing,
 )
@@ -50,6 +50,7 @@ def run_batch(
     take_profit_pct: float | None = None,
     allow_short: bool | None = None,
     margin: float = 1.0,
+    periods_per_year: float | None = None,
 ) -> pd.DataFrame:
     """Backtest many parameter sets of one strategy on the same bars in one call.
 
@@ -70,6 +71,7 @@ def run_batch(
         take_profit_pct: as for ``run_backtest``.
         allow_short: as for ``run_backtest``.
         margin: as for ``run_backtest``.
+        periods_per_year: as for ``run_backtest``.
 
     Returns:
         One row per parameter set: the resolved parameters, the metrics of
@@ -80,15 +82,12 @@ def run_batch(
     strat, _ = prepare(strategy, None, allow_short)
     resolved = [prepare(strat, ps, allow_short)[1] for ps in param_sets]
     costs = _costs(commission, slippage_bps, strat, stop_loss_pct, take_profit_pct, margin)
-    scale, mode = sizing(size, values[:, 3])
-    if fill not in ("next_open", "close"):
-        raise ParameterError(f"fill must be 'next_open' or 'close', got {fill!r}", field="fill")
-    if not cash > 0:
-        raise ParameterError(f"cash must be positive, got {cash}", field="cash")
+    ppy = bars_per_year(frame.index, periods_per_year)
+    scale, mode = sizing(size, values[:, 3], periods_per_year=ppy)
+    check_account(cash, fill)
     prices = _ohlc_columns(values)
     ok = np.ones((len(frame), 1), dtype=np.bool_)
     cache = _seeded_cache(frame, values)
-    ppy = periods_per_year(frame.index)
     parts = []
     for start in range(0, len(resolved), _CHUNK):
         chunk = resolved[start : start + _CHUNK]

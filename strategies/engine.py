@@ -6,8 +6,14 @@ Conventions (documented once, used by ``run_backtest``, ``run_portfolio`` and ``
   next bar's open (``fill="next_open"``) or at the signal bar's close (``fill="close"``).
   A stop-loss exit leaves the target untouched, so the engine re-enters only on a new signal.
 * Entries buy whole shares worth ``size`` x equity / ``margin``, net of the fill's own
-  commission, and never more than the buying power (cash never goes negative when
-  ``margin=1``). Reversals close first, then open with the freed cash.
+  commission, and never more than the buying power (equity / ``margin`` minus the gross
+  value already held). Reversals close first, then open with the freed cash. A long-only
+  account with ``margin=1`` never has negative cash; shorts and leverage can lose more than
+  the equity.
+* Ruin, as in backtesting.py: when equity at a bar's close is <= 0, every position is
+  closed at that close (with the usual slippage and commission, where backtesting.py uses
+  the bare close), nothing trades again, and equity is 0 from that bar on (what is left,
+  floored at 0: backtesting.py sets cash to 0 and its equity to 0 from that bar on).
 * Slippage moves every market fill against the trader by ``slippage_bps``; a take-profit
   fills at its limit price (or at a better gapping open), a stop at its price or at a worse
   gapping open. Stops and targets are checked intrabar on high/low from the entry bar on
@@ -76,6 +82,16 @@ _SIDE_PLACE = np.array([TRADE_FRAME_COLUMNS.index("side")], dtype=np.intp)
 _UNITS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 
+def _finite(value: Any, name: str, *, field: str | None = None) -> float:
+    """Return ``value`` as a float, or raise ParameterError unless it is a finite real."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ParameterError(f"{name} must be a number, got {value!r}", field=field or name)
+    out = float(value)
+    if not math.isfinite(out):
+        raise ParameterError(f"{name} must be finite, got {value!r}", field=field or name)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Commission:
     """A commission schedule: ``rate`` x value + ``per_share`` x shares, floored and capped.
@@ -84,13 +100,34 @@ class Commission:
         rate: fraction of traded value (0.002 = 0.2 %), charged on entry and on exit.
         per_share: currency per share.
         minimum: smallest charge per fill.
-        max_pct: largest charge per fill as a fraction of traded value.
+        max_pct: largest charge per fill as a fraction of traded value (> 0; math.inf
+            for no cap).
+
+    Raises:
+        ParameterError: a field is not a number, negative or non-finite (``max_pct`` may
+            be inf), or ``max_pct`` is 0.
     """
 
     rate: float = 0.0
     per_share: float = 0.0
     minimum: float = 0.0
     max_pct: float = math.inf
+
+    def __post_init__(self) -> None:
+        for name in ("rate", "per_share", "minimum"):
+            value = _finite(getattr(self, name), f"Commission.{name}", field="commission")
+            if value < 0:
+                raise ParameterError(
+                    f"Commission.{name} must be >= 0, got {value}; pass 0 for none",
+                    field="commission",
+                )
+        cap = self.max_pct
+        if isinstance(cap, bool) or not isinstance(cap, int | float) or not cap > 0:
+            raise ParameterError(
+                f"Commission.max_pct must be a fraction of value > 0 (math.inf for no cap), "
+                f"got {cap!r}",
+                field="commission",
+            )
 
     def of(self, shares: float, price: float) -> float:
         """Return the commission for one fill of ``shares`` at ``price``."""
@@ -111,8 +148,11 @@ class FixedShares:
 class VolTarget:
     """Size entries so the position's annualized volatility is about ``annual_vol``.
 
-    The fraction of equity is ``annual_vol / realized_vol`` over the ``lookback`` bars up to
-    the signal bar, capped at ``max_fraction``; flat until ``lookback`` returns exist.
+    The fraction of equity is ``annual_vol / realized_vol``, capped at ``max_fraction``;
+    ``realized_vol`` is the standard deviation (ddof=1) of the log returns of the
+    ``lookback`` bars up to the signal bar, annualized with the run's bars per year (see
+    :func:`periods_per_year`, or the run's ``periods_per_year`` override). Flat until
+    ``lookback`` returns exist.
     """
 
     annual_vol: float = 0.15
@@ -179,6 +219,7 @@ def run_backtest(
     margin: float = 1.0,
     benchmark: bool = True,
     symbol: str = "",
+    periods_per_year: float | None = None,
 ) -> BacktestResult:
     """Backtest ``strategy`` on one instrument's bars.
 
@@ -199,6 +240,10 @@ def run_backtest(
         margin: initial margin fraction (1.0 = no leverage, 0.5 = 2x).
         benchmark: compare against buy-and-hold of the same bars in ``stats``.
         symbol: the value of the trades' ``symbol`` column.
+        periods_per_year: bars per year for annualized metrics and :class:`VolTarget`;
+            None infers it from the index (see :func:`periods_per_year`, which assumes
+            252 sessions of 6.5 hours). Pass e.g. 365 for calendar-day bars or
+            365 x 24 for hourly bars of a 24-hour market.
 
     Returns:
         A frozen :class:`BacktestResult`.
@@ -206,10 +251,11 @@ def run_backtest(
     strat, p = prepare(strategy, params, allow_short)
     frame, values = _validated(bars)
     index = frame.index
+    ppy = bars_per_year(index, periods_per_year)
     ohlc = _ohlc_columns(values)
     target = strat.target(frame, p, indicators=_seeded_cache(frame, values), resolved=True)
     costs = _costs(commission, slippage_bps, strat, stop_loss_pct, take_profit_pct, margin)
-    scale, mode = sizing(size, values[:, 3])
+    scale, mode = sizing(size, values[:, 3], periods_per_year=ppy)
     equity, positions, trades = simulate(
         frame, target[:, None], scale[:, None], mode, cash=cash, costs=costs, fill=fill, prices=ohlc
     )
@@ -221,7 +267,7 @@ def run_backtest(
         pnl=trades[:, k.T_PNL],
         return_pct=_trade_returns(trades),
         held_bars=trades[:, k.T_EXIT_IDX] - trades[:, k.T_ENTRY_IDX],
-        periods_per_year=periods_per_year(index),
+        periods_per_year=ppy,
     )
     # Every Series through one constructor (a warm code path costs less than frame["close"]).
     return BacktestResult(
@@ -302,11 +348,34 @@ def _validated(bars: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         raise DataError(f"need at least 2 bars to backtest, got {len(bars)}", field="bars")
     block = _block_of(bars) if canonical else _block_from_columns(bars)
     values = block.T
-    prices = values[:, :4]
-    # NaN fails ``> 0`` and +inf fails ``< inf``: two reductions instead of two masks.
-    if not (prices.min() > 0 and prices.max() < np.inf):
-        raise DataError("bar prices must be finite and positive", field="close")
+    if not k.bars_ok(block):
+        raise _bar_error(block, index)
     return _frame_of(block, index), values
+
+
+def _bar_error(block: np.ndarray, index: pd.DatetimeIndex) -> DataError:
+    """Return the DataError naming the first bar that ``k.bars_ok`` rejects, and its rule."""
+    prices = block[:4]
+    with np.errstate(invalid="ignore"):
+        sane = np.isfinite(prices) & (prices > 0)
+    if not sane.all():
+        t = int((~sane.all(axis=0)).argmax())
+        row = int((~sane[:, t]).argmax())
+        return DataError(
+            f"bar prices must be finite and positive; the bar at {index[t]} has "
+            f"{COLUMNS[row]}={prices[row, t]!r} (fix or drop it)",
+            field=COLUMNS[row],
+        )
+    o, h, lo, c = prices
+    high_bad = h < np.maximum(o, c)
+    t = int((high_bad | (lo > np.minimum(o, c))).argmax())
+    name = "high" if high_bad[t] else "low"
+    return DataError(
+        f"every bar needs low <= min(open, close) and max(open, close) <= high (stops and "
+        f"targets read high and low); the bar at {index[t]} has open={o[t]!r}, "
+        f"high={h[t]!r}, low={lo[t]!r}, close={c[t]!r} (fix or drop it)",
+        field=name,
+    )
 
 
 def _block_of(bars: pd.DataFrame) -> np.ndarray:
@@ -369,8 +438,28 @@ def periods_per_year(index: pd.Index) -> float:
     return 252.0 if step >= 86_400 * 0.9 else 252.0 * max(1.0, 23_400.0 / step)
 
 
-def sizing(size: Size, close: np.ndarray) -> tuple[np.ndarray, int]:
-    """Return the per-bar sizing multiplier and the kernel's size mode (0 fraction, 1 shares)."""
+def bars_per_year(index: pd.Index, override: float | None = None) -> float:
+    """Return ``override`` (validated: finite and > 0) or :func:`periods_per_year` of ``index``."""
+    if override is None:
+        return periods_per_year(index)
+    value = _finite(override, "periods_per_year")
+    if not value > 0:
+        raise ParameterError(
+            f"periods_per_year must be > 0 (e.g. 252 for daily, 365 for calendar days), "
+            f"got {override!r}",
+            field="periods_per_year",
+        )
+    return value
+
+
+def sizing(
+    size: Size, close: np.ndarray, *, periods_per_year: float = 252.0
+) -> tuple[np.ndarray, int]:
+    """Return the per-bar sizing multiplier and the kernel's size mode (0 fraction, 1 shares).
+
+    ``periods_per_year`` (bars per year) annualizes :class:`VolTarget`'s realized volatility;
+    pass the run's :func:`bars_per_year` (the default suits daily bars only).
+    """
     n = len(close)
     if isinstance(size, FixedShares):
         if size.shares < 1:
@@ -380,7 +469,7 @@ def sizing(size: Size, close: np.ndarray) -> tuple[np.ndarray, int]:
         if size.annual_vol <= 0 or size.lookback < 2:
             raise ParameterError("VolTarget needs annual_vol > 0 and lookback >= 2", field="size")
         rets = pd.Series(np.log(close)).diff()
-        vol = rets.rolling(size.lookback).std().to_numpy() * math.sqrt(252.0)
+        vol = rets.rolling(size.lookback).std().to_numpy() * math.sqrt(periods_per_year)
         with np.errstate(divide="ignore", invalid="ignore"):
             frac = np.minimum(size.annual_vol / vol, size.max_fraction)
         return np.nan_to_num(frac, nan=0.0, posinf=size.max_fraction), 0
@@ -411,25 +500,40 @@ def _costs(
         schedule = IBKR_FIXED
     elif isinstance(commission, Commission):
         schedule = commission
+    elif isinstance(commission, bool) or not isinstance(commission, int | float | np.number):
+        raise ParameterError(
+            f"commission must be a fraction, 'ibkr' or a Commission; got {commission!r}",
+            field="commission",
+        )
     else:
-        if not 0 <= float(commission) < 0.1:
+        if not 0 <= _finite(commission, "commission") < 0.1:
             raise ParameterError(
                 f"commission is a fraction of value in [0, 0.1), got {commission}",
                 field="commission",
             )
         schedule = Commission(rate=float(commission))
-    if not 0 <= slippage_bps < 1000:
+    if not 0 <= _finite(slippage_bps, "slippage_bps") < 1000:
         raise ParameterError(
             f"slippage_bps must be in [0, 1000), got {slippage_bps}", field="slippage_bps"
         )
-    if not 0 < margin <= 1:
+    if not 0 < _finite(margin, "margin") <= 1:
         raise ParameterError(f"margin must be in (0, 1], got {margin}", field="margin")
     sl = stop_loss_pct if stop_loss_pct is not None else strat.stop_loss_pct
     tp = take_profit_pct if take_profit_pct is not None else strat.take_profit_pct
     for name, value in (("stop_loss_pct", sl), ("take_profit_pct", tp)):
-        if value is not None and not 0 < value < (100 if name == "stop_loss_pct" else 10_000):
+        if value is not None and not 0 < _finite(value, name) < (
+            100 if name == "stop_loss_pct" else 10_000
+        ):
             raise ParameterError(f"{name} must be a positive percent, got {value}", field=name)
     return _costs_vector(schedule, slippage_bps, sl, tp, margin)
+
+
+def check_account(cash: float, fill: str) -> None:
+    """Raise ParameterError unless ``cash`` is finite and > 0 and ``fill`` is known."""
+    if fill not in ("next_open", "close"):
+        raise ParameterError(f"fill must be 'next_open' or 'close', got {fill!r}", field="fill")
+    if not _finite(cash, "cash") > 0:
+        raise ParameterError(f"cash must be positive, got {cash}", field="cash")
 
 
 def _costs_vector(
@@ -460,10 +564,7 @@ def simulate(
     prices: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the kernel; return (equity (n,), positions (n, k), trade rows)."""
-    if fill not in ("next_open", "close"):
-        raise ParameterError(f"fill must be 'next_open' or 'close', got {fill!r}", field="fill")
-    if not cash > 0:
-        raise ParameterError(f"cash must be positive, got {cash}", field="cash")
+    check_account(cash, fill)
     if prices is None:
         ohlc = frame[list(COLUMNS[:4])].to_numpy(np.float64)
         prices = tuple(np.ascontiguousarray(ohlc[:, i : i + 1]) for i in range(4))

@@ -1,9 +1,10 @@
 """Performance metrics of a backtest, with empyrical's conventions, and a batch version.
 
 Returns are simple per-bar returns of the equity curve, ``r[t] = equity[t] / equity[t-1] - 1``
-(the first bar has none). ``P = periods_per_year`` annualises. Every value is a float and
-NaN where it is undefined (too few bars, no trades, no losing trade, ...): JSON-safe, never
-raises on empty input. Conventions (identical to empyrical-reloaded):
+(the first bar has none; 0 while equity stays at 0 after a ruin). ``P = periods_per_year``
+annualises. Every value is a float and NaN where it is undefined (too few bars, no trades,
+no losing trade, ...): JSON-safe, never raises on empty input. Conventions (identical to
+empyrical-reloaded):
 
 * ``sharpe`` = mean(r - rf) / std(r - rf, ddof=1) * sqrt(P).
 * ``sortino`` = mean(r - rf) * P / (sqrt(mean(min(r - rf, 0)²)) * sqrt(P)).
@@ -142,7 +143,8 @@ def compute_stats(
         equity: Account value per bar, indexed by UTC timestamps.
         trades: Closed trades with columns ``symbol side size entry_time entry_price
             exit_time exit_price pnl return_pct commission`` (``return_pct`` in percent).
-        positions: Position size per bar (any sign); non-zero bars count as exposed.
+        positions: Position size per bar (any sign), or one column per symbol for a
+            portfolio; a bar counts as exposed when any of its positions is non-zero.
             Without it, exposure is taken from the trades' entry/exit times.
         benchmark: Buy-and-hold prices or equity on the same bars, for alpha and beta.
         periods_per_year: Bars per year used to annualise (252 for daily bars).
@@ -166,7 +168,8 @@ def compute_stats(
         * ``avg_win_pct``, ``avg_loss_pct``: mean return_pct of winners / losers.
         * ``best_trade_pct``, ``worst_trade_pct``: max / min trade return_pct.
         * ``avg_holding_bars``: mean bars between entry and exit.
-        * ``exposure_pct``: percent of bars holding a position.
+        * ``exposure_pct``: percent of bars holding a position (for a portfolio: any
+          position in any symbol; one bar counts once however many symbols are held).
         * ``n_trades``: number of closed trades.
         * ``kelly``: win_rate - (1 - win_rate) / (avg winning pnl / avg losing pnl).
         * ``skew``, ``kurtosis``: of per-bar returns, population moments (excess kurtosis).
@@ -231,7 +234,8 @@ def summarize(
         equity: NaN-free account value per bar.
         index: the bars' timestamps (a DatetimeIndex gives ``max_drawdown_days``).
         benchmark: benchmark values on the same bars, for alpha and beta.
-        positions: position per bar (any shape; flattened); non-zero counts as exposed.
+        positions: position per bar, (n,) or (n, k) with one column per symbol; a bar
+            counts as exposed when any of its positions is non-zero (NaN is flat).
         pnl: closed trades' pnl, with ``return_pct`` their returns in percent.
         return_pct: see ``pnl``.
         held_bars: bars between each trade's entry and exit.
@@ -246,7 +250,7 @@ def summarize(
         np.ascontiguousarray(equity, dtype=np.float64),
         _nanoseconds(index),
         _EMPTY if benchmark is None else np.ascontiguousarray(benchmark, dtype=np.float64),
-        _EMPTY if positions is None else np.ascontiguousarray(positions, np.float64).ravel(),
+        _EMPTY if positions is None else _per_bar(positions),
         _EMPTY if pnl is None else np.ascontiguousarray(pnl, dtype=np.float64),
         _EMPTY if return_pct is None else np.ascontiguousarray(return_pct, dtype=np.float64),
         _EMPTY if held_bars is None else np.ascontiguousarray(held_bars, dtype=np.float64),
@@ -257,6 +261,16 @@ def summarize(
         out[_mk.S_EXPOSURE] = NAN if exposure_pct is None else exposure_pct
     out[~np.isfinite(out)] = NAN
     return dict(zip(STAT_KEYS, out.tolist(), strict=True))
+
+
+def _per_bar(positions: np.ndarray) -> np.ndarray:
+    """Return one value per bar, non-zero when any of the bar's positions is non-zero."""
+    pos = np.asarray(positions, dtype=np.float64)
+    if pos.ndim == 2 and pos.shape[1] > 1:
+        # Exposure counts bars, not symbol-bars: reduce a portfolio's columns first.
+        exposed: np.ndarray = ((pos != 0.0) & ~np.isnan(pos)).any(axis=1)
+        return exposed.astype(np.float64)
+    return np.ascontiguousarray(pos).ravel()
 
 
 def _nanoseconds(index: pd.Index | None) -> np.ndarray:

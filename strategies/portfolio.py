@@ -34,7 +34,8 @@ from strategies.engine import (
     Fill,
     Size,
     _costs,
-    periods_per_year,
+    bars_per_year,
+    check_account,
     prepare,
     simulate,
     sizing,
@@ -59,6 +60,7 @@ def run_portfolio(
     allow_short: bool | None = None,
     margin: float = 1.0,
     benchmark: bool = True,
+    periods_per_year: float | None = None,
 ) -> BacktestResult:
     """Backtest ``strategy`` on several symbols with shared cash.
 
@@ -70,6 +72,7 @@ def run_portfolio(
         cash, commission, slippage_bps, fill, size, stop_loss_pct, take_profit_pct,
         allow_short, margin: as for ``run_backtest`` (``size`` scales every weight).
         benchmark: compare with an equal-weight buy-and-hold of the symbols.
+        periods_per_year: as for ``run_backtest`` (None infers it from the union calendar).
 
     Returns:
         A BacktestResult whose ``trades`` carry the symbol and whose ``positions`` is a
@@ -80,9 +83,11 @@ def run_portfolio(
     symbols = list(bars_by_symbol)
     frames = {s: validate_bars(bars_by_symbol[s]) for s in symbols}
     strat, p = prepare(strategy, params, allow_short)
+    check_account(cash, fill)
     index = frames[symbols[0]].index
     for s in symbols[1:]:
         index = index.union(frames[s].index)
+    ppy = bars_per_year(index, periods_per_year)
     aligned = {s: f.reindex(index) for s, f in frames.items()}
     tradable = np.column_stack([aligned[s]["close"].notna().to_numpy() for s in symbols])
     prices = tuple(
@@ -102,7 +107,7 @@ def run_portfolio(
         ]
     )
     w = _weights(weights, symbols)
-    parts = [sizing(size, prices[3][:, j]) for j in range(len(symbols))]
+    parts = [sizing(size, prices[3][:, j], periods_per_year=ppy) for j in range(len(symbols))]
     scale = np.column_stack([part[0] * (1.0 if part[1] else w[j]) for j, part in enumerate(parts)])
     costs = _costs(commission, slippage_bps, strat, stop_loss_pct, take_profit_pct, margin)
     frame = pd.DataFrame(index=index)
@@ -126,7 +131,7 @@ def run_portfolio(
         trades=trades,
         positions=positions,
         benchmark=bench,
-        periods_per_year=periods_per_year(index),
+        periods_per_year=ppy,
     )
     return BacktestResult(
         trades=trades,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 import strategies
@@ -94,3 +95,20 @@ def test_get_and_list_strategies_cover_the_library():
     assert json.loads(json.dumps(strategies.list_strategies()))
     with pytest.raises(NotFound, match="did you mean 'sma_cross'"):
         strategies.get("sma_crosss")
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_int_param_rejects_non_finite_values_with_a_parameter_error(bad):
+    with pytest.raises(ParameterError, match="whole number between 2 and 50") as info:
+        IntParam(10, 2, 50).validate("sma_cross", "fast", bad)
+    assert info.value.field == "fast"
+
+
+def test_params_reject_huge_integers_and_complex_numbers_with_parameter_errors():
+    with pytest.raises(ParameterError, match="between 2 and 50"):
+        IntParam(10, 2, 50).validate("s", "fast", 10**400)
+    with pytest.raises(ParameterError, match="finite number"):
+        FloatParam(0.5, 0.0, 1.0).validate("s", "x", 10**400)
+    with pytest.raises(ParameterError, match="must be a number"):
+        FloatParam(0.5, 0.0, 1.0).validate("s", "x", np.complex128(0.5))
+    assert IntParam(10, 2, 50).validate("s", "fast", np.int64(7)) == 7

@@ -1,13 +1,16 @@
-"""Bar validation on the engine's no-copy path: bad prices, non-canonical frames, isolation."""
+"""Input validation: bad prices and ranges, non-canonical frames, isolation, bad arguments."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from core.errors import DataError
-from strategies.engine import run_backtest, validate_bars
+from core.errors import DataError, ParameterError
+from strategies.engine import Commission, run_backtest, run_batch, validate_bars
+from strategies.portfolio import run_portfolio
 
 
 @pytest.fixture
@@ -45,3 +48,76 @@ def test_result_bars_do_not_follow_later_edits_of_the_input(bars):
     before = float(result.bars["close"].iloc[10])
     bars.loc[bars.index[10], "close"] = 999.0
     assert result.bars["close"].iloc[10] == before
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "field"),
+    [("high", "below_close", "high"), ("low", "above_open", "low"), ("high", "below_low", "high")],
+)
+def test_bars_outside_their_own_high_low_range_name_the_first_bad_bar(bars, column, value, field):
+    close, opens = bars.close.iloc[60], bars.open.iloc[60]
+    bad = {"below_close": close - 0.1, "above_open": opens + 0.1, "below_low": close - 0.5}[value]
+    bars.iloc[60, bars.columns.get_loc(column)] = bad
+    bars.iloc[90, bars.columns.get_loc("high")] = bars.close.iloc[90] - 1.0  # a later bad bar
+    with pytest.raises(DataError, match=r"low <= min\(open, close\)") as info:
+        run_backtest(bars, "buy_hold")
+    assert str(bars.index[60]) in str(info.value) and info.value.field == field
+    with pytest.raises(DataError, match=str(bars.index[60].date())):
+        validate_bars(bars)
+
+
+def test_non_finite_price_error_names_the_bar_and_the_column(bars):
+    bars.iloc[70, bars.columns.get_loc("open")] = np.nan
+    with pytest.raises(DataError, match="finite and positive") as info:
+        validate_bars(bars)
+    assert str(bars.index[70]) in str(info.value) and info.value.field == "open"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"cash": np.inf}, "cash"),
+        ({"cash": np.nan}, "cash"),
+        ({"cash": "1000"}, "cash"),
+        ({"slippage_bps": "5"}, "slippage_bps"),
+        ({"slippage_bps": np.nan}, "slippage_bps"),
+        ({"margin": "0.5"}, "margin"),
+        ({"commission": None}, "commission"),
+        ({"commission": np.nan}, "commission"),
+        ({"stop_loss_pct": "2"}, "stop_loss_pct"),
+        ({"take_profit_pct": np.inf}, "take_profit_pct"),
+    ],
+)
+def test_non_numeric_or_non_finite_arguments_raise_parameter_errors(bars, kwargs, field):
+    for call in (
+        lambda: run_backtest(bars, "buy_hold", **kwargs),
+        lambda: run_batch(bars, "buy_hold", [{}], **kwargs),
+        lambda: run_portfolio({"X": bars}, "buy_hold", **kwargs),
+    ):
+        with pytest.raises(ParameterError) as info:
+            call()
+        assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"rate": -0.001},
+        {"per_share": -0.01},
+        {"minimum": -1.0},
+        {"max_pct": 0.0},
+        {"max_pct": -0.01},
+        {"rate": np.nan},
+        {"minimum": np.inf},
+        {"rate": "0.001"},
+    ],
+)
+def test_commission_rejects_negative_non_finite_or_non_numeric_fields(fields):
+    with pytest.raises(ParameterError, match="Commission") as info:
+        Commission(**fields)
+    assert info.value.field == "commission"
+
+
+def test_commission_accepts_zero_fields_and_an_infinite_cap():
+    assert Commission().of(10, 5.0) == 0.0
+    assert Commission(rate=0.001, max_pct=math.inf).of(100, 10.0) == pytest.approx(1.0)

@@ -84,3 +84,24 @@ def test_tail_percentiles_and_cvar_equal_numpy_whatever_the_sign_mix(shape):
         assert low == pytest.approx(np.percentile(r, 5), rel=1e-12, abs=1e-18), (shape, m)
         assert high == pytest.approx(np.percentile(r, 95), rel=1e-12, abs=1e-18), (shape, m)
         assert cvar == pytest.approx(smallest.mean(), rel=1e-12, abs=1e-18), (shape, m)
+
+
+def test_exposure_of_two_dimensional_positions_counts_bars_with_any_position():
+    equity = np.linspace(100.0, 110.0, 8)
+    positions = np.array(
+        [[0, 0], [1, 0], [1, 2], [0, 2], [0, 0], [0, np.nan], [3, 0], [0, 0]], dtype=float
+    )
+    assert summarize(equity, positions=positions)["exposure_pct"] == pytest.approx(50.0)
+    idx = pd.date_range("2024-01-01", periods=8, freq="D", tz="UTC")
+    frame = pd.DataFrame(positions, idx, ["A", "B"])
+    stats = compute_stats(pd.Series(equity, idx), positions=frame)
+    assert stats["exposure_pct"] == pytest.approx(50.0)
+    single = summarize(equity, positions=positions[:, :1])["exposure_pct"]
+    assert single == pytest.approx(37.5)  # one column: as before
+
+
+def test_returns_after_ruin_are_zero_not_undefined():
+    equity = np.array([100.0, 120.0, 0.0, 0.0, 0.0])
+    stats = summarize(equity)
+    assert stats["return_pct"] == -100.0 and stats["max_drawdown_pct"] == -100.0
+    assert np.isfinite(stats["sharpe"]) and np.isfinite(stats["volatility_pct"])

@@ -61,3 +61,14 @@ def test_custom_weights_and_unknown_symbol_weights():
 
     with pytest.raises(ParameterError, match="unknown symbols"):
         run_portfolio(data, "buy_hold", weights={"ZZZ": 1.0})
+
+
+def test_exposure_is_the_percent_of_bars_holding_any_symbol():
+    # AAA holds from bar 1 on; BBB only trades on bars 200+ (no bars of its own before).
+    late = walk(2, drop=slice(0, 200))
+    r = run_portfolio({"AAA": walk(1), "BBB": late}, "buy_hold")
+    held_any = (r.positions != 0).any(axis=1).mean() * 100
+    assert r.stats["exposure_pct"] == pytest.approx(held_any)
+    assert r.stats["exposure_pct"] == pytest.approx(299 / 300 * 100)
+    symbol_bars = (r.positions != 0).to_numpy().mean() * 100
+    assert symbol_bars < 70 < r.stats["exposure_pct"]  # not the flattened symbol-bars
