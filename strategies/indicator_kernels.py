@@ -377,13 +377,18 @@ def cci(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndar
     return out
 
 
+@njit(cache=True, inline="always")
+def _better(a: float, b: float, highest: bool) -> bool:
+    return a > b if highest else a < b
+
+
 @njit(cache=True)
-def rolling_max(x: np.ndarray, n: int) -> np.ndarray:
-    """Highest value over the last n bars; first value at n-1.
+def _rolling_extreme(x: np.ndarray, n: int, highest: bool) -> np.ndarray:
+    """Highest (or, with ``highest`` False, lowest) value over the last n bars.
 
     O(bars) whatever ``n``, with no data-dependent inner loop (van Herk / Gil-Werman, block
     by block): a window ending in block B is the part of block B-1 from its start (the
-    backward running max of B-1) plus the part of B up to it (B's forward running max).
+    backward running extreme of B-1) plus the part of B up to it (B's forward running one).
     Only two buffers of ``n`` values: no bar-length temporaries to allocate and fault in.
     """
     m = x.shape[0]
@@ -391,66 +396,40 @@ def rolling_max(x: np.ndarray, n: int) -> np.ndarray:
     out[: min(n - 1, m)] = np.nan
     if n > m:
         return out
-    prev = np.empty(n)  # backward running max of the previous block
+    prev = np.empty(n)  # backward running extreme of the previous block
     cur = np.empty(n)
     for s in range(0, m, n):
         stop = min(s + n, m)
         run = x[s]
         for i in range(s, stop):
             v = x[i]
-            run = v if v > run else run
+            run = v if _better(v, run, highest) else run
             if i >= n - 1:
                 j = i - s + 1  # where the window starts in the previous block
                 if j >= n:
                     out[i] = run  # the window is this whole block
                 else:
                     a = prev[j]
-                    out[i] = a if a > run else run
+                    out[i] = a if _better(a, run, highest) else run
         size = stop - s
         cur[size - 1] = x[stop - 1]
         for t in range(size - 2, -1, -1):
             v = x[s + t]
-            cur[t] = v if v > cur[t + 1] else cur[t + 1]
+            cur[t] = v if _better(v, cur[t + 1], highest) else cur[t + 1]
         prev, cur = cur, prev
     return out
+
+
+@njit(cache=True)
+def rolling_max(x: np.ndarray, n: int) -> np.ndarray:
+    """Highest value over the last n bars; first value at n-1."""
+    return _rolling_extreme(x, n, True)
 
 
 @njit(cache=True)
 def rolling_min(x: np.ndarray, n: int) -> np.ndarray:
-    """Lowest value over the last n bars; first value at n-1.
-
-    O(bars) whatever ``n``, with no data-dependent inner loop (van Herk / Gil-Werman, block
-    by block): a window ending in block B is the part of block B-1 from its start (the
-    backward running min of B-1) plus the part of B up to it (B's forward running min).
-    Only two buffers of ``n`` values: no bar-length temporaries to allocate and fault in.
-    """
-    m = x.shape[0]
-    out = np.empty(m)
-    out[: min(n - 1, m)] = np.nan
-    if n > m:
-        return out
-    prev = np.empty(n)  # backward running min of the previous block
-    cur = np.empty(n)
-    for s in range(0, m, n):
-        stop = min(s + n, m)
-        run = x[s]
-        for i in range(s, stop):
-            v = x[i]
-            run = v if v < run else run
-            if i >= n - 1:
-                j = i - s + 1  # where the window starts in the previous block
-                if j >= n:
-                    out[i] = run  # the window is this whole block
-                else:
-                    a = prev[j]
-                    out[i] = a if a < run else run
-        size = stop - s
-        cur[size - 1] = x[stop - 1]
-        for t in range(size - 2, -1, -1):
-            v = x[s + t]
-            cur[t] = v if v < cur[t + 1] else cur[t + 1]
-        prev, cur = cur, prev
-    return out
+    """Lowest value over the last n bars; first value at n-1."""
+    return _rolling_extreme(x, n, False)
 
 
 @njit(cache=True)
