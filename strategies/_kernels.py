@@ -144,13 +144,9 @@ def _check_stops(t, o, h, lo, tradable, pos, avg, eidx, ecomm, costs, tr, nt, ca
 
 
 @helper
-def _ruin(t, c, pos, avg, eidx, ecomm, costs, tr, nt, equity_out, pos_out):
-    """Close every position at bar ``t``'s close and book zero equity from ``t`` on.
-
-    Ruin, as in backtesting.py: equity at a close <= 0 ends the account. The closes pay the
-    usual slippage and commission; whatever is left is floored at 0 (backtesting.py sets
-    cash to 0). Returns the trade count; the caller stops trading.
-    """
+def _close_all(t, c, pos, avg, eidx, ecomm, costs, tr, nt, cash):
+    """Close every position at bar ``t``'s close (slippage and commission as any market
+    fill); return the cash after it and the trade count."""
     for j in range(pos.shape[0]):
         if pos[j] == 0.0:
             continue
@@ -158,7 +154,20 @@ def _ruin(t, c, pos, avg, eidx, ecomm, costs, tr, nt, equity_out, pos_out):
         qty = abs(pos[j])
         price = _fill_price(c[t, j], not long, costs[C_SLIP])
         fee = commission(qty, price, costs)
+        cash += (qty if long else -qty) * price - fee
         nt = _record_close(tr, nt, j, qty, price, t, pos, avg, eidx, ecomm, fee)
+    return cash, nt
+
+
+@helper
+def _ruin(t, c, pos, avg, eidx, ecomm, costs, tr, nt, equity_out, pos_out):
+    """Close every position at bar ``t``'s close and book zero equity from ``t`` on.
+
+    Ruin, as in backtesting.py: equity at a close <= 0 ends the account. The closes pay the
+    usual slippage and commission; whatever is left is floored at 0 (backtesting.py sets
+    cash to 0). Returns the trade count; the caller stops trading.
+    """
+    _, nt = _close_all(t, c, pos, avg, eidx, ecomm, costs, tr, nt, 0.0)
     for u in range(t, equity_out.shape[0]):
         equity_out[u] = 0.0
         for j in range(pos.shape[0]):
@@ -298,6 +307,7 @@ def simulate(
     cash,
     costs,
     fill_close,
+    finalize,
     equity_out,
     pos_out,
     tr,
@@ -313,6 +323,7 @@ def simulate(
         cash: starting cash.
         costs: vector indexed by the ``C_*`` constants (NaN stop = none).
         fill_close: fill at the signal bar's close instead of the next bar's open.
+        finalize: close what is still open at the last bar's close, so it is a trade.
         equity_out: (n,) account value at each close (written).
         pos_out: (n, k) shares held after each bar (written).
         tr: (capacity, TRADE_COLUMNS) trade rows (written).
@@ -381,20 +392,27 @@ def simulate(
             break
     if n and equity_out[t] <= 0.0:
         nt = _ruin(t, c, pos, avg, eidx, ecomm, costs, tr, nt, equity_out, pos_out)
+    elif finalize and n and _holding(pos):
+        cash, nt = _close_all(n - 1, c, pos, avg, eidx, ecomm, costs, tr, nt, cash)
+        equity_out[n - 1] = cash
+        for j in range(k):
+            pos_out[n - 1, j] = 0.0
     return nt
 
 
 @njit(cache=True, parallel=True)
 def simulate_batch(
-    o, h, lo, c, tradable, targets_t, scale, size_mode, cash, costs, fill_close, equity_out
-):
+    o, h, lo, c, tradable, targets_t, scale, size_mode, cash, costs, fill_close, finalize,
+    equity_out,
+):  # fmt: skip
     """Run one single-asset account per row of ``targets_t`` (m, n), in parallel.
 
     Kept in this file with ``simulate``: numba's cache only notices edits to a kernel's own
     file, so a kernel calling into another file could keep running stale compiled code.
 
     Args:
-        o, h, lo, c, tradable, scale, size_mode, cash, costs, fill_close: as ``simulate``.
+        o, h, lo, c, tradable, scale, size_mode, cash, costs, fill_close, finalize: as
+            ``simulate``.
         targets_t: (m, n) one target row per parameter set.
         equity_out: (m, n) each set's equity (written).
 
@@ -415,7 +433,7 @@ def simulate_batch(
             target = targets_t[col].reshape((n, 1))
             nt = simulate(
                 o, h, lo, c, tradable, target, scale, size_mode, cash, costs, fill_close,
-                equity_out[col], pos_out, tr,
+                finalize, equity_out[col], pos_out, tr,
             )  # fmt: skip
             n_trades[col] = nt
             for r in range(nt):

@@ -51,6 +51,7 @@ def run_batch(
     allow_short: bool | None = None,
     margin: float = 1.0,
     periods_per_year: float | None = None,
+    finalize_trades: bool = False,
 ) -> pd.DataFrame:
     """Backtest many parameter sets of one strategy on the same bars in one call.
 
@@ -72,6 +73,7 @@ def run_batch(
         allow_short: as for ``run_backtest``.
         margin: as for ``run_backtest``.
         periods_per_year: as for ``run_backtest``.
+        finalize_trades: as for ``run_backtest``.
 
     Returns:
         One row per parameter set: the resolved parameters, the metrics of
@@ -103,6 +105,7 @@ def run_batch(
             float(cash),
             costs,
             fill == "close",
+            bool(finalize_trades),
             equity,
         )
         del targets

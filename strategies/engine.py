@@ -19,7 +19,8 @@ Conventions (documented once, used by ``run_backtest``, ``run_portfolio`` and ``
   gapping open. Stops and targets are checked intrabar on high/low from the entry bar on
   (with ``fill="close"``: from the bar after); when both are touched, the stop wins.
 * Positions still open at the end stay open: ``equity`` marks them at the last close and
-  ``trades`` lists closed trades only (like backtesting.py without ``finalize_trades``).
+  ``trades`` lists closed trades only (like backtesting.py without ``finalize_trades``);
+  ``finalize_trades=True`` closes them at the last close instead.
 
 Example:
     >>> import numpy as np, pandas as pd
@@ -220,6 +221,7 @@ def run_backtest(
     benchmark: bool = True,
     symbol: str = "",
     periods_per_year: float | None = None,
+    finalize_trades: bool = False,
 ) -> BacktestResult:
     """Backtest ``strategy`` on one instrument's bars.
 
@@ -244,6 +246,10 @@ def run_backtest(
             None infers it from the index (see :func:`periods_per_year`, which assumes
             252 sessions of 6.5 hours). Pass e.g. 365 for calendar-day bars or
             365 x 24 for hourly bars of a 24-hour market.
+        finalize_trades: close a position still open at the end at the last close (with
+            the usual slippage and commission), so it is listed in ``trades`` and counts in
+            the trade statistics (backtesting.py's ``finalize_trades``). Off by default: the
+            position stays open and ``equity`` marks it at the last close.
 
     Returns:
         A frozen :class:`BacktestResult`.
@@ -257,7 +263,15 @@ def run_backtest(
     costs = _costs(commission, slippage_bps, strat, stop_loss_pct, take_profit_pct, margin)
     scale, mode = sizing(size, values[:, 3], periods_per_year=ppy)
     equity, positions, trades = simulate(
-        frame, target[:, None], scale[:, None], mode, cash=cash, costs=costs, fill=fill, prices=ohlc
+        frame,
+        target[:, None],
+        scale[:, None],
+        mode,
+        cash=cash,
+        costs=costs,
+        fill=fill,
+        prices=ohlc,
+        finalize=finalize_trades,
     )
     stats = metrics.summarize(
         equity,
@@ -562,6 +576,7 @@ def simulate(
     fill: Fill,
     tradable: np.ndarray | None = None,
     prices: tuple[np.ndarray, ...] | None = None,
+    finalize: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the kernel; return (equity (n,), positions (n, k), trade rows)."""
     check_account(cash, fill)
@@ -586,6 +601,7 @@ def simulate(
         float(cash),
         costs,
         fill == "close",
+        bool(finalize),
         equity,
         positions,
         tr,

@@ -61,6 +61,7 @@ def run_portfolio(
     margin: float = 1.0,
     benchmark: bool = True,
     periods_per_year: float | None = None,
+    finalize_trades: bool = False,
 ) -> BacktestResult:
     """Backtest ``strategy`` on several symbols with shared cash.
 
@@ -73,6 +74,7 @@ def run_portfolio(
         allow_short, margin: as for ``run_backtest`` (``size`` scales every weight).
         benchmark: compare with an equal-weight buy-and-hold of the symbols.
         periods_per_year: as for ``run_backtest`` (None infers it from the union calendar).
+        finalize_trades: as for ``run_backtest``.
 
     Returns:
         A BacktestResult whose ``trades`` carry the symbol and whose ``positions`` is a
@@ -121,6 +123,7 @@ def run_portfolio(
         fill=fill,
         tradable=tradable,
         prices=prices,
+        finalize=finalize_trades,
     )
     equity = pd.Series(values, index=index, name="equity", copy=False)
     trades = trades_frame(rows, index, symbols)
