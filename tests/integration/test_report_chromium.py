@@ -95,3 +95,24 @@ def test_report_charts_render_in_chromium(tmp_path) -> None:
         assert tag, f"{chart} missing from the rendered DOM"
         assert 'data-rendered="1"' in tag.group(0), f"{chart} was not drawn"
     assert "monthly-returns" in dom and "final_equity" in dom
+
+
+def test_backtest_result_report_draws_its_trades_in_chromium(tmp_path) -> None:
+    from strategies.engine import run_backtest
+
+    rng = np.random.default_rng(21)
+    idx = pd.date_range("2020-01-02", periods=600, freq="B", tz="UTC")
+    close = 80 * np.exp(np.cumsum(rng.normal(0.0004, 0.014, 600)))
+    bars = pd.DataFrame(
+        {"open": close, "high": close * 1.01, "low": close * 0.99, "close": close, "volume": 1e6},
+        idx,
+    )
+    result = run_backtest(bars, "sma_cross", {"fast": 10, "slow": 40}, commission=0.001)
+    assert len(result.trades) >= 3
+    path = result.report(tmp_path / "sma.html")
+    dom = dump_dom(path, tmp_path / "profile")
+    for chart in ("equity-chart", "drawdown-chart", "price-chart"):
+        tag = re.search(rf"<div[^>]*id=\"{chart}\"[^>]*>", dom)
+        assert tag and 'data-rendered="1"' in tag.group(0), f"{chart} was not drawn"
+    assert f"Price and trades ({len(result.trades)} trades)" in dom
+    assert dom.count("marker entry") == len(result.trades) == dom.count("marker exit")
