@@ -139,7 +139,7 @@ def signals_and_fills(bars: pd.DataFrame) -> Any:
     frame, values = _validated(bars)
     target = strat.target(frame, p, indicators=_seeded_cache(frame, values), resolved=True)
     costs = _costs(0.001, 0.0, strat, None, None, 1.0)
-    scale, mode = sizing(1.0, values[:, 3])
+    scale, mode = sizing(1.0, values[:, 3], periods_per_year=periods_per_year(frame.index))
     return simulate(
         frame,
         target[:, None],

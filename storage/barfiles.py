@@ -199,15 +199,15 @@ def _frame(ts: np.ndarray, block: np.ndarray, counts: np.ndarray) -> pd.DataFram
     pandas' block-level constructor when this pandas has it, a dict of columns otherwise.
     """
     index = pd.DatetimeIndex(ts.view("datetime64[ns]"), dtype=_UTC_NS, name="ts", copy=False)
-    try:
+    build = getattr(getattr(pd.api, "internals", None), "create_dataframe_from_blocks", None)
+    if build is not None:  # pandas >= 3.0
         # Fresh column index and placements per frame: callers may rename the axis in place.
-        return pd.api.internals.create_dataframe_from_blocks(  # type: ignore[attr-defined,no-any-return]
+        frame: pd.DataFrame = build(
             [(block, _FLOAT_PLACE.copy()), (counts, _COUNT_PLACE.copy())],
             index=index,
             columns=_COLUMN_INDEX.copy(),
         )
-    except (AttributeError, TypeError, ValueError):  # a pandas without it
-        pass
+        return frame
     data = {name: block[row] for row, name in enumerate(FLOAT_COLUMNS)}
     data["bar_count"] = counts[0]
     return pd.DataFrame({name: data[name] for name in COLUMNS}, index=index, copy=False)

@@ -33,6 +33,23 @@ T = TypeVar("T")
 COLUMNS = ("open", "high", "low", "close", "volume")
 
 
+def finite_number(value: Any, name: str, *, field: str | None = None) -> float:
+    """Return ``value`` as a float, or raise ParameterError unless it is a finite real.
+
+    ``name`` is how the message names the value; ``field`` the error's field (``name``
+    when None).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ParameterError(f"{name} must be a number, got {value!r}", field=field or name)
+    try:
+        out = float(value)
+    except OverflowError:  # an int beyond float range
+        out = math.inf
+    if not math.isfinite(out):
+        raise ParameterError(f"{name} must be finite, got {value!r}", field=field or name)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class IntParam:
     """An integer parameter searched on ``low..high`` in steps of ``step``."""

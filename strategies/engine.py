@@ -48,7 +48,7 @@ import pandas as pd
 from core.errors import DataError, ParameterError
 from strategies import _kernels as k
 from strategies import metrics
-from strategies.base import COLUMNS, IndicatorCache, Strategy
+from strategies.base import COLUMNS, IndicatorCache, Strategy, finite_number
 
 Fill = Literal["next_open", "close"]
 TRADE_FRAME_COLUMNS = [
@@ -83,16 +83,6 @@ _SIDE_PLACE = np.array([TRADE_FRAME_COLUMNS.index("side")], dtype=np.intp)
 _UNITS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 
-def _finite(value: Any, name: str, *, field: str | None = None) -> float:
-    """Return ``value`` as a float, or raise ParameterError unless it is a finite real."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ParameterError(f"{name} must be a number, got {value!r}", field=field or name)
-    out = float(value)
-    if not math.isfinite(out):
-        raise ParameterError(f"{name} must be finite, got {value!r}", field=field or name)
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class Commission:
     """A commission schedule: ``rate`` x value + ``per_share`` x shares, floored and capped.
@@ -116,7 +106,7 @@ class Commission:
 
     def __post_init__(self) -> None:
         for name in ("rate", "per_share", "minimum"):
-            value = _finite(getattr(self, name), f"Commission.{name}", field="commission")
+            value = finite_number(getattr(self, name), f"Commission.{name}", field="commission")
             if value < 0:
                 raise ParameterError(
                     f"Commission.{name} must be >= 0, got {value}; pass 0 for none",
@@ -417,13 +407,26 @@ def _block_from_columns(bars: pd.DataFrame) -> np.ndarray:
 
 def _frame_of(block: np.ndarray, index: pd.Index) -> pd.DataFrame:
     """Return the bar frame over ``block`` (5, n) without copying it."""
-    try:
-        # The block-level constructor adopts the block as is (the generic one costs more).
-        return pd.api.internals.create_dataframe_from_blocks(  # type: ignore[attr-defined,no-any-return]
-            [(block, _COLUMN_PLACE)], index=index, columns=_COLUMN_INDEX
-        )
-    except (AttributeError, TypeError, ValueError):  # a pandas without it
+    frame = _from_blocks([(block, _COLUMN_PLACE)], index, _COLUMN_INDEX)
+    if frame is None:
         return pd.DataFrame(block.T, index=index, columns=_COLUMN_INDEX, copy=False)
+    return frame
+
+
+def _from_blocks(
+    blocks: list[tuple[Any, np.ndarray]], index: pd.Index, columns: pd.Index
+) -> pd.DataFrame | None:
+    """Return a DataFrame adopting ``blocks`` (values, column positions) as they are, or None
+    on a pandas (before 3.0) without the block-level constructor.
+
+    The generic constructors infer every column and consolidate (copy) blocks: most of the
+    cost of building a small frame on one backtest.
+    """
+    build = getattr(getattr(pd.api, "internals", None), "create_dataframe_from_blocks", None)
+    if build is None:
+        return None
+    frame: pd.DataFrame = build(blocks, index=index, columns=columns)
+    return frame
 
 
 def _ohlc_columns(values: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -456,7 +459,7 @@ def bars_per_year(index: pd.Index, override: float | None = None) -> float:
     """Return ``override`` (validated: finite and > 0) or :func:`periods_per_year` of ``index``."""
     if override is None:
         return periods_per_year(index)
-    value = _finite(override, "periods_per_year")
+    value = finite_number(override, "periods_per_year")
     if not value > 0:
         raise ParameterError(
             f"periods_per_year must be > 0 (e.g. 252 for daily, 365 for calendar days), "
@@ -466,13 +469,11 @@ def bars_per_year(index: pd.Index, override: float | None = None) -> float:
     return value
 
 
-def sizing(
-    size: Size, close: np.ndarray, *, periods_per_year: float = 252.0
-) -> tuple[np.ndarray, int]:
+def sizing(size: Size, close: np.ndarray, *, periods_per_year: float) -> tuple[np.ndarray, int]:
     """Return the per-bar sizing multiplier and the kernel's size mode (0 fraction, 1 shares).
 
-    ``periods_per_year`` (bars per year) annualizes :class:`VolTarget`'s realized volatility;
-    pass the run's :func:`bars_per_year` (the default suits daily bars only).
+    ``periods_per_year`` (the run's :func:`bars_per_year`) annualizes :class:`VolTarget`'s
+    realized volatility.
     """
     n = len(close)
     if isinstance(size, FixedShares):
@@ -520,22 +521,22 @@ def _costs(
             field="commission",
         )
     else:
-        if not 0 <= _finite(commission, "commission") < 0.1:
+        if not 0 <= finite_number(commission, "commission") < 0.1:
             raise ParameterError(
                 f"commission is a fraction of value in [0, 0.1), got {commission}",
                 field="commission",
             )
         schedule = Commission(rate=float(commission))
-    if not 0 <= _finite(slippage_bps, "slippage_bps") < 1000:
+    if not 0 <= finite_number(slippage_bps, "slippage_bps") < 1000:
         raise ParameterError(
             f"slippage_bps must be in [0, 1000), got {slippage_bps}", field="slippage_bps"
         )
-    if not 0 < _finite(margin, "margin") <= 1:
+    if not 0 < finite_number(margin, "margin") <= 1:
         raise ParameterError(f"margin must be in (0, 1], got {margin}", field="margin")
     sl = stop_loss_pct if stop_loss_pct is not None else strat.stop_loss_pct
     tp = take_profit_pct if take_profit_pct is not None else strat.take_profit_pct
     for name, value in (("stop_loss_pct", sl), ("take_profit_pct", tp)):
-        if value is not None and not 0 < _finite(value, name) < (
+        if value is not None and not 0 < finite_number(value, name) < (
             100 if name == "stop_loss_pct" else 10_000
         ):
             raise ParameterError(f"{name} must be a positive percent, got {value}", field=name)
@@ -546,7 +547,7 @@ def check_account(cash: float, fill: str) -> None:
     """Raise ParameterError unless ``cash`` is finite and > 0 and ``fill`` is known."""
     if fill not in ("next_open", "close"):
         raise ParameterError(f"fill must be 'next_open' or 'close', got {fill!r}", field="fill")
-    if not _finite(cash, "cash") > 0:
+    if not finite_number(cash, "cash") > 0:
         raise ParameterError(f"cash must be positive, got {cash}", field="cash")
 
 
@@ -623,21 +624,15 @@ def trades_frame(rows: np.ndarray, index: pd.Index, symbols: Sequence[str]) -> p
         # One (2, n) datetime block for entry and exit times, straight from the int64 stamps.
         at = rows[:, _TIME_SLOTS].T.ravel().astype(np.intp)
         times = index.array.take(at).reshape(2, n)
-        try:
-            # The block-level constructor: no per-column inference, no consolidation pass
-            # (the generic constructors cost most of this function's time on one backtest).
-            return pd.api.internals.create_dataframe_from_blocks(  # type: ignore[attr-defined,no-any-return]
-                [
-                    (symbol, _SYMBOL_PLACE),
-                    (side, _SIDE_PLACE),
-                    (floats, _FLOAT_PLACE),
-                    (times, _TIME_PLACE),
-                ],
-                index=pd.RangeIndex(n),
-                columns=_TRADE_COLUMNS,
-            )
-        except (AttributeError, TypeError, ValueError):  # a pandas without it
-            pass
+        blocks = [
+            (symbol, _SYMBOL_PLACE),
+            (side, _SIDE_PLACE),
+            (floats, _FLOAT_PLACE),
+            (times, _TIME_PLACE),
+        ]
+        frame = _from_blocks(blocks, pd.RangeIndex(n), _TRADE_COLUMNS)
+        if frame is not None:
+            return frame
     columns: dict[str, Any] = {"symbol": symbol, "side": side}
     for i, name in enumerate(_FLOAT_NAMES):
         columns[name] = floats[i]

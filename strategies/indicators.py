@@ -39,6 +39,7 @@ import numpy as np
 
 from core.errors import ParameterError
 from strategies import indicator_kernels as _k
+from strategies.base import finite_number
 
 __all__ = [
     "adx",
@@ -83,15 +84,6 @@ def _period(name: str, value: object, minimum: int, maximum: int = _MAX_PERIOD) 
             f"{name} must be between {minimum} and {maximum}, got {value}", field=name
         )
     return int(value)
-
-
-def _number(name: str, value: object) -> float:
-    """Return ``value`` as a finite float or raise ParameterError naming the parameter."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise ParameterError(f"{name} must be a number, got {value!r}", field=name)
-    if not np.isfinite(float(value)):
-        raise ParameterError(f"{name} must be finite, got {value!r}", field=name)
-    return float(value)
 
 
 def _matype(name: str, value: object) -> int:
@@ -197,7 +189,7 @@ def wma(real: Array, timeperiod: int = 30) -> Array:
 def stddev(real: Array, timeperiod: int = 5, nbdev: float = 1.0) -> Array:
     """Return the population standard deviation times ``nbdev`` (TA-Lib STDDEV)."""
     n = _period("timeperiod", timeperiod, 2)
-    k = _number("nbdev", nbdev)
+    k = finite_number(nbdev, "nbdev")
     return _one(lambda x: _k.stddev(x, n, k), real)
 
 
@@ -251,8 +243,8 @@ def bbands(
     population standard deviation of the last ``timeperiod`` closes.
     """
     n = _period("timeperiod", timeperiod, 2)
-    up = _number("nbdevup", nbdevup)
-    dn = _number("nbdevdn", nbdevdn)
+    up = finite_number(nbdevup, "nbdevup")
+    dn = finite_number(nbdevdn, "nbdevdn")
     ma_type = _matype("matype", matype)
 
     def bands(x: Array) -> tuple[Array, Array, Array]:

@@ -35,7 +35,6 @@ from strategies.engine import (
     Size,
     _costs,
     bars_per_year,
-    check_account,
     prepare,
     simulate,
     sizing,
@@ -85,7 +84,6 @@ def run_portfolio(
     symbols = list(bars_by_symbol)
     frames = {s: validate_bars(bars_by_symbol[s]) for s in symbols}
     strat, p = prepare(strategy, params, allow_short)
-    check_account(cash, fill)
     index = frames[symbols[0]].index
     for s in symbols[1:]:
         index = index.union(frames[s].index)

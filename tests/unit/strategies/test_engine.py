@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from core.errors import DataError, ParameterError
-from strategies.base import IndicatorCache, Strategy
 from strategies.engine import Commission, FixedShares, VolTarget, run_backtest
-
-
-class Scripted(Strategy):
-    """Return a fixed list of targets, so a test states exactly what happens when."""
-
-    name = "scripted"
-
-    def __init__(self, targets: Sequence[float]) -> None:
-        self.targets = np.asarray(targets, dtype=np.float64)
-
-    def signal(self, bars: pd.DataFrame, p: Mapping[str, Any], ind: IndicatorCache) -> Any:
-        return self.targets[: len(bars)]
+from tests.unit.strategies.scripted import Scripted
 
 
 def frame(opens, closes=None, highs=None, lows=None) -> pd.DataFrame:
@@ -295,3 +281,15 @@ def test_bar_store_frames_with_extra_columns_backtest_like_the_five_columns():
     pd.testing.assert_frame_equal(plain.trades, wide.trades)
     pd.testing.assert_series_equal(plain.equity, wide.equity)
     assert list(wide.bars.columns) == ["open", "high", "low", "close", "volume"]
+
+
+def test_a_pandas_without_the_block_constructor_gives_the_same_result(monkeypatch):
+    rng = np.random.default_rng(9)
+    bars = frame(50 * np.exp(np.cumsum(rng.normal(0, 0.02, 200))))
+    fast = run_backtest(bars, "sma_cross", {"fast": 5, "slow": 20}, commission=0.001)
+    monkeypatch.delattr(pd.api.internals, "create_dataframe_from_blocks")
+    slow = run_backtest(bars, "sma_cross", {"fast": 5, "slow": 20}, commission=0.001)
+    assert len(fast.trades) > 2
+    pd.testing.assert_frame_equal(slow.trades, fast.trades)
+    pd.testing.assert_frame_equal(slow.bars, fast.bars)
+    assert pd.Series(slow.stats).equals(pd.Series(fast.stats))

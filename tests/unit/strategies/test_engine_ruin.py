@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from strategies.base import IndicatorCache, Strategy
 from strategies.engine import run_backtest, run_batch
 from strategies.portfolio import run_portfolio
-
-
-class Scripted(Strategy):
-    """Return a fixed list of targets."""
-
-    name = "scripted"
-
-    def __init__(self, targets: Sequence[float]) -> None:
-        self.targets = np.asarray(targets, dtype=np.float64)
-
-    def signal(self, bars: pd.DataFrame, p: Mapping[str, Any], ind: IndicatorCache) -> Any:
-        return self.targets[: len(bars)]
-
-    def targets_batch(
-        self, bars: pd.DataFrame, param_sets: Sequence[Mapping[str, Any]], indicators: Any
-    ) -> np.ndarray:
-        return np.repeat(self.targets[:, None], len(param_sets), axis=1)
+from tests.unit.strategies.scripted import Scripted
 
 
 def frame(closes: Sequence[float]) -> pd.DataFrame:

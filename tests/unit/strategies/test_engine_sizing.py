@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from core.errors import ParameterError
-from strategies.base import IndicatorCache, Strategy
 from strategies.engine import VolTarget, periods_per_year, run_backtest, run_batch
 from strategies.portfolio import run_portfolio
+from tests.unit.strategies.scripted import Scripted
 
 MINUTES_PER_YEAR = 252.0 * 390
-
-
-class Scripted(Strategy):
-    """Return a fixed list of targets."""
-
-    name = "scripted"
-
-    def __init__(self, targets: Sequence[float]) -> None:
-        self.targets = np.asarray(targets, dtype=np.float64)
-
-    def signal(self, bars: pd.DataFrame, p: Mapping[str, Any], ind: IndicatorCache) -> Any:
-        return self.targets[: len(bars)]
 
 
 def minute_bars(n: int = 120, sigma: float = 0.001) -> pd.DataFrame:
