@@ -19,6 +19,7 @@ from numbers import Integral, Real
 from typing import Any
 
 from core.errors import ValidationError
+from core.instruments import parse, venue_of
 
 
 class Side(StrEnum):
@@ -143,18 +144,47 @@ class Instrument:
     con_id: int | None = None
     name: str = ""
 
+    @property
+    def id(self) -> str:
+        """The canonical id ``SYMBOL.VENUE`` (see :mod:`core.instruments`).
+
+        Raises:
+            ValidationError: if a SMART-routed listing has no primary exchange yet.
+        """
+        venue = venue_of(primary_exchange=self.primary_exchange, exchange=self.exchange)
+        return f"{self.symbol.strip().upper()}.{venue}"
+
+
+def _instrument(obj: object, value: Any) -> None:
+    """Store the canonical spelling of the instrument id ``value`` on ``obj``."""
+    canonical = str(parse(value, field="instrument"))
+    if canonical != value:
+        object.__setattr__(obj, "instrument", canonical)
+
+
+def _con_id(value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise ValidationError(
+            f"con_id must be a positive int or None; got {value!r}", field="con_id"
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Order:
-    """An order as submitted by a strategy or a user."""
+    """An order as submitted by a strategy or a user.
 
-    symbol: str
+    ``instrument`` is the canonical id (``VEA.ASX``), never a bare ticker; ``con_id`` is IB's
+    contract id when known, so the order reaches exactly that listing.
+    """
+
+    instrument: str
     side: Side
     quantity: Decimal
     order_type: OrderType = OrderType.MARKET
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
     tif: TimeInForce = TimeInForce.DAY
+    con_id: int | None = None
     order_ref: str = ""
     deployment_id: int | None = None
     created_at: datetime = field(default_factory=utcnow)
@@ -166,6 +196,8 @@ class Order:
             ValidationError: naming the field, for a non-positive or non-finite quantity or
                 price, a missing limit or stop price, or a naive ``created_at``.
         """
+        _instrument(self, self.instrument)
+        _con_id(self.con_id)
         _decimal(self, "quantity", self.quantity, positive=True)
         needs_limit = self.order_type in (
             OrderType.LIMIT,
@@ -192,20 +224,23 @@ class Fill:
 
     exec_id: str
     order_ref: str
-    symbol: str
+    instrument: str
     side: Side
     quantity: Decimal
     price: Decimal
     commission: Decimal
     time: datetime
+    con_id: int | None = None
 
     def __post_init__(self) -> None:
         """Coerce quantity, price and commission to Decimal and ``time`` to UTC.
 
         Raises:
             ValidationError: naming the field, for a non-positive or non-finite quantity or
-                price, a non-finite commission, or a naive ``time``.
+                price, a non-finite commission, a naive ``time`` or a malformed instrument.
         """
+        _instrument(self, self.instrument)
+        _con_id(self.con_id)
         _decimal(self, "quantity", self.quantity, positive=True)
         _decimal(self, "price", self.price, positive=True)
         _decimal(self, "commission", self.commission, positive=False)
@@ -216,10 +251,16 @@ class Fill:
 class Position:
     """A holding: signed quantity (negative is short) and average cost per share."""
 
-    symbol: str
+    instrument: str
     quantity: Decimal
     avg_cost: Decimal
     account: str = ""
+    con_id: int | None = None
+
+    def __post_init__(self) -> None:
+        """Check the instrument id and contract id."""
+        _instrument(self, self.instrument)
+        _con_id(self.con_id)
 
     @property
     def is_flat(self) -> bool:

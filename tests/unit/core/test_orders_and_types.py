@@ -50,14 +50,16 @@ def test_illegal_transitions_raise_conflict_naming_both_statuses(current, new):
 
 def test_order_requires_positive_quantity_and_prices_for_its_type():
     with pytest.raises(ValidationError, match="quantity") as info:
-        Order(symbol="AAPL", side=Side.BUY, quantity=Decimal(0))
+        Order(instrument="AAPL.NASDAQ", side=Side.BUY, quantity=Decimal(0))
     assert info.value.field == "quantity"
     with pytest.raises(ValidationError, match="limit_price") as info:
-        Order(symbol="AAPL", side=Side.BUY, quantity=Decimal(1), order_type=OrderType.LIMIT)
+        Order(
+            instrument="AAPL.NASDAQ", side=Side.BUY, quantity=Decimal(1), order_type=OrderType.LIMIT
+        )
     assert info.value.field == "limit_price"
     with pytest.raises(ValidationError, match="stop_price") as info:
         Order(
-            symbol="AAPL",
+            instrument="AAPL.NASDAQ",
             side=Side.SELL,
             quantity=Decimal(1),
             order_type=OrderType.STOP_LIMIT,
@@ -66,7 +68,7 @@ def test_order_requires_positive_quantity_and_prices_for_its_type():
     assert info.value.field == "stop_price"
     with pytest.raises(ValidationError, match="positive") as info:
         Order(
-            symbol="AAPL",
+            instrument="AAPL.NASDAQ",
             side=Side.BUY,
             quantity=Decimal(1),
             order_type=OrderType.LIMIT,
@@ -74,7 +76,7 @@ def test_order_requires_positive_quantity_and_prices_for_its_type():
         )
     assert info.value.field == "limit_price"
     order = Order(
-        symbol="AAPL",
+        instrument="AAPL.NASDAQ",
         side=Side.BUY,
         quantity=Decimal("10"),
         order_type=OrderType.LIMIT,
@@ -86,13 +88,13 @@ def test_order_requires_positive_quantity_and_prices_for_its_type():
 def test_invalid_order_is_a_validation_error_that_is_still_a_value_error():
     # serve/ maps ValidationError to 422; existing `except ValueError` callers keep working.
     with pytest.raises(ValueError) as info:
-        Order(symbol="AAPL", side=Side.BUY, quantity=Decimal(-5))
+        Order(instrument="AAPL.NASDAQ", side=Side.BUY, quantity=Decimal(-5))
     assert isinstance(info.value, E.ValidationError)
 
 
 def test_order_coerces_floats_ints_and_strings_to_exact_decimals():
     order = Order(
-        symbol="AAPL",
+        instrument="AAPL.NASDAQ",
         side=Side.BUY,
         quantity=1.5,  # type: ignore[arg-type]
         order_type=OrderType.STOP_LIMIT,
@@ -102,7 +104,7 @@ def test_order_coerces_floats_ints_and_strings_to_exact_decimals():
     assert order.quantity == Decimal("1.5") and type(order.quantity) is Decimal
     assert order.limit_price == Decimal("0.1") and type(order.limit_price) is Decimal
     assert order.stop_price == Decimal("99.95") and type(order.stop_price) is Decimal
-    whole = Order(symbol="AAPL", side=Side.BUY, quantity=3)  # type: ignore[arg-type]
+    whole = Order(instrument="AAPL.NASDAQ", side=Side.BUY, quantity=3)  # type: ignore[arg-type]
     assert type(whole.quantity) is Decimal and whole.quantity == 3
 
 
@@ -113,13 +115,13 @@ def test_order_coerces_floats_ints_and_strings_to_exact_decimals():
 )
 def test_order_rejects_non_finite_or_non_numeric_quantity_naming_the_field(quantity):
     with pytest.raises(ValidationError, match="finite number") as info:
-        Order(symbol="AAPL", side=Side.BUY, quantity=quantity)
+        Order(instrument="AAPL.NASDAQ", side=Side.BUY, quantity=quantity)
     assert info.value.field == "quantity"
 
 
 def test_order_created_at_in_another_zone_is_converted_to_utc():
     new_york = datetime(2024, 3, 1, 9, 30, tzinfo=ZoneInfo("America/New_York"))
-    order = Order(symbol="AAPL", side=Side.BUY, quantity=Decimal(1), created_at=new_york)
+    order = Order(instrument="AAPL.NASDAQ", side=Side.BUY, quantity=Decimal(1), created_at=new_york)
     assert order.created_at.tzinfo is UTC
     assert order.created_at == datetime(2024, 3, 1, 14, 30, tzinfo=UTC)
 
@@ -128,7 +130,7 @@ def _fill(**kw) -> Fill:
     base = {
         "exec_id": "e1",
         "order_ref": "r1",
-        "symbol": "AAPL",
+        "instrument": "AAPL.NASDAQ",
         "side": Side.BUY,
         "quantity": Decimal(1),
         "price": Decimal(1),
