@@ -26,6 +26,49 @@ _ID = re.compile(rf"(?P<symbol>{_SYMBOL})\.(?P<venue>{_VENUE})")
 _BARE = re.compile(_SYMBOL)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Venue:
+    """What SCIZOR knows of a venue: its currency and how IB routes orders there.
+
+    Attributes:
+        code: IB's name of the primary exchange (the id's venue part).
+        currency: The currency its listings trade in.
+        routing: The IB exchange orders are sent to (``SMART`` for US venues).
+    """
+
+    code: str
+    currency: str
+    routing: str
+
+
+VENUES: Mapping[str, Venue] = {
+    v.code: v
+    for v in (
+        Venue(code="NASDAQ", currency="USD", routing="SMART"),
+        Venue(code="NYSE", currency="USD", routing="SMART"),
+        Venue(code="ARCA", currency="USD", routing="SMART"),
+        Venue(code="AMEX", currency="USD", routing="SMART"),
+        Venue(code="BATS", currency="USD", routing="SMART"),
+        Venue(code="IEX", currency="USD", routing="SMART"),
+        Venue(code="ASX", currency="AUD", routing="ASX"),
+    )
+}
+"""Venues of the bundled universes; an id with another venue still parses (its currency and
+routing then come from the catalog's symbol row)."""
+
+
+def venue(code: str) -> Venue:
+    """Return the known venue ``code`` (IB's primary-exchange name).
+
+    Raises:
+        NotFound: for a venue SCIZOR has no currency and routing for.
+    """
+    found = VENUES.get(code.strip().upper())
+    if found is None:
+        raise NotFound(f"venue {code!r} is not known; known venues: {', '.join(sorted(VENUES))}")
+    return found
+
+
 class AmbiguousInstrument(ValidationError):
     """A bare symbol names several listings; the message lists them as canonical ids.
 

@@ -8,7 +8,14 @@ from decimal import Decimal
 import pytest
 
 from core.errors import NotFound, ValidationError
-from core.instruments import AmbiguousInstrument, instrument_id, is_canonical, parse, resolve
+from core.instruments import (
+    AmbiguousInstrument,
+    instrument_id,
+    is_canonical,
+    parse,
+    resolve,
+    venue,
+)
 from core.types import Fill, Instrument, Order, Position, SecType, Side, utcnow
 
 LISTINGS = {
@@ -86,3 +93,10 @@ def test_orders_fills_and_positions_carry_the_canonical_id_and_con_id() -> None:
     with pytest.raises(ValidationError) as err:
         Order(instrument="VEA.ASX", side=Side.BUY, quantity=1, con_id=0)
     assert err.value.field == "con_id"
+
+
+def test_known_venues_give_currency_and_ib_routing() -> None:
+    assert (venue("asx").currency, venue("ASX").routing) == ("AUD", "ASX")
+    assert (venue("ARCA").currency, venue("ARCA").routing) == ("USD", "SMART")
+    with pytest.raises(NotFound, match="known venues"):
+        venue("LSE")
