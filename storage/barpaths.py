@@ -10,42 +10,36 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import re
 
 import numpy as np
 import pandas as pd
 import pyarrow.fs as pafs
 
 from core.errors import StorageError, ValidationError
+from core.instruments import parse
 from storage.barfiles import DATA_FILE
 from storage.barfs import is_local
 from storage.manifest import MANIFEST_NAME
 
 TimeLike = pd.Timestamp | dt.datetime | dt.date | str | np.datetime64
 
-# Control characters and the characters that would break a Hive path segment or its decoding.
-_BAD_SYMBOL = re.compile(r"[/\\=%\x00-\x1f\x7f]")
+KEY = "instrument"
+"""The Hive partition key of an instrument's directory: ``instrument=VEA.ASX``."""
+LEGACY_KEY = "symbol"
+"""The key of stores written before instrument ids (``symbol=VEA``): see
+:mod:`storage.barmigrate`."""
 
 
-def validate_symbol(symbol: str) -> str:
-    """Return ``symbol`` upper-cased, or raise if it cannot name a partition directory.
+def validate_instrument(instrument: str) -> str:
+    """Return the canonical id ``instrument`` names (``SYMBOL.VENUE``), upper-cased.
+
+    A bare ticker is refused: it may name several listings, whose bars must never share a
+    partition. The id's characters are safe in a Hive path segment.
 
     Raises:
-        ValidationError: for an empty symbol, surrounding spaces, ``/ \\ = %``, ``..``,
-            control characters, or a leading ``.`` or ``_`` (hidden from dataset readers).
+        ValidationError: naming ``instrument`` for anything but ``SYMBOL.VENUE``.
     """
-    if not isinstance(symbol, str) or not symbol or symbol != symbol.strip():
-        raise ValidationError(
-            f"symbol {symbol!r} must be a non-empty string without surrounding spaces",
-            field="symbol",
-        )
-    if _BAD_SYMBOL.search(symbol) or ".." in symbol or symbol[0] in "._":
-        raise ValidationError(
-            f"symbol {symbol!r} may not contain '/', '\\', '=', '%', '..' or control "
-            "characters, nor start with '.' or '_'; use the IBKR symbol, e.g. 'BRK B'",
-            field="symbol",
-        )
-    return symbol.upper()
+    return str(parse(instrument, field="instrument"))
 
 
 def to_ns(value: TimeLike | None, field: str) -> int | None:
@@ -89,17 +83,17 @@ class BarPaths:
         """Return ``<base>/bar_size=<size>``."""
         return f"{self.base}/bar_size={size}"
 
-    def symbol_dir(self, size: str, sym: str) -> str:
-        """Return the directory holding one symbol's partitions and manifest."""
-        return f"{self.base}/bar_size={size}/symbol={sym}"
+    def instrument_dir(self, size: str, sym: str) -> str:
+        """Return the directory holding one instrument's partitions and manifest."""
+        return f"{self.base}/bar_size={size}/{KEY}={sym}"
 
     def data_file(self, size: str, sym: str, year: int) -> str:
         """Return the data file of one year partition."""
-        return f"{self.symbol_dir(size, sym)}/year={year}/{DATA_FILE}"
+        return f"{self.instrument_dir(size, sym)}/year={year}/{DATA_FILE}"
 
     def manifest_file(self, size: str, sym: str) -> str:
-        """Return the coverage manifest path of one symbol and bar size."""
-        return f"{self.symbol_dir(size, sym)}/{MANIFEST_NAME}"
+        """Return the coverage manifest path of one instrument and bar size."""
+        return f"{self.instrument_dir(size, sym)}/{MANIFEST_NAME}"
 
     def files(self, size: str, sym: str, lo: int | None, hi: int | None) -> list[str]:
         """Return existing data files whose year may hold bars in ``[lo, hi)``, by year."""
@@ -111,18 +105,19 @@ class BarPaths:
 
     def _years(self, size: str, sym: str) -> list[int]:
         years = []
-        for name in self.list_names(self.symbol_dir(size, sym)):
+        for name in self.list_names(self.instrument_dir(size, sym)):
             if name.startswith("year="):
                 with contextlib.suppress(ValueError):
                     years.append(int(name[5:]))
         return years
 
-    def symbols(self, size: str) -> list[str]:
-        """Return the sorted symbols with at least one data file of ``size``."""
+    def instruments(self, size: str) -> list[str]:
+        """Return the sorted instrument ids with at least one data file of ``size``."""
+        prefix = f"{KEY}="
         found = []
         for name in self.list_names(self.size_dir(size)):
-            if name.startswith("symbol=") and self.files(size, name[7:], None, None):
-                found.append(name[7:])
+            if name.startswith(prefix) and self.files(size, name[len(prefix) :], None, None):
+                found.append(name[len(prefix) :])
         return sorted(found)
 
     def bar_sizes(self) -> list[str]:

@@ -3,8 +3,13 @@
 Bars live in a Hive-partitioned dataset under one root, a local path or any pyarrow file
 system URI (``file://``, ``s3://``, ``gs://``)::
 
-    <root>/bar_size=1d/symbol=AAPL/year=2024/data.parquet
-    <root>/bar_size=1d/symbol=AAPL/_manifest.json      # coverage manifest
+    <root>/bar_size=1d/instrument=AAPL.NASDAQ/year=2024/data.parquet
+    <root>/bar_size=1d/instrument=AAPL.NASDAQ/_manifest.json      # coverage manifest
+
+Instruments are named by their canonical id ``SYMBOL.VENUE`` (:mod:`core.instruments`), never
+by a bare ticker: ``VEA.ASX`` and ``VEA.ARCA`` are two instruments with two partitions.
+Stores written before instrument ids (``symbol=VEA``) are migrated by
+:mod:`storage.barmigrate`.
 
 Schema: ``ts timestamp[ns, tz=UTC]``, ``open high low close volume wap`` float64,
 ``bar_count`` int64; each file sorted by ``ts`` with unique timestamps. Any Parquet reader
@@ -14,13 +19,13 @@ Writes validate the whole batch first (:mod:`storage.validation`), merge it with
 stored (newer rows win on equal ``ts``), replace each touched year partition atomically and
 update the coverage manifest last (:mod:`storage.manifest`), so a killed writer leaves every
 partition whole and a manifest that never claims more than is stored. Writers of different
-symbols never touch the same files; writers of the same symbol and bar size serialize on a
+instruments never touch the same files; writers of the same instrument and bar size serialize on a
 lock on local disks (see :mod:`storage.barfs`).
 
 Example:
     >>> store = BarStore("var/bars")                                    # doctest: +SKIP
-    >>> store.write("AAPL", "1d", frame)                                # doctest: +SKIP
-    >>> store.read("AAPL", "1d", start=pd.Timestamp("2024-01-01", tz="UTC"))  # doctest: +SKIP
+    >>> store.write("AAPL.NASDAQ", "1d", frame)                         # doctest: +SKIP
+    >>> store.read("AAPL.NASDAQ", "1d", start=pd.Timestamp("2024", tz="UTC"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ import pyarrow.fs as pafs
 
 from core.barsize import BarSize, bar_size
 from core.errors import ValidationError
+from core.instruments import parse
 from storage import barfiles, barfs, barscan, gaps
-from storage.barpaths import BarPaths, TimeLike, to_ns, validate_symbol
+from storage.barpaths import BarPaths, TimeLike, to_ns, validate_instrument
 from storage.manifest import Manifest
 from storage.validation import BarArrays, validate_bars
 
@@ -64,7 +70,7 @@ class WriteResult:
 
 
 class BarStore:
-    """OHLCV bars per symbol and bar size in Parquet, with a coverage manifest.
+    """OHLCV bars per instrument and bar size in Parquet, with a coverage manifest.
 
     Args:
         root: A local directory or a pyarrow file system URI (``file:///data/bars``,
@@ -85,11 +91,16 @@ class BarStore:
         """The store's base path inside its file system."""
         return self._paths.base
 
+    @property
+    def paths(self) -> BarPaths:
+        """The store's path layout (for maintenance such as :mod:`storage.barmigrate`)."""
+        return self._paths
+
     # -- writing ---------------------------------------------------------------------------
 
     def write(
         self,
-        symbol: str,
+        instrument: str,
         bar_size: str | BarSize,
         frame: pd.DataFrame,
         *,
@@ -98,7 +109,7 @@ class BarStore:
         """Validate bars and merge them into the store; newer bars win on equal timestamps.
 
         Args:
-            symbol: The symbol, e.g. ``"AAPL"`` (upper-cased).
+            instrument: The canonical instrument id, e.g. ``"AAPL.NASDAQ"`` (upper-cased).
             bar_size: One of ``1s 5s 30s 1m 5m 15m 30m 1h 1d``.
             frame: Bars with a tz-aware DatetimeIndex (or a ``ts`` column) and columns
                 ``open high low close volume`` plus optional ``wap`` (NaN when absent) and
@@ -112,9 +123,10 @@ class BarStore:
 
         Raises:
             DataError: if any bar breaks a rule; nothing of the batch is written.
-            ValidationError: for a bad symbol, bar size or ``covered`` range.
+            ValidationError: for a bare ticker or malformed id, a bad bar size or ``covered``
+                range.
         """
-        sym, size = validate_symbol(symbol), _size(bar_size)
+        sym, size = validate_instrument(instrument), _size(bar_size)
         bars = validate_bars(frame, size)
         span = _covered_span(covered, bars, size)
         if len(bars) == 0 and span is None:
@@ -156,7 +168,7 @@ class BarStore:
 
     def read(
         self,
-        symbol: str,
+        instrument: str,
         bar_size: str | BarSize,
         start: TimeLike | None = None,
         end: TimeLike | None = None,
@@ -164,7 +176,7 @@ class BarStore:
         """Return stored bars with ``start <= ts < end`` (start inclusive, end exclusive).
 
         Args:
-            symbol: The symbol.
+            instrument: The canonical instrument id.
             bar_size: The bar size.
             start: Inclusive lower bound (tz-aware timestamp, or a ``datetime.date`` meaning
                 00:00 UTC); None for no bound.
@@ -175,7 +187,7 @@ class BarStore:
             ``open high low close volume wap`` and int64 ``bar_count``; empty (same columns
             and dtypes) when nothing is stored in the range.
         """
-        sym, size = validate_symbol(symbol), _size(bar_size)
+        sym, size = validate_instrument(instrument), _size(bar_size)
         lo, hi = to_ns(start, "start"), to_ns(end, "end")
         tables = [
             barfiles.read_file(self._fs, path, lo, hi)
@@ -189,50 +201,50 @@ class BarStore:
 
     def read_many(
         self,
-        symbols: Iterable[str],
+        instruments: Iterable[str],
         bar_size: str | BarSize,
         start: TimeLike | None = None,
         end: TimeLike | None = None,
     ) -> dict[str, pd.DataFrame]:
-        """Read several symbols in one multi-threaded dataset scan.
+        """Read several instruments in one multi-threaded dataset scan.
 
-        Same bounds and frame shape as :meth:`read`; every requested symbol is a key, with an
-        empty frame when nothing is stored for it.
+        Same bounds and frame shape as :meth:`read`; every requested instrument id is a key,
+        with an empty frame when nothing is stored for it.
         """
-        wanted = list(dict.fromkeys(validate_symbol(s) for s in symbols))
+        wanted = list(dict.fromkeys(validate_instrument(s) for s in instruments))
         size = _size(bar_size)
         lo, hi = to_ns(start, "start"), to_ns(end, "end")
         return barscan.scan_many(self._paths, size.name, wanted, lo, hi)
 
-    def symbols(self, bar_size: str | BarSize) -> list[str]:
-        """Return the sorted symbols with at least one stored bar of ``bar_size``."""
-        return self._paths.symbols(_size(bar_size).name)
+    def instruments(self, bar_size: str | BarSize) -> list[str]:
+        """Return the sorted instrument ids with at least one stored bar of ``bar_size``."""
+        return self._paths.instruments(_size(bar_size).name)
 
-    def delete(self, symbol: str, bar_size: str | BarSize | None = None) -> None:
-        """Delete a symbol's bars and manifest for one bar size, or for all when None."""
-        sym = validate_symbol(symbol)
+    def delete(self, instrument: str, bar_size: str | BarSize | None = None) -> None:
+        """Delete an instrument's bars and manifest for one bar size, or for all when None."""
+        sym = validate_instrument(instrument)
         names = [_size(bar_size).name] if bar_size is not None else self._paths.bar_sizes()
         for name in names:
             with barfs.writer_lock(self._fs, self._paths.base, f"{name}.{sym}"):
                 # Manifest first: a delete killed halfway must not leave it claiming data.
                 self._paths.remove_file(self._paths.manifest_file(name, sym))
-                self._paths.remove_dir(self._paths.symbol_dir(name, sym))
+                self._paths.remove_dir(self._paths.instrument_dir(name, sym))
 
     # -- coverage --------------------------------------------------------------------------
 
-    def coverage(self, symbol: str, bar_size: str | BarSize) -> list[Span]:
+    def coverage(self, instrument: str, bar_size: str | BarSize) -> list[Span]:
         """Return the merged half-open UTC ranges ``[start, end)`` recorded as fetched."""
-        manifest = self._load_manifest(validate_symbol(symbol), _size(bar_size))
+        manifest = self._load_manifest(validate_instrument(instrument), _size(bar_size))
         return [_span(r) for r in manifest.covered]
 
     def missing(
         self,
-        symbol: str,
+        instrument: str,
         bar_size: str | BarSize,
         start: TimeLike,
         end: TimeLike,
         *,
-        calendar: str = "XNYS",
+        calendar: str | None = None,
     ) -> list[Span]:
         """Return the gaps in ``[start, end)`` on the exchange's trading sessions.
 
@@ -244,20 +256,21 @@ class BarStore:
         first missing session's open to the last one's close (clipped to ``[start, end)``).
 
         Args:
-            symbol: The symbol.
+            instrument: The canonical instrument id.
             bar_size: The bar size.
             start: Inclusive tz-aware start.
             end: Exclusive tz-aware end.
             calendar: An exchange calendar code or IBKR exchange name (see
-                :func:`storage.calendars.calendar_for`).
+                :func:`storage.calendars.calendar_for`); default: the id's venue.
 
         Returns:
             The missing ranges, sorted.
         """
-        sym, size = validate_symbol(symbol), _size(bar_size)
+        sym, size = validate_instrument(instrument), _size(bar_size)
         lo, hi = to_ns(start, "start"), to_ns(end, "end")
         if lo is None or hi is None or hi <= lo:
             raise ValidationError("missing() needs start < end, both tz-aware", field="end")
+        calendar = calendar or parse(sym).venue
         manifest = self._load_manifest(sym, size)
         if size.is_daily:
             stored = self._stored_ts(sym, size, lo, hi)
@@ -266,13 +279,13 @@ class BarStore:
             found = gaps.intraday_gaps(manifest.covered, lo, hi, calendar=calendar)
         return [_span(r) for r in found]
 
-    def rebuild_manifest(self, symbol: str, bar_size: str | BarSize) -> list[Span]:
+    def rebuild_manifest(self, instrument: str, bar_size: str | BarSize) -> list[Span]:
         """Recompute the manifest from the stored bars alone and return the new coverage.
 
         Explicitly declared ranges are lost, so :meth:`missing` may then report sessions that
         were fetched but held no bars; it never hides a gap.
         """
-        sym, size = validate_symbol(symbol), _size(bar_size)
+        sym, size = validate_instrument(instrument), _size(bar_size)
         with barfs.writer_lock(self._fs, self._paths.base, f"{size.name}.{sym}"):
             manifest = self._manifest_from_data(sym, size)
             self._save_manifest(sym, size, manifest)
@@ -302,7 +315,7 @@ class BarStore:
         return self._manifest_from_data(sym, size)
 
     def _save_manifest(self, sym: str, size: BarSize, manifest: Manifest) -> None:
-        raw = manifest.to_json(symbol=sym, bar_size=size.name)
+        raw = manifest.to_json(instrument=sym, bar_size=size.name)
         barfs.atomic_replace(
             self._fs,
             self._paths.manifest_file(size.name, sym),

@@ -1,4 +1,4 @@
-"""Read several symbols of one bar size in a single pyarrow dataset scan."""
+"""Read several instruments of one bar size in a single pyarrow dataset scan."""
 
 from __future__ import annotations
 
@@ -11,17 +11,17 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from storage import barfiles
-from storage.barpaths import BarPaths
+from storage.barpaths import KEY, BarPaths
 from storage.validation import COLUMNS
 
 
 def scan_many(
     paths: BarPaths, size: str, symbols: list[str], lo: int | None, hi: int | None
 ) -> dict[str, pd.DataFrame]:
-    """Return ``{symbol: frame}`` for ``lo <= ts < hi``, reading all files in one scan.
+    """Return ``{instrument id: frame}`` for ``lo <= ts < hi``, reading all files in one scan.
 
     The file list is built from the partition directories (no dataset discovery), the
-    ``symbol`` comes from the Hive path, and Arrow reads the files on its thread pool with
+    instrument id comes from the Hive path, and Arrow reads the files on its thread pool with
     the ``ts`` bounds pushed down to row-group statistics.
     """
     files = [f for sym in symbols for f in paths.files(size, sym, lo, hi)]
@@ -30,19 +30,19 @@ def scan_many(
         return result
     dataset = ds.dataset(
         files,
-        schema=barfiles.SCHEMA.append(pa.field("symbol", pa.string())),
+        schema=barfiles.SCHEMA.append(pa.field(KEY, pa.string())),
         format="parquet",
         filesystem=paths.fs,
-        partitioning=ds.partitioning(pa.schema([("symbol", pa.string())]), flavor="hive"),
+        partitioning=ds.partitioning(pa.schema([(KEY, pa.string())]), flavor="hive"),
         partition_base_dir=paths.size_dir(size),
     )
-    table = dataset.to_table(columns=["symbol", *_COLUMNS_WITH_TS], filter=_bounds(lo, hi))
+    table = dataset.to_table(columns=[KEY, *_COLUMNS_WITH_TS], filter=_bounds(lo, hi))
     if table.num_rows == 0:
         return result
-    encoded = pc.dictionary_encode(table.column("symbol")).combine_chunks()
+    encoded = pc.dictionary_encode(table.column(KEY)).combine_chunks()
     codes = encoded.indices.to_numpy(zero_copy_only=False)
     ts = barfiles.from_ts_column(table)
-    # Fragment order is not guaranteed across threads: sort by (symbol, ts) once.
+    # Fragment order is not guaranteed across threads: sort by (instrument, ts) once.
     order = np.lexsort((ts, codes))
     codes, ts = codes[order], ts[order]
     stored = barfiles.from_table(table)

@@ -1,8 +1,8 @@
-"""The coverage manifest: which time ranges of a symbol/bar size have been fetched.
+"""The coverage manifest: which time ranges of an instrument/bar size have been fetched.
 
-A manifest is a small JSON file per symbol and bar size, stored next to the data
-(``bar_size=1m/symbol=AAPL/_manifest.json``) and replaced atomically. Ranges are half-open
-``[start, end)`` in UTC, kept as int64 nanoseconds, sorted and merged.
+A manifest is a small JSON file per instrument and bar size, stored next to the data
+(``bar_size=1m/instrument=AAPL.NASDAQ/_manifest.json``) and replaced atomically. Ranges are
+half-open ``[start, end)`` in UTC, kept as int64 nanoseconds, sorted and merged.
 
 It holds two lists:
 
@@ -70,7 +70,7 @@ def covered_mask(starts: np.ndarray, ends: np.ndarray, ranges: list[Range]) -> n
 
 @dataclass(slots=True, kw_only=True)
 class Manifest:
-    """Coverage of one symbol and bar size (see the module docstring).
+    """Coverage of one instrument and bar size (see the module docstring).
 
     Attributes:
         covered: Merged ranges recorded by every write.
@@ -91,11 +91,11 @@ class Manifest:
         """Rebuild a manifest from stored bar timestamps alone (declared ranges are lost)."""
         return cls(covered=ranges_from_bars(ts, length_ns=length_ns))
 
-    def to_json(self, *, symbol: str, bar_size: str) -> bytes:
-        """Serialize, with the symbol and bar size for humans reading the file."""
+    def to_json(self, *, instrument: str, bar_size: str) -> bytes:
+        """Serialize, with the instrument id and bar size for humans reading the file."""
         doc = {
             "version": _VERSION,
-            "symbol": symbol,
+            "instrument": instrument,
             "bar_size": bar_size,
             "covered": [list(r) for r in self.covered],
             "declared": [list(r) for r in self.declared],

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from core.errors import NotFound, ValidationError
+from core.instruments import parse
 from core.types import Position, utcnow
 from storage.catalog.db import Database
 from storage.catalog.models import ApiTokenRow, AuditRow, PositionRow, RiskEventRow, RiskLimitRow
@@ -22,7 +23,7 @@ TOKEN_PREFIX = "scz_"
 
 
 class PositionRepository:
-    """Holdings per (account, symbol), as last reported by the broker."""
+    """Holdings per (account, instrument id), as last reported by the broker."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -30,16 +31,17 @@ class PositionRepository:
     def upsert(self, position: Position, *, at: datetime | None = None) -> Position:
         """Insert or replace one position."""
         with self._db.transaction() as session:
-            symbol = position.symbol.upper()
             row = session.scalars(
                 select(PositionRow).where(
-                    PositionRow.account == position.account, PositionRow.symbol == symbol
+                    PositionRow.account == position.account,
+                    PositionRow.instrument == position.instrument,
                 )
             ).first()
             if row is None:
-                row = PositionRow(account=position.account, symbol=symbol)
+                row = PositionRow(account=position.account, instrument=position.instrument)
                 session.add(row)
             row.quantity, row.avg_cost = position.quantity, position.avg_cost
+            row.con_id = position.con_id
             row.updated_at = at or utcnow()
             session.flush()
             return self._position(row)
@@ -56,7 +58,8 @@ class PositionRepository:
         rows = [
             PositionRow(
                 account=account,
-                symbol=p.symbol.upper(),
+                instrument=p.instrument,
+                con_id=p.con_id,
                 quantity=p.quantity,
                 avg_cost=p.avg_cost,
                 updated_at=now,
@@ -69,21 +72,22 @@ class PositionRepository:
             session.flush()
         return len(rows)
 
-    def get(self, symbol: str, *, account: str = "") -> Position:
-        """Return a position (NotFound if nothing is recorded for it)."""
+    def get(self, instrument: str, *, account: str = "") -> Position:
+        """Return the position in ``instrument`` (a canonical id); NotFound if none."""
+        key = str(parse(instrument))
         with self._db.transaction() as session:
             row = session.scalars(
                 select(PositionRow).where(
-                    PositionRow.account == account, PositionRow.symbol == symbol.upper()
+                    PositionRow.account == account, PositionRow.instrument == key
                 )
             ).first()
             if row is None:
-                raise NotFound(f"no position in {symbol!r} for account {account!r}")
+                raise NotFound(f"no position in {key!r} for account {account!r}")
             return self._position(row)
 
     def list(self, *, account: str | None = None) -> builtins.list[Position]:
-        """Return positions by account and symbol."""
-        stmt = select(PositionRow).order_by(PositionRow.account, PositionRow.symbol)
+        """Return positions by account and instrument."""
+        stmt = select(PositionRow).order_by(PositionRow.account, PositionRow.instrument)
         if account is not None:
             stmt = stmt.where(PositionRow.account == account)
         with self._db.transaction() as session:
@@ -92,7 +96,11 @@ class PositionRepository:
     @staticmethod
     def _position(row: PositionRow) -> Position:
         return Position(
-            symbol=row.symbol, quantity=row.quantity, avg_cost=row.avg_cost, account=row.account
+            instrument=row.instrument,
+            quantity=row.quantity,
+            avg_cost=row.avg_cost,
+            account=row.account,
+            con_id=row.con_id,
         )
 
 

@@ -1,34 +1,43 @@
-"""Collection runs: one row per run, one item per (symbol, bar size, range) to fetch.
+"""Collection runs: one row per run, one item per (instrument, bar size, range) to fetch.
 
 A run survives a crash: items left ``pending`` or ``running`` are returned again by
 :meth:`CollectionRunRepository.pending_items`, so a rerun picks up where it stopped.
+
+One run of a kind works at a time. A running run holds a lease (``owner``, ``lease_until``)
+that its driver renews while it works (:meth:`CollectionRunRepository.renew`). Creating a
+run of the same kind while another's lease holds is a :class:`~core.errors.Conflict` naming
+the owner; a run whose lease ran out (its driver was killed) is closed as interrupted first.
 """
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from core.barsize import bar_size as parse_bar_size
 from core.errors import Conflict, NotFound, ValidationError
+from core.instruments import parse
 from core.types import utcnow
 from storage.catalog.db import Database
 from storage.catalog.models import CollectionItemRow, CollectionRunRow
 from storage.catalog.records import CollectionItem, CollectionRun, ItemStatus, RunStatus
 
 ItemSpec = tuple[str, str, datetime | None, datetime | None]
-"""(symbol, bar_size, start, end) of one item to collect."""
+"""(instrument id, bar_size, start, end) of one item to collect."""
+
+LEASE = timedelta(minutes=2)
+"""How long a run's lease lasts unless renewed; drivers renew it every few seconds."""
 
 
 def _item(row: CollectionItemRow) -> CollectionItem:
     return CollectionItem(
         id=row.id,
         run_id=row.run_id,
-        symbol=row.symbol,
+        instrument=row.instrument,
         bar_size=row.bar_size,
         start=row.start,
         end=row.end,
@@ -64,16 +73,19 @@ def _run(session: Session, row: CollectionRunRow) -> CollectionRun:
         finished_at=row.finished_at,
         counts=counts,
         bars_written=bars,
+        owner=row.owner,
+        lease_until=row.lease_until,
     )
 
 
 def _new_item(spec: ItemSpec) -> CollectionItemRow:
-    symbol, size, start, end = spec
+    instrument, size, start, end = spec
+    instrument = str(parse(instrument))  # a canonical id, never a bare ticker
     size = parse_bar_size(size).name  # raises ValidationError naming the valid sizes
     if start is not None and end is not None and start >= end:
-        raise ValidationError(f"start must be before end for {symbol} {size}", field="start")
+        raise ValidationError(f"start must be before end for {instrument} {size}", field="start")
     return CollectionItemRow(
-        symbol=symbol.strip().upper(),
+        instrument=instrument,
         bar_size=size,
         start=start,
         end=end,
@@ -90,19 +102,34 @@ class CollectionRunRepository:
         self._db = db
 
     def create(
-        self, kind: str, items: Iterable[ItemSpec], *, at: datetime | None = None
+        self,
+        kind: str,
+        items: Iterable[ItemSpec],
+        *,
+        at: datetime | None = None,
+        owner: str = "",
+        lease: timedelta = LEASE,
     ) -> CollectionRun:
-        """Create a run with its items, all pending, atomically.
+        """Create a run of ``kind`` with its items, all pending, atomically, holding a lease.
+
+        Runs of ``kind`` still marked running whose lease ran out (or that never had one) are
+        closed as interrupted first, in the same transaction.
 
         Raises:
-            ValidationError: if an item has an unknown bar size or an empty range.
-            Conflict: if the same (symbol, bar_size) appears twice.
+            Conflict: if another run of ``kind`` holds a live lease (nothing is written), or
+                if the same (instrument, bar_size) appears twice.
+            ValidationError: if an item is not a canonical id, has an unknown bar size or an
+                empty range.
         """
         rows = [_new_item(spec) for spec in items]
+        now = at or utcnow()
         with self._db.transaction() as session:
+            self._refuse_live(session, kind, now)
+            self._close_interrupted(session, kind=kind, now=now)
             run = CollectionRunRow(
-                kind=kind, status=RunStatus.RUNNING.value, created_at=at or utcnow()
-            )
+                kind=kind, status=RunStatus.RUNNING.value, created_at=now,
+                owner=owner or None, lease_until=now + lease,
+            )  # fmt: skip
             session.add(run)
             session.flush()
             for item in rows:
@@ -110,6 +137,39 @@ class CollectionRunRepository:
             session.add_all(rows)
             session.flush()
             return _run(session, run)
+
+    def renew(
+        self, run_id: int, *, at: datetime | None = None, lease: timedelta = LEASE
+    ) -> CollectionRun:
+        """Extend a running run's lease to ``lease`` from now.
+
+        Raises:
+            Conflict: if the run is no longer running (another driver closed it).
+        """
+        now = at or utcnow()
+        with self._db.transaction() as session:
+            row = self._run_row(session, run_id)
+            if row.status != RunStatus.RUNNING.value:
+                raise Conflict(f"collection run {run_id} is {row.status}; its lease is gone")
+            row.lease_until = now + lease
+            session.flush()
+            return _run(session, row)
+
+    @staticmethod
+    def _refuse_live(session: Session, kind: str, now: datetime) -> None:
+        live = session.scalars(
+            select(CollectionRunRow).where(
+                CollectionRunRow.kind == kind,
+                CollectionRunRow.status == RunStatus.RUNNING.value,
+                CollectionRunRow.lease_until > now,
+            )
+        ).first()
+        if live is not None:
+            raise Conflict(
+                f"a {kind} collection (run {live.id}, owner {live.owner or 'unknown'}) is still "
+                f"running (lease until {live.lease_until:%Y-%m-%d %H:%M:%S} UTC); wait for it to "
+                "finish, or stop it, before starting another"
+            )
 
     def get(self, run_id: int) -> CollectionRun:
         """Return a run with its item counts.
@@ -204,43 +264,47 @@ class CollectionRunRepository:
             current = _run(session, row)
             all_done = current.counts[ItemStatus.DONE] == current.total
             row.status = (RunStatus.DONE if all_done else RunStatus.FAILED).value
-            row.finished_at = at or utcnow()
+            row.finished_at, row.lease_until = at or utcnow(), None
             session.flush()
             return _run(session, row)
 
     def close_interrupted(
         self, *, kind: str | None = None, at: datetime | None = None
     ) -> builtins.list[int]:
-        """Close runs still marked ``running`` whose driver is gone; return their ids.
+        """Close runs still marked ``running`` whose lease ran out; return their ids.
 
-        A driver killed mid-run cannot close its own run. The next run of the same kind calls
-        this before it starts (one collection of a kind runs at a time): items left
+        A driver killed mid-run cannot close its own run; its lease then runs out. Items left
         ``running`` become ``failed`` with an "interrupted" error, and each run is finished
-        as :meth:`finish` would (``done`` only if every item was done).
+        as :meth:`finish` would (``done`` only if every item was done). A run whose lease
+        still holds is left alone.
         """
-        when = at or utcnow()
         with self._db.transaction() as session:
-            stmt = select(CollectionRunRow).where(
-                CollectionRunRow.status == RunStatus.RUNNING.value
+            return self._close_interrupted(session, kind=kind, now=at or utcnow())
+
+    @staticmethod
+    def _close_interrupted(session: Session, *, kind: str | None, now: datetime) -> list[int]:
+        expired = CollectionRunRow.lease_until.is_(None) | (CollectionRunRow.lease_until <= now)
+        stmt = select(CollectionRunRow).where(
+            CollectionRunRow.status == RunStatus.RUNNING.value, expired
+        )
+        if kind is not None:
+            stmt = stmt.where(CollectionRunRow.kind == kind)
+        runs = list(session.scalars(stmt))
+        for run in runs:
+            stuck = select(CollectionItemRow).where(
+                CollectionItemRow.run_id == run.id,
+                CollectionItemRow.status == ItemStatus.RUNNING.value,
             )
-            if kind is not None:
-                stmt = stmt.where(CollectionRunRow.kind == kind)
-            runs = list(session.scalars(stmt))
-            for run in runs:
-                stuck = select(CollectionItemRow).where(
-                    CollectionItemRow.run_id == run.id,
-                    CollectionItemRow.status == ItemStatus.RUNNING.value,
-                )
-                for item in session.scalars(stuck):
-                    item.status = ItemStatus.FAILED.value
-                    item.error = "interrupted: the run's driver stopped before this item finished"
-                    item.finished_at = when
-                session.flush()
-                current = _run(session, run)
-                all_done = current.counts[ItemStatus.DONE] == current.total
-                run.status = (RunStatus.DONE if all_done else RunStatus.FAILED).value
-                run.finished_at = when
-            return [int(run.id) for run in runs]
+            for item in session.scalars(stuck):
+                item.status = ItemStatus.FAILED.value
+                item.error = "interrupted: the run's driver stopped before this item finished"
+                item.finished_at = now
+            session.flush()
+            current = _run(session, run)
+            all_done = current.counts[ItemStatus.DONE] == current.total
+            run.status = (RunStatus.DONE if all_done else RunStatus.FAILED).value
+            run.finished_at, run.lease_until = now, None
+        return [int(run.id) for run in runs]
 
     @staticmethod
     def _run_row(session: Session, run_id: int) -> CollectionRunRow:

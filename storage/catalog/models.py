@@ -91,10 +91,12 @@ class SymbolRow(Base):
     __table_args__ = (
         UniqueConstraint("symbol", "primary_exchange", "currency"),
         UniqueConstraint("con_id"),  # IB's contract id names one listing; NULLs allowed
+        UniqueConstraint("instrument_id"),  # the canonical SYMBOL.VENUE (core.instruments)
         Index(None, "symbol"),
         Index(None, "universe"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instrument_id: Mapped[str] = mapped_column(String(48))
     symbol: Mapped[str] = mapped_column(String(32))
     sec_type: Mapped[str] = mapped_column(String(8))
     exchange: Mapped[str] = mapped_column(String(16))
@@ -116,12 +118,16 @@ class CollectionRunRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+    # The driver that owns a running run, and until when: renewed while it works, so a second
+    # run of the same kind is refused while the lease holds and may close the run after.
+    owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None]
 
 
 class CollectionItemRow(Base):
     __tablename__ = "collection_items"
     __table_args__ = (
-        UniqueConstraint("run_id", "symbol", "bar_size"),
+        UniqueConstraint("run_id", "instrument", "bar_size"),
         Index(None, "run_id", "status"),
         one_of("status", ItemStatus),
         CheckConstraint("bars_written >= 0", name="bars_written_nonnegative"),
@@ -129,7 +135,7 @@ class CollectionItemRow(Base):
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("collection_runs.id", ondelete="CASCADE"))
-    symbol: Mapped[str] = mapped_column(String(32))
+    instrument: Mapped[str] = mapped_column(String(48))
     bar_size: Mapped[str] = mapped_column(String(8))
     start: Mapped[datetime | None]
     end: Mapped[datetime | None]
@@ -162,7 +168,7 @@ class BacktestRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     strategy: Mapped[str] = mapped_column(String(100))
     params: Mapped[dict[str, Any]]
-    symbols: Mapped[list[str]] = mapped_column(JSON)
+    instruments: Mapped[list[str]] = mapped_column(JSON)
     bar_size: Mapped[str] = mapped_column(String(8))
     start: Mapped[datetime | None]
     end: Mapped[datetime | None]
@@ -208,7 +214,7 @@ class DeploymentRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     strategy: Mapped[str] = mapped_column(String(100))
     params: Mapped[dict[str, Any]]
-    symbols: Mapped[list[str]] = mapped_column(JSON)
+    instruments: Mapped[list[str]] = mapped_column(JSON)
     mode: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
@@ -242,7 +248,8 @@ class OrderRow(Base):
     deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id"))
     broker_order_id: Mapped[int | None] = mapped_column(BigInteger)
     perm_id: Mapped[int | None] = mapped_column(BigInteger)
-    symbol: Mapped[str] = mapped_column(String(32))
+    instrument: Mapped[str] = mapped_column(String(48))
+    con_id: Mapped[int | None] = mapped_column(BigInteger)
     side: Mapped[str] = mapped_column(String(4))
     order_type: Mapped[str] = mapped_column(String(8))
     quantity: Mapped[Decimal]
@@ -269,7 +276,8 @@ class ExecutionRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     exec_id: Mapped[str] = mapped_column(String(64))
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
-    symbol: Mapped[str] = mapped_column(String(32))
+    instrument: Mapped[str] = mapped_column(String(48))
+    con_id: Mapped[int | None] = mapped_column(BigInteger)
     side: Mapped[str] = mapped_column(String(4))
     quantity: Mapped[Decimal]
     price: Mapped[Decimal]
@@ -280,12 +288,13 @@ class ExecutionRow(Base):
 class PositionRow(Base):
     __tablename__ = "positions"
     __table_args__ = (
-        UniqueConstraint("account", "symbol"),
+        UniqueConstraint("account", "instrument"),
         CheckConstraint("avg_cost >= 0", name="avg_cost_nonnegative"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account: Mapped[str] = mapped_column(String(32))
-    symbol: Mapped[str] = mapped_column(String(32))
+    instrument: Mapped[str] = mapped_column(String(48))
+    con_id: Mapped[int | None] = mapped_column(BigInteger)
     quantity: Mapped[Decimal]
     avg_cost: Mapped[Decimal]
     updated_at: Mapped[datetime]

@@ -25,7 +25,7 @@ class RunStatus(StrEnum):
 
 
 class ItemStatus(StrEnum):
-    """State of one (symbol, bar size) item of a collection run."""
+    """State of one (instrument, bar size) item of a collection run."""
 
     PENDING = "pending"
     RUNNING = "running"
@@ -79,7 +79,11 @@ class TokenScope(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SymbolRecord:
-    """A symbol of the universe. ``valid`` is None until IB has been asked about it."""
+    """A listing of the universe. ``valid`` is None until IB has been asked about it.
+
+    ``instrument_id`` is the canonical ``SYMBOL.VENUE`` the catalog stores; records built by
+    hand leave it empty and :attr:`id` derives it from the symbol and exchanges.
+    """
 
     symbol: str
     sec_type: SecType = SecType.STOCK
@@ -92,6 +96,12 @@ class SymbolRecord:
     valid: bool | None = None
     last_verified: datetime | None = None
     added_at: datetime | None = None
+    instrument_id: str = ""
+
+    @property
+    def id(self) -> str:
+        """The canonical instrument id (``VEA.ASX``)."""
+        return self.instrument_id or self.instrument.id
 
     @property
     def instrument(self) -> Instrument:
@@ -109,11 +119,11 @@ class SymbolRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CollectionItem:
-    """One (symbol, bar size, range) unit of work of a collection run."""
+    """One (instrument, bar size, range) unit of work of a collection run."""
 
     id: int
     run_id: int
-    symbol: str
+    instrument: str
     bar_size: str
     start: datetime | None
     end: datetime | None
@@ -136,6 +146,8 @@ class CollectionRun:
     finished_at: datetime | None
     counts: dict[ItemStatus, int] = field(default_factory=dict)
     bars_written: int = 0
+    owner: str | None = None
+    lease_until: datetime | None = None
 
     @property
     def total(self) -> int:
@@ -161,7 +173,7 @@ class BacktestRecord:
     id: int
     strategy: str
     params: dict[str, Any]
-    symbols: list[str]
+    instruments: list[str]
     bar_size: str
     start: datetime | None
     end: datetime | None
@@ -201,7 +213,7 @@ class DeploymentRecord:
     id: int
     strategy: str
     params: dict[str, Any]
-    symbols: list[str]
+    instruments: list[str]
     mode: TradingMode
     status: DeploymentStatus
     created_at: datetime

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, NotFound, ValidationError
+from core.instruments import parse
 from core.types import utcnow
 from storage.catalog.db import Database
 from storage.catalog.models import BacktestRow, Base, OptimizationRow, StrategyRow
@@ -94,7 +95,7 @@ def _backtest(row: BacktestRow) -> BacktestRecord:
         id=row.id,
         strategy=row.strategy,
         params=row.params,
-        symbols=list(row.symbols),
+        instruments=list(row.instruments),
         bar_size=row.bar_size,
         start=row.start,
         end=row.end,
@@ -119,7 +120,7 @@ class BacktestRepository:
         self,
         strategy: str,
         *,
-        symbols: Sequence[str],
+        instruments: Sequence[str],
         bar_size: str,
         params: dict[str, Any] | None = None,
         start: datetime | None = None,
@@ -128,12 +129,14 @@ class BacktestRepository:
         at: datetime | None = None,
     ) -> BacktestRecord:
         """Queue a backtest and return it (with its new id)."""
-        if not symbols:
-            raise ValidationError("a backtest needs at least one symbol", field="symbols")
+        if not instruments:
+            raise ValidationError("a backtest needs at least one instrument", field="instruments")
         row = BacktestRow(
             strategy=strategy,
             params=params or {},
-            symbols=[s.upper() for s in symbols],
+            instruments=list(
+                dict.fromkeys(str(parse(i, field="instruments")) for i in instruments)
+            ),
             bar_size=bar_size,
             start=start,
             end=end,

@@ -1,4 +1,9 @@
-"""The universe of symbols and their IB validation state."""
+"""The universe of listings and their IB validation state.
+
+Every listing is named by its canonical id ``SYMBOL.VENUE`` (:mod:`core.instruments`);
+lookups accept the id or a bare symbol that names exactly one listing, and an ambiguous bare
+symbol is an :class:`~core.instruments.AmbiguousInstrument` error listing the candidates.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.errors import Conflict, NotFound, ValidationError
+from core.errors import NotFound, ValidationError
+from core.instruments import instrument_id, is_canonical, resolve, venue_of
 from core.types import SecType, utcnow
 from storage.catalog.db import Database
 from storage.catalog.models import SymbolRow
@@ -34,6 +40,7 @@ def _record(row: SymbolRow) -> SymbolRecord:
         valid=row.valid,
         last_verified=row.last_verified,
         added_at=row.added_at,
+        instrument_id=row.instrument_id,
     )
 
 
@@ -41,7 +48,9 @@ def _values(record: SymbolRecord, at: datetime) -> dict[str, Any]:
     symbol = record.symbol.strip().upper()
     if not symbol:
         raise ValidationError("symbol must not be empty", field="symbol")
+    venue = venue_of(primary_exchange=record.primary_exchange, exchange=record.exchange)
     return {
+        "instrument_id": instrument_id(symbol, venue, field="symbol"),
         "symbol": symbol,
         "sec_type": SecType(record.sec_type).value,
         "exchange": record.exchange,
@@ -57,8 +66,8 @@ def _values(record: SymbolRecord, at: datetime) -> dict[str, Any]:
 
 
 class SymbolRepository:
-    """Symbols keyed by (symbol, primary exchange, currency); plain-symbol lookups work
-    whenever the symbol is unambiguous (the common case)."""
+    """Listings keyed by canonical instrument id; bare-symbol lookups work whenever the symbol
+    names one listing (the common case)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -95,18 +104,25 @@ class SymbolRepository:
                 session.execute(stmt)
         return len(rows)
 
-    def get(
-        self, symbol: str, *, primary_exchange: str | None = None, currency: str | None = None
-    ) -> SymbolRecord:
-        """Return one symbol.
+    def get(self, instrument: str) -> SymbolRecord:
+        """Return the listing ``instrument`` names (a canonical id or an unambiguous symbol).
 
         Raises:
-            NotFound: if no such symbol exists.
-            Conflict: if ``symbol`` alone matches several listings; pass ``primary_exchange``
-                and/or ``currency`` to choose.
+            NotFound: if no listing matches (close matches are suggested).
+            AmbiguousInstrument: if a bare symbol names several listings.
         """
         with self._db.transaction() as session:
-            return _record(self._one(session, symbol, primary_exchange, currency))
+            return _record(self._one(session, instrument))
+
+    def resolve(self, instrument: str) -> str:
+        """Return the canonical id ``instrument`` names (see :meth:`get`)."""
+        return self.get(instrument).id
+
+    def listings(self) -> dict[str, str]:
+        """Return ``{instrument id: name}`` of every listing."""
+        stmt = select(SymbolRow.instrument_id, SymbolRow.name)
+        with self._db.transaction() as session:
+            return {str(i): str(n) for i, n in session.execute(stmt)}
 
     def list(
         self, *, universe: str | None = None, valid: bool | None = None
@@ -150,18 +166,16 @@ class SymbolRepository:
 
     def mark_verified(
         self,
-        symbol: str,
+        instrument: str,
         *,
         con_id: int,
         at: datetime | None = None,
-        primary_exchange: str | None = None,
-        currency: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> SymbolRecord:
-        """Record that IB knows ``symbol``: set ``con_id``, ``valid`` and ``last_verified``.
+        """Record that IB knows ``instrument``: set ``con_id``, ``valid`` and ``last_verified``.
 
         ``details`` may update ``name``, ``exchange`` and ``sec_type`` from IB's contract
-        details. ``primary_exchange``/``currency`` only select the listing.
+        details.
         """
         allowed = {"name", "exchange", "sec_type"}
         unknown = set(details or {}) - allowed
@@ -171,38 +185,30 @@ class SymbolRepository:
                 field="details",
             )
         with self._db.transaction() as session:
-            row = self._one(session, symbol, primary_exchange, currency)
+            row = self._one(session, instrument)
             row.con_id, row.valid, row.last_verified = con_id, True, at or utcnow()
             for key, value in (details or {}).items():
                 setattr(row, key, SecType(value).value if key == "sec_type" else value)
             session.flush()
             return _record(row)
 
-    def mark_invalid(
-        self,
-        symbol: str,
-        *,
-        at: datetime | None = None,
-        primary_exchange: str | None = None,
-        currency: str | None = None,
-    ) -> SymbolRecord:
-        """Record that IB does not know ``symbol`` (kept, with ``valid=False``, for reports)."""
+    def mark_invalid(self, instrument: str, *, at: datetime | None = None) -> SymbolRecord:
+        """Record that IB does not know ``instrument`` (kept, ``valid=False``, for reports)."""
         with self._db.transaction() as session:
-            row = self._one(session, symbol, primary_exchange, currency)
+            row = self._one(session, instrument)
             row.valid, row.last_verified = False, at or utcnow()
             session.flush()
             return _record(row)
 
-    def delete(
-        self, symbol: str, *, primary_exchange: str | None = None, currency: str | None = None
-    ) -> SymbolRecord:
-        """Delete a symbol and return what was deleted.
+    def delete(self, instrument: str) -> SymbolRecord:
+        """Delete a listing and return what was deleted.
 
         Raises:
-            NotFound: if no such symbol exists.
+            NotFound: if no such listing exists.
+            AmbiguousInstrument: if a bare symbol names several listings.
         """
         with self._db.transaction() as session:
-            row = self._one(session, symbol, primary_exchange, currency)
+            row = self._one(session, instrument)
             record = _record(row)
             session.delete(row)
             return record
@@ -217,21 +223,16 @@ class SymbolRepository:
             return records
 
     @staticmethod
-    def _one(
-        session: Session, symbol: str, primary_exchange: str | None, currency: str | None
-    ) -> SymbolRow:
-        stmt = select(SymbolRow).where(SymbolRow.symbol == symbol.strip().upper())
-        if primary_exchange is not None:
-            stmt = stmt.where(SymbolRow.primary_exchange == primary_exchange)
-        if currency is not None:
-            stmt = stmt.where(SymbolRow.currency == currency.upper())
-        rows: Sequence[SymbolRow] = session.scalars(stmt).all()
-        if not rows:
-            raise NotFound(f"symbol {symbol!r} is not in the catalog; add it first")
-        if len(rows) > 1:
-            listings = ", ".join(f"{r.primary_exchange or '?'}/{r.currency}" for r in rows)
-            raise Conflict(
-                f"symbol {symbol!r} is ambiguous ({listings}): pass primary_exchange= "
-                "and/or currency="
-            )
-        return rows[0]
+    def _one(session: Session, instrument: str) -> SymbolRow:
+        text = instrument.strip().upper() if isinstance(instrument, str) else ""
+        column = SymbolRow.instrument_id if is_canonical(text) else SymbolRow.symbol
+        rows: Sequence[SymbolRow] = session.scalars(select(SymbolRow).where(column == text)).all()
+        if len(rows) == 1:
+            return rows[0]
+        # Nothing or several: let resolve() word the error (candidates, close matches).
+        every = select(SymbolRow.instrument_id, SymbolRow.name)
+        listings = {r.instrument_id: r.name for r in rows} or {
+            str(i): str(n) for i, n in session.execute(every)
+        }
+        resolve(instrument, listings, field="instrument")
+        raise NotFound(f"instrument {instrument!r} is not in the catalog")  # pragma: no cover

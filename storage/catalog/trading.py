@@ -4,7 +4,7 @@ Order status moves follow :func:`core.orders.transition` (an illegal move is a
 :class:`~core.errors.Conflict`). Executions are idempotent by ``exec_id``: IB re-sends
 execDetails after a reconnect or on ``reqExecutions``, so adding the same fill twice is a
 no-op that returns False; the same ``exec_id`` with *different* content is a Conflict. A
-fill must also fit its order: same symbol and side, and all of the order's fills together no
+fill must also fit its order: same instrument and side, and all of the order's fills together no
 more than its quantity (checked in the same transaction, with the order row locked).
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, NotFound, StorageError, ValidationError
+from core.instruments import parse
 from core.orders import TERMINAL, transition
 from core.types import Fill, Order, OrderStatus, OrderType, Side, TimeInForce, TradingMode, utcnow
 from storage.catalog.db import Database
@@ -38,7 +40,7 @@ def _deployment(row: DeploymentRow) -> DeploymentRecord:
         id=row.id,
         strategy=row.strategy,
         params=row.params,
-        symbols=list(row.symbols),
+        instruments=list(row.instruments),
         mode=TradingMode(row.mode),
         status=DeploymentStatus(row.status),
         created_at=row.created_at,
@@ -56,19 +58,19 @@ class DeploymentRepository:
         self,
         strategy: str,
         *,
-        symbols: Sequence[str],
+        instruments: Sequence[str],
         mode: TradingMode | str = TradingMode.PAPER,
         params: dict[str, Any] | None = None,
         at: datetime | None = None,
     ) -> DeploymentRecord:
         """Create a deployment in status ``created``."""
-        if not symbols:
-            raise ValidationError("a deployment needs at least one symbol", field="symbols")
+        if not instruments:
+            raise ValidationError("a deployment needs at least one instrument", field="instruments")
         now = at or utcnow()
         row = DeploymentRow(
             strategy=strategy,
             params=params or {},
-            symbols=[s.upper() for s in symbols],
+            instruments=_ids(instruments),
             mode=TradingMode(mode).value,
             status=DeploymentStatus.CREATED.value,
             created_at=now,
@@ -127,7 +129,8 @@ def _order(row: OrderRow) -> OrderRecord:
     """
     try:
         order = Order(
-            symbol=row.symbol,
+            instrument=row.instrument,
+            con_id=row.con_id,
             side=Side(row.side),
             quantity=row.quantity,
             order_type=OrderType(row.order_type),
@@ -190,7 +193,8 @@ class OrderRepository:
         row = OrderRow(
             order_ref=order.order_ref,
             deployment_id=order.deployment_id,
-            symbol=order.symbol.upper(),
+            instrument=order.instrument,
+            con_id=order.con_id,
             side=Side(order.side).value,
             order_type=OrderType(order.order_type).value,
             quantity=order.quantity,
@@ -217,7 +221,7 @@ class OrderRepository:
         *,
         open_only: bool = False,
         deployment_id: int | None = None,
-        symbol: str | None = None,
+        instrument: str | None = None,
     ) -> builtins.list[OrderRecord]:
         """Return orders oldest first; ``open_only`` drops Filled/Cancelled/Rejected ones."""
         stmt = select(OrderRow).order_by(OrderRow.id)
@@ -225,8 +229,8 @@ class OrderRepository:
             stmt = stmt.where(OrderRow.status.not_in([s.value for s in TERMINAL]))
         if deployment_id is not None:
             stmt = stmt.where(OrderRow.deployment_id == deployment_id)
-        if symbol is not None:
-            stmt = stmt.where(OrderRow.symbol == symbol.upper())
+        if instrument is not None:
+            stmt = stmt.where(OrderRow.instrument == str(parse(instrument)))
         with self._db.transaction() as session:
             return [_order(row) for row in session.scalars(stmt)]
 
@@ -273,7 +277,8 @@ def _fill(row: ExecutionRow, order_ref: str) -> Fill:
     return Fill(
         exec_id=row.exec_id,
         order_ref=order_ref,
-        symbol=row.symbol,
+        instrument=row.instrument,
+        con_id=row.con_id,
         side=Side(row.side),
         quantity=row.quantity,
         price=row.price,
@@ -289,7 +294,10 @@ class ExecutionRepository:
         self._db = db
 
     def add(self, fill: Fill) -> bool:
-        """Store a fill; return False when this exact fill is already stored.
+        """Store a fill; return False when it is already stored.
+
+        A fill stored with commission 0 whose ``exec_id`` comes back with a commission (IB's
+        commission report follows its execution) gets that commission, and True is returned.
 
         Raises:
             NotFound: if ``fill.order_ref`` names no order.
@@ -305,18 +313,14 @@ class ExecutionRepository:
                 select(ExecutionRow).where(ExecutionRow.exec_id == fill.exec_id)
             ).first()
             if existing is not None:
-                if existing.order_id != order.id or _fill(existing, order.order_ref) != normalised:
-                    raise Conflict(
-                        f"exec_id {fill.exec_id!r} is already stored with different details "
-                        "(or for another order); executions are immutable"
-                    )
-                return False
+                return _merge_commission(existing, order, normalised)
             _check_fill_matches_order(session, normalised, order)
             session.add(
                 ExecutionRow(
                     exec_id=fill.exec_id,
                     order_id=order.id,
-                    symbol=normalised.symbol,
+                    instrument=normalised.instrument,
+                    con_id=normalised.con_id,
                     side=normalised.side.value,
                     quantity=fill.quantity,
                     price=fill.price,
@@ -344,13 +348,42 @@ class ExecutionRepository:
             return [_fill(row, ref) for row, ref in session.execute(stmt)]
 
 
+def _merge_commission(existing: ExecutionRow, order: OrderRow, fill: Fill) -> bool:
+    """Take the commission of a fill seen again; return True when it changed the row.
+
+    IB sends an execution before its commission report, so a fill first stored with
+    commission 0 is completed when the same ``exec_id`` comes back with the commission.
+
+    Raises:
+        Conflict: if anything but a missing commission differs (executions are immutable).
+    """
+    stored = _fill(existing, order.order_ref)
+    same = existing.order_id == order.id and replace(stored, commission=Decimal(0)) == replace(
+        fill, commission=Decimal(0)
+    )
+    if same and (stored.commission == fill.commission or fill.commission == 0):
+        return False  # seen before (a replay without its commission report changes nothing)
+    if same and stored.commission == 0:
+        existing.commission = fill.commission
+        return True
+    raise Conflict(
+        f"exec_id {fill.exec_id!r} is already stored with different details "
+        "(or for another order); executions are immutable once their commission is known"
+    )
+
+
+def _ids(instruments: Sequence[str]) -> list[str]:
+    """Canonical ids of ``instruments``, in order, without duplicates."""
+    return list(dict.fromkeys(str(parse(i, field="instruments")) for i in instruments))
+
+
 def _check_fill_matches_order(session: Session, fill: Fill, order: OrderRow) -> None:
     """Raise Conflict, naming the field, if ``fill`` cannot be an execution of ``order``."""
     where = f"fill {fill.exec_id!r} of order {order.order_ref!r}"
-    if fill.symbol != order.symbol:
+    if fill.instrument != order.instrument:
         raise Conflict(
-            f"{where}: symbol {fill.symbol} differs from the order's {order.symbol}; "
-            "a fill must be for its order's symbol"
+            f"{where}: instrument {fill.instrument} differs from the order's "
+            f"{order.instrument}; a fill must be for its order's instrument"
         )
     if fill.side.value != order.side:
         raise Conflict(
@@ -373,7 +406,8 @@ def _normalised(fill: Fill) -> Fill:
     return Fill(
         exec_id=fill.exec_id,
         order_ref=fill.order_ref,
-        symbol=fill.symbol.upper(),
+        instrument=fill.instrument,
+        con_id=fill.con_id,
         side=Side(fill.side),
         quantity=to_money(fill.quantity, field="quantity"),
         price=to_money(fill.price, field="price"),

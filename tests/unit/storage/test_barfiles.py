@@ -47,7 +47,7 @@ def write_like_the_lz4_writer(path, frame: pd.DataFrame) -> None:
 
 def test_partition_file_delta_packs_integers_and_leaves_floats_plain_uncompressed(tmp_path):
     store = BarStore(tmp_path / "bars")
-    store.write("AAPL", "1m", minute_bars("2024-03-01 14:30", 100))
+    store.write("AAPL.NASDAQ", "1m", minute_bars("2024-03-01 14:30", 100))
 
     meta = pq.ParquetFile(next((tmp_path / "bars").rglob("data.parquet"))).metadata
     chunks = {meta.schema.column(i).name: meta.row_group(0).column(i) for i in range(8)}
@@ -66,37 +66,43 @@ def test_partition_file_delta_packs_integers_and_leaves_floats_plain_uncompresse
 
 def test_lz4_file_of_the_previous_writer_reads_slices_and_merges(tmp_path):
     old = minute_bars("2024-01-02 14:30", 40_000, seed=1)  # several row groups
-    data = tmp_path / "bars" / "bar_size=1m" / "symbol=AAPL" / "year=2024" / "data.parquet"
+    data = (
+        tmp_path / "bars" / "bar_size=1m" / "instrument=AAPL.NASDAQ" / "year=2024" / "data.parquet"
+    )
     write_like_the_lz4_writer(data, old)
     store = BarStore(tmp_path / "bars")
     start, end = old.index[20_000], old.index[20_100]
 
-    whole = store.read("AAPL", "1m")
-    window = store.read("AAPL", "1m", start, end)
+    whole = store.read("AAPL.NASDAQ", "1m")
+    window = store.read("AAPL.NASDAQ", "1m", start, end)
     newer = minute_bars(str(old.index[-10]), 20, seed=2)
-    result = store.write("AAPL", "1m", newer)
+    result = store.write("AAPL.NASDAQ", "1m", newer)
 
     pd.testing.assert_frame_equal(whole, old, check_freq=False)
     pd.testing.assert_frame_equal(window, old.iloc[20_000:20_100], check_freq=False)
     assert (result.rows_new, result.rows_replaced) == (10, 10)
     expected = pd.concat([old.iloc[:-10], newer])
-    pd.testing.assert_frame_equal(store.read("AAPL", "1m"), expected, check_freq=False)
+    pd.testing.assert_frame_equal(store.read("AAPL.NASDAQ", "1m"), expected, check_freq=False)
     assert pq.ParquetFile(data).metadata.row_group(0).column(1).compression == "UNCOMPRESSED"
 
 
 def test_old_and_new_partitions_of_one_symbol_read_together(tmp_path):
     old = minute_bars("2023-12-31 20:00", 240, seed=3)  # 2023 partition, previous writer
-    old_data = tmp_path / "bars" / "bar_size=1m" / "symbol=AAPL" / "year=2023" / "data.parquet"
+    old_data = (
+        tmp_path / "bars" / "bar_size=1m" / "instrument=AAPL.NASDAQ" / "year=2023" / "data.parquet"
+    )
     write_like_the_lz4_writer(old_data, old)
     store = BarStore(tmp_path / "bars")
     new = minute_bars("2024-01-01 00:00", 300, seed=4)  # 2024 partition, current writer
 
-    store.write("AAPL", "1m", new)
+    store.write("AAPL.NASDAQ", "1m", new)
     both = pd.concat([old, new])
 
-    pd.testing.assert_frame_equal(store.read("AAPL", "1m"), both, check_freq=False)
-    pd.testing.assert_frame_equal(store.read_many(["AAPL"], "1m")["AAPL"], both, check_freq=False)
-    window = store.read("AAPL", "1m", old.index[-5], new.index[5])
+    pd.testing.assert_frame_equal(store.read("AAPL.NASDAQ", "1m"), both, check_freq=False)
+    pd.testing.assert_frame_equal(
+        store.read_many(["AAPL.NASDAQ"], "1m")["AAPL.NASDAQ"], both, check_freq=False
+    )
+    window = store.read("AAPL.NASDAQ", "1m", old.index[-5], new.index[5])
     pd.testing.assert_frame_equal(window, both.iloc[235:245], check_freq=False)
 
 
@@ -104,9 +110,9 @@ def test_read_across_large_year_partitions_keeps_every_row_in_order(tmp_path):
     # Two files of > 8,192 rows each: the frame is filled chunk by chunk, not combined.
     bars = minute_bars("2023-12-25", 20 * 1440)
     store = BarStore(tmp_path / "bars")
-    store.write("SPY", "1m", bars)
+    store.write("SPY.ARCA", "1m", bars)
 
-    got = store.read("SPY", "1m")
+    got = store.read("SPY.ARCA", "1m")
 
     pd.testing.assert_frame_equal(got, bars, check_freq=False)
     assert got._mgr.nblocks == 2  # one float block, one int block: nothing left to consolidate
@@ -115,11 +121,11 @@ def test_read_across_large_year_partitions_keeps_every_row_in_order(tmp_path):
 def test_frame_without_pandas_block_constructor_is_the_same_frame(tmp_path, monkeypatch):
     store = BarStore(tmp_path / "bars")
     bars = minute_bars("2024-03-01 14:30", 500)
-    store.write("AAPL", "1m", bars)
-    with_blocks = store.read("AAPL", "1m")
+    store.write("AAPL.NASDAQ", "1m", bars)
+    with_blocks = store.read("AAPL.NASDAQ", "1m")
 
     monkeypatch.delattr(pd.api.internals, "create_dataframe_from_blocks")
-    without = store.read("AAPL", "1m")
+    without = store.read("AAPL.NASDAQ", "1m")
     without.iloc[0, 0] = -1.0
 
     pd.testing.assert_frame_equal(with_blocks, bars, check_freq=False)

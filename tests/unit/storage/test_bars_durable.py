@@ -56,7 +56,7 @@ def test_temp_file_is_fsynced_before_the_rename_and_the_directory_after(
     seen_at_rename: list[tuple[str, list[str]]] = []
     store._before_rename = lambda temp, final: seen_at_rename.append((temp, list(fsynced)))
 
-    store.write("AAPL", "1d", bars(300))  # 2023 and 2024: two partitions, then the manifest
+    store.write("AAPL.NASDAQ", "1d", bars(300))  # 2023 and 2024: two partitions, then the manifest
 
     data_files = sorted((tmp_path / "bars").rglob("*.parquet"))
     assert len(data_files) == 2 and len(seen_at_rename) == 2
@@ -72,7 +72,7 @@ def test_temp_file_is_fsynced_before_the_rename_and_the_directory_after(
 def test_directories_a_write_creates_are_fsynced_in_their_parents(
     tmp_path: Path, fsynced: list[str]
 ) -> None:
-    BarStore(tmp_path / "bars").write("MSFT", "1d", bars(20))
+    BarStore(tmp_path / "bars").write("MSFT.NASDAQ", "1d", bars(20))
     data_file = next((tmp_path / "bars").rglob("*.parquet"))
     # Every ancestor from tmp_path down to the partition directory holds a new entry.
     new_dirs = [p for p in data_file.parents if str(p).startswith(str(tmp_path / "bars"))]
@@ -83,11 +83,11 @@ def test_directories_a_write_creates_are_fsynced_in_their_parents(
 def test_fsynced_write_round_trips_and_leaves_no_temp_files(tmp_path: Path) -> None:
     store = BarStore(tmp_path / "bars")
     frame = bars(300)
-    store.write("AAPL", "1d", frame)
+    store.write("AAPL.NASDAQ", "1d", frame)
     later = bars(10, start=str(frame.index[-5].date())) + 100  # 5 days replaced, 5 new
-    store.write("AAPL", "1d", later)  # rewrites the 2024 partition in place
+    store.write("AAPL.NASDAQ", "1d", later)  # rewrites the 2024 partition in place
 
-    back = store.read("AAPL", "1d")
+    back = store.read("AAPL.NASDAQ", "1d")
     assert len(back) == 305
     np.testing.assert_allclose(back["close"].to_numpy()[:295], frame["close"].to_numpy()[:295])
     np.testing.assert_allclose(back["close"].to_numpy()[295:], later["close"].to_numpy())

@@ -46,7 +46,7 @@ frame = pd.DataFrame(
 )
 store = BarStore(root)
 store._before_rename = pause
-store.write("AAPL", "1m", frame)
+store.write("AAPL.NASDAQ", "1m", frame)
 print("FINISHED", flush=True)
 """
 
@@ -103,20 +103,20 @@ def test_writer_killed_before_rename_leaves_previous_partition_intact(tmp_path):
     root = tmp_path / "bars"
     store = BarStore(root)
     before = previous_bars()
-    store.write("AAPL", "1m", before)
-    coverage_before = store.coverage("AAPL", "1m")
+    store.write("AAPL.NASDAQ", "1m", before)
+    coverage_before = store.coverage("AAPL.NASDAQ", "1m")
 
     child, temp = run_until_paused(root, pause_at=1)
     kill(child)
 
     assert Path(temp).is_file() and Path(temp).name.startswith(".tmp-")  # killed mid-write
-    pd.testing.assert_frame_equal(store.read("AAPL", "1m"), before, check_freq=False)
-    assert BarStore(root).coverage("AAPL", "1m") == coverage_before
+    pd.testing.assert_frame_equal(store.read("AAPL.NASDAQ", "1m"), before, check_freq=False)
+    assert BarStore(root).coverage("AAPL.NASDAQ", "1m") == coverage_before
     # Generic Parquet readers skip the hidden temp file too.
     assert ds.dataset(root, partitioning="hive").to_table().num_rows == len(before)
 
     # The kernel released the dead writer's lock: the next write proceeds and sweeps the temp.
-    after = store.write("AAPL", "1m", before.iloc[:10])
+    after = store.write("AAPL.NASDAQ", "1m", before.iloc[:10])
     assert after.rows_replaced == 10
     assert not Path(temp).exists()
 
@@ -124,16 +124,16 @@ def test_writer_killed_before_rename_leaves_previous_partition_intact(tmp_path):
 def test_writer_killed_between_partitions_leaves_manifest_claiming_no_more_than_data(tmp_path):
     root = tmp_path / "bars"
     store = BarStore(root)
-    store.write("AAPL", "1m", previous_bars())
-    coverage_before = store.coverage("AAPL", "1m")
+    store.write("AAPL.NASDAQ", "1m", previous_bars())
+    coverage_before = store.coverage("AAPL.NASDAQ", "1m")
 
     child, _ = run_until_paused(root, pause_at=2)  # 2023 renamed, 2024 not yet
     kill(child)
 
-    got = store.read("AAPL", "1m")
+    got = store.read("AAPL.NASDAQ", "1m")
     assert got.index[-1] == pd.Timestamp("2023-12-31 23:59", tz="UTC")  # 2023 done
     assert got.loc["2023-06-01 00:00", "close"] == 50.0  # newer rows won
-    assert store.read("AAPL", "1m", start=pd.Timestamp("2024-01-01", tz="UTC")).empty
-    assert store.coverage("AAPL", "1m") == coverage_before  # manifest written last: not yet
-    rebuilt = store.rebuild_manifest("AAPL", "1m")
+    assert store.read("AAPL.NASDAQ", "1m", start=pd.Timestamp("2024-01-01", tz="UTC")).empty
+    assert store.coverage("AAPL.NASDAQ", "1m") == coverage_before  # manifest written last: not yet
+    rebuilt = store.rebuild_manifest("AAPL.NASDAQ", "1m")
     assert rebuilt == [(pd.Timestamp("2023-06-01", tz="UTC"), pd.Timestamp("2024-01-01", tz="UTC"))]

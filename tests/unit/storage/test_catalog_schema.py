@@ -29,7 +29,7 @@ def test_upgrade_creates_a_schema_identical_to_the_models(db_url):
     with Catalog(db_url) as catalog:
         assert catalog.revision() is None
         catalog.upgrade()
-        assert catalog.revision() == head_revision() == "0002"
+        assert catalog.revision() == head_revision() == "0003"
     assert _diff(db_url) == []
 
 
@@ -74,18 +74,39 @@ def test_migrated_database_has_exactly_the_models_check_and_unique_constraints(d
 
 
 def test_constraint_comparison_notices_what_revision_0002_adds(db_url):
-    # Guards the test above: at 0001 exactly the constraints added by 0002 are missing.
+    # Guards the test above: between 0001 and 0002 exactly 0002's constraints appear.
     with Catalog(db_url) as catalog:
         catalog.upgrade("0001")
-    checks, uniques = _named_constraints(db_url)
-    model_checks, model_uniques = _model_constraints()
-    assert model_checks - checks == {
+        before = _named_constraints(db_url)
+        catalog.upgrade("0002")
+        after = _named_constraints(db_url)
+    assert after[0] - before[0] == {
         ("orders", "ck_orders_limit_price_required"),
         ("orders", "ck_orders_stop_price_required"),
         ("positions", "ck_positions_avg_cost_nonnegative"),
     }
-    assert model_uniques - uniques == {("symbols", "uq_symbols_con_id", ("con_id",))}
-    assert checks <= model_checks and uniques <= model_uniques
+    assert after[1] - before[1] == {("symbols", "uq_symbols_con_id", ("con_id",))}
+    assert before[0] <= after[0] and before[1] <= after[1]
+
+
+def test_constraint_comparison_notices_what_revision_0003_changes(db_url):
+    # At 0002 the unique keys were bare symbols; 0003 keys them by instrument id.
+    with Catalog(db_url) as catalog:
+        catalog.upgrade("0002")
+    checks, uniques = _named_constraints(db_url)
+    model_checks, model_uniques = _model_constraints()
+    assert checks == model_checks
+    assert model_uniques - uniques == {
+        ("symbols", "uq_symbols_instrument_id", ("instrument_id",)),
+        ("collection_items", "uq_collection_items_run_id_instrument_bar_size",
+         ("run_id", "instrument", "bar_size")),
+        ("positions", "uq_positions_account_instrument", ("account", "instrument")),
+    }  # fmt: skip
+    assert uniques - model_uniques == {
+        ("collection_items", "uq_collection_items_run_id_symbol_bar_size",
+         ("run_id", "symbol", "bar_size")),
+        ("positions", "uq_positions_account_symbol", ("account", "symbol")),
+    }  # fmt: skip
 
 
 def test_downgrade_to_0001_and_back(db_url):
@@ -95,7 +116,7 @@ def test_downgrade_to_0001_and_back(db_url):
         assert catalog.revision() == "0001"
         assert _named_constraints(db_url) != _model_constraints()
         catalog.upgrade()
-        assert catalog.revision() == "0002"
+        assert catalog.revision() == "0003"
     assert _named_constraints(db_url) == _model_constraints()
 
 

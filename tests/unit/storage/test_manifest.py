@@ -72,7 +72,7 @@ def test_manifest_json_round_trip():
     manifest.add((10, 20), declared=False)
     manifest.add((20, 30), declared=True)
 
-    again = Manifest.from_json(manifest.to_json(symbol="AAPL", bar_size="1m"))
+    again = Manifest.from_json(manifest.to_json(instrument="AAPL.NASDAQ", bar_size="1m"))
 
     assert again.covered == [(10, 30)]
     assert again.declared == [(20, 30)]
@@ -83,16 +83,22 @@ def test_manifest_json_round_trip():
 
 def test_coverage_defaults_to_first_bar_to_end_of_last_and_merges_adjacent_writes(bar_store):
     bar_store.write(
-        "AAPL", "1m", bars_at(pd.date_range("2024-03-01 14:30", periods=30, freq="1min", tz="UTC"))
+        "AAPL.NASDAQ",
+        "1m",
+        bars_at(pd.date_range("2024-03-01 14:30", periods=30, freq="1min", tz="UTC")),
     )
     bar_store.write(
-        "AAPL", "1m", bars_at(pd.date_range("2024-03-01 15:00", periods=30, freq="1min", tz="UTC"))
+        "AAPL.NASDAQ",
+        "1m",
+        bars_at(pd.date_range("2024-03-01 15:00", periods=30, freq="1min", tz="UTC")),
     )
     bar_store.write(
-        "AAPL", "1m", bars_at(pd.date_range("2024-03-01 18:00", periods=10, freq="1min", tz="UTC"))
+        "AAPL.NASDAQ",
+        "1m",
+        bars_at(pd.date_range("2024-03-01 18:00", periods=10, freq="1min", tz="UTC")),
     )
 
-    assert bar_store.coverage("aapl", "1m") == [
+    assert bar_store.coverage("aapl.nasdaq", "1m") == [
         (T("2024-03-01 14:30"), T("2024-03-01 15:30")),
         (T("2024-03-01 18:00"), T("2024-03-01 18:10")),
     ]
@@ -100,34 +106,42 @@ def test_coverage_defaults_to_first_bar_to_end_of_last_and_merges_adjacent_write
 
 def test_explicit_covered_range_is_recorded_even_without_bars(bar_store):
     result = bar_store.write(
-        "AAPL", "1m", bars_at(pd.DatetimeIndex([])), covered=(T("2024-03-02"), T("2024-03-04"))
+        "AAPL.NASDAQ",
+        "1m",
+        bars_at(pd.DatetimeIndex([])),
+        covered=(T("2024-03-02"), T("2024-03-04")),
     )
 
     assert result.rows_received == 0
-    assert bar_store.coverage("AAPL", "1m") == [(T("2024-03-02"), T("2024-03-04"))]
+    assert bar_store.coverage("AAPL.NASDAQ", "1m") == [(T("2024-03-02"), T("2024-03-04"))]
 
 
 def test_covered_range_must_contain_the_batch(bar_store):
     with pytest.raises(ValidationError) as info:
         bar_store.write(
-            "AAPL", "1d", daily_bars("2024-03-05"), covered=(T("2024-03-01"), T("2024-03-05"))
+            "AAPL.NASDAQ",
+            "1d",
+            daily_bars("2024-03-05"),
+            covered=(T("2024-03-01"), T("2024-03-05")),
         )
     assert info.value.field == "covered"
-    assert bar_store.read("AAPL", "1d").empty
+    assert bar_store.read("AAPL.NASDAQ", "1d").empty
 
 
 def test_missing_or_corrupt_manifest_is_rebuilt_from_data(bar_store, tmp_path):
-    bar_store.write("AAPL", "1d", daily_bars("2024-03-04", "2024-03-05", "2024-03-07"))
-    manifest = tmp_path / "bars" / "bar_size=1d" / "symbol=AAPL" / "_manifest.json"
+    bar_store.write("AAPL.NASDAQ", "1d", daily_bars("2024-03-04", "2024-03-05", "2024-03-07"))
+    manifest = tmp_path / "bars" / "bar_size=1d" / "instrument=AAPL.NASDAQ" / "_manifest.json"
     assert manifest.is_file()
 
     manifest.write_text("{ not json")
-    assert bar_store.coverage("AAPL", "1d") == [
+    assert bar_store.coverage("AAPL.NASDAQ", "1d") == [
         (T("2024-03-04"), T("2024-03-06")),
         (T("2024-03-07"), T("2024-03-08")),
     ]
     manifest.unlink()
-    assert bar_store.rebuild_manifest("AAPL", "1d") == bar_store.coverage("AAPL", "1d")
+    assert bar_store.rebuild_manifest("AAPL.NASDAQ", "1d") == bar_store.coverage(
+        "AAPL.NASDAQ", "1d"
+    )
     assert manifest.is_file()
 
 
@@ -137,10 +151,10 @@ def test_missing_or_corrupt_manifest_is_rebuilt_from_data(bar_store, tmp_path):
 def test_daily_missing_on_nyse_skips_weekends_and_holidays(bar_store):
     # NYSE: closed 2024-12-25, 2025-01-01 and 2025-01-09 (national day of mourning).
     bar_store.write(
-        "AAPL", "1d", daily_bars("2024-12-23", "2024-12-24", "2024-12-26", "2025-01-02")
+        "AAPL.NASDAQ", "1d", daily_bars("2024-12-23", "2024-12-24", "2024-12-26", "2025-01-02")
     )
 
-    gaps = bar_store.missing("AAPL", "1d", T("2024-12-23"), T("2025-01-11"))
+    gaps = bar_store.missing("AAPL.NASDAQ", "1d", T("2024-12-23"), T("2025-01-11"))
 
     # Runs of missing sessions merge across closed days: one request per run, not per day.
     assert gaps == [
@@ -151,38 +165,40 @@ def test_daily_missing_on_nyse_skips_weekends_and_holidays(bar_store):
 
 def test_daily_missing_on_asx_uses_australian_holidays(bar_store):
     # ASX: closed 2024-12-25, 2024-12-26 (Boxing Day), 2025-01-01, 2025-01-27 (Australia Day).
-    bar_store.write("BHP", "1d", daily_bars("2024-12-23", "2024-12-24", "2024-12-27", "2025-01-24"))
+    bar_store.write(
+        "BHP.ASX", "1d", daily_bars("2024-12-23", "2024-12-24", "2024-12-27", "2025-01-24")
+    )
 
-    gaps = bar_store.missing("BHP", "1d", T("2024-12-23"), T("2025-01-29"), calendar="ASX")
+    gaps = bar_store.missing("BHP.ASX", "1d", T("2024-12-23"), T("2025-01-29"), calendar="ASX")
 
     assert gaps == [
         (T("2024-12-30"), T("2025-01-24")),
         (T("2025-01-28"), T("2025-01-29")),
     ]
-    nyse = bar_store.missing("BHP", "1d", T("2024-12-23"), T("2024-12-28"), calendar="NYSE")
+    nyse = bar_store.missing("BHP.ASX", "1d", T("2024-12-23"), T("2024-12-28"), calendar="NYSE")
     assert nyse == [(T("2024-12-26"), T("2024-12-27"))]  # Boxing Day trades in New York
 
 
 def test_daily_missing_ignores_sessions_declared_covered(bar_store):
     bar_store.write(
-        "NEW", "1d", daily_bars("2024-03-07"), covered=(T("2024-03-01"), T("2024-03-08"))
+        "NEW.NYSE", "1d", daily_bars("2024-03-07"), covered=(T("2024-03-01"), T("2024-03-08"))
     )
 
-    gaps = bar_store.missing("NEW", "1d", T("2024-02-26"), T("2024-03-12"))
+    gaps = bar_store.missing("NEW.NYSE", "1d", T("2024-02-26"), T("2024-03-12"))
 
     assert gaps == [(T("2024-02-26"), T("2024-03-01")), (T("2024-03-08"), T("2024-03-12"))]
 
 
 def test_daily_missing_reports_a_hole_inside_stored_bars(bar_store):
-    bar_store.write("AAPL", "1d", daily_bars("2024-03-04", "2024-03-06"))
+    bar_store.write("AAPL.NASDAQ", "1d", daily_bars("2024-03-04", "2024-03-06"))
 
-    assert bar_store.missing("AAPL", "1d", T("2024-03-04"), T("2024-03-07")) == [
+    assert bar_store.missing("AAPL.NASDAQ", "1d", T("2024-03-04"), T("2024-03-07")) == [
         (T("2024-03-05"), T("2024-03-06"))
     ]
 
 
 def test_missing_with_nothing_stored_is_one_range_across_a_holiday(bar_store):
-    gaps = bar_store.missing("NONE", "1d", T("2024-07-01"), T("2024-07-08"))
+    gaps = bar_store.missing("NONE.NYSE", "1d", T("2024-07-01"), T("2024-07-08"))
 
     assert gaps == [(T("2024-07-01"), T("2024-07-06"))]  # July 4th closed, inside the run
 
@@ -192,48 +208,51 @@ def test_missing_with_nothing_stored_is_one_range_across_a_holiday(bar_store):
 
 def test_intraday_missing_on_nyse_counts_early_close_as_covered(bar_store):
     # 2024-12-24 closes at 13:00 New York (18:00 UTC); 12-26 is only half fetched.
-    bar_store.write("AAPL", "1m", session_minutes("XNYS", "2024-12-23", "2024-12-24"))
+    bar_store.write("AAPL.NASDAQ", "1m", session_minutes("XNYS", "2024-12-23", "2024-12-24"))
     bar_store.write(
-        "AAPL",
+        "AAPL.NASDAQ",
         "1m",
         bars_at(pd.date_range("2024-12-26 14:30", "2024-12-26 17:59", freq="1min", tz="UTC")),
     )
 
-    gaps = bar_store.missing("AAPL", "1m", T("2024-12-23"), T("2024-12-28"))
+    gaps = bar_store.missing("AAPL.NASDAQ", "1m", T("2024-12-23"), T("2024-12-28"))
 
     assert gaps == [(T("2024-12-26 14:30"), T("2024-12-27 21:00"))]
 
 
 def test_intraday_missing_on_asx_straddles_utc_midnight(bar_store):
     # ASX sessions run 23:00-05:00 UTC in summer; 2024-12-24 closes early at 03:10 UTC.
-    bar_store.write("BHP", "5m", session_minutes("XASX", "2024-12-23", "2024-12-24").iloc[::5])
+    bar_store.write("BHP.ASX", "5m", session_minutes("XASX", "2024-12-23", "2024-12-24").iloc[::5])
 
-    gaps = bar_store.missing("BHP", "5m", T("2024-12-22"), T("2025-01-01"), calendar="ASX")
+    gaps = bar_store.missing("BHP.ASX", "5m", T("2024-12-22"), T("2025-01-01"), calendar="ASX")
 
     assert gaps == [(T("2024-12-26 23:00"), T("2024-12-31 03:10"))]  # 27, 30, 31 (early close)
 
 
 def test_intraday_missing_clips_to_the_requested_range(bar_store):
-    gaps = bar_store.missing("NONE", "1h", T("2024-03-04 16:00"), T("2024-03-04 18:00"))
+    gaps = bar_store.missing("NONE.NYSE", "1h", T("2024-03-04 16:00"), T("2024-03-04 18:00"))
 
     assert gaps == [(T("2024-03-04 16:00"), T("2024-03-04 18:00"))]
 
 
 def test_intraday_covered_range_marks_a_closed_market_fetched(bar_store):
     bar_store.write(
-        "AAPL", "1m", bars_at(pd.DatetimeIndex([])), covered=(T("2024-03-01"), T("2024-03-09"))
+        "AAPL.NASDAQ",
+        "1m",
+        bars_at(pd.DatetimeIndex([])),
+        covered=(T("2024-03-01"), T("2024-03-09")),
     )
 
-    assert bar_store.missing("AAPL", "1m", T("2024-03-01"), T("2024-03-12")) == [
+    assert bar_store.missing("AAPL.NASDAQ", "1m", T("2024-03-01"), T("2024-03-12")) == [
         (T("2024-03-11 13:30"), T("2024-03-11 20:00"))  # DST: the US is on EDT from March 10
     ]
 
 
 def test_missing_rejects_empty_or_naive_ranges(bar_store):
     with pytest.raises(ValidationError):
-        bar_store.missing("AAPL", "1d", T("2024-03-05"), T("2024-03-01"))
+        bar_store.missing("AAPL.NASDAQ", "1d", T("2024-03-05"), T("2024-03-01"))
     with pytest.raises(ValidationError) as info:
-        bar_store.missing("AAPL", "1d", pd.Timestamp("2024-03-01"), T("2024-03-05"))
+        bar_store.missing("AAPL.NASDAQ", "1d", pd.Timestamp("2024-03-01"), T("2024-03-05"))
     assert info.value.field == "start"
 
 

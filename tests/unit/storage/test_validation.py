@@ -81,14 +81,14 @@ def test_bad_daily_bar_is_rejected_naming_row_and_rule_and_nothing_is_written(
     bars = edit(good_bars())
 
     with pytest.raises(DataError) as info:
-        store.write("AAPL", "1d", bars)
+        store.write("AAPL.NASDAQ", "1d", bars)
 
     assert info.value.field == field
     assert rule in str(info.value)
     assert "2024-01-0" in str(info.value)  # names the offending row's timestamp
     assert "nothing of this batch was written" in str(info.value)
-    assert store.read("AAPL", "1d").empty
-    assert store.coverage("AAPL", "1d") == []
+    assert store.read("AAPL.NASDAQ", "1d").empty
+    assert store.coverage("AAPL.NASDAQ", "1d") == []
 
 
 def test_error_names_the_first_bad_row_and_counts_all():

@@ -1,0 +1,208 @@
+"""Instruments by canonical id; collection runs hold a lease.
+
+A ticker is not an instrument (``VEA`` is Viva Energy on the ASX and a Vanguard ETF on NYSE
+Arca), so every table that named an instrument by bare symbol now names it by its canonical
+id ``SYMBOL.VENUE`` (:mod:`core.instruments`), with IB's ``con_id`` alongside where the
+broker's records need it:
+
+- ``symbols.instrument_id`` (unique): ``symbol`` + ``.`` + the primary exchange (or the
+  routing exchange when it is not SMART). A SMART listing whose primary exchange was never
+  known gets the venue ``SMART`` until ``scizor symbols validate`` learns it from IB.
+- ``collection_items.symbol`` -> ``instrument``; ``orders``, ``executions``, ``positions``:
+  ``symbol`` -> ``instrument`` plus ``con_id``; ``backtests.symbols`` and
+  ``deployments.symbols`` -> ``instruments``. A bare symbol with exactly one listing in
+  ``symbols`` becomes that listing's id (and con_id); any other value is kept as it was, so
+  nothing is lost (history of earlier runs keeps its bare names).
+- Reverting is refused when bare symbols would merge two listings' rows.
+- ``collection_runs.owner`` and ``lease_until``: a running run's lease (see
+  :mod:`storage.catalog.collection_runs`).
+
+Refused, with nothing changed, when two ``symbols`` rows would get the same id (the same
+symbol and venue in two currencies). Literal SQL, so the revision keeps producing the same
+schema whatever the models become.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-01 22:00:00.000000
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from core.errors import StorageError
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+VENUE = (
+    "CASE WHEN primary_exchange <> '' THEN upper(primary_exchange) "
+    "WHEN upper(exchange) <> 'SMART' THEN upper(exchange) ELSE 'SMART' END"
+)
+# The one listing a bare symbol names, when it names exactly one.
+_UNIQUE_LISTING = (
+    "(SELECT s.{col} FROM symbols s WHERE s.symbol = upper({table}.symbol) "
+    "AND (SELECT count(*) FROM symbols s2 WHERE s2.symbol = upper({table}.symbol)) = 1)"
+)
+
+
+def _refuse_clashing_ids() -> None:
+    rows = op.get_bind().execute(
+        sa.text(
+            f"SELECT upper(symbol) || '.' || {VENUE} AS iid FROM symbols "
+            "GROUP BY iid HAVING count(*) > 1 ORDER BY iid"
+        )
+    )
+    clashes = [str(r[0]) for r in rows]
+    if clashes:
+        raise StorageError(
+            "cannot migrate the catalog to revision 0003: these instrument ids would name "
+            f"several symbols rows ({', '.join(clashes)}): delete the duplicate listings "
+            "(scizor symbols remove) and run the upgrade again; nothing was changed"
+        )
+
+
+def _symbol_to_instrument(table: str, *, con_id: bool) -> None:
+    """Add ``instrument`` (and ``con_id``) to ``table`` filled from its bare ``symbol``."""
+    with op.batch_alter_table(table) as batch:
+        batch.add_column(sa.Column("instrument", sa.String(48), nullable=True))
+        if con_id:
+            batch.add_column(sa.Column("con_id", sa.BigInteger(), nullable=True))
+    listing_id = _UNIQUE_LISTING.format(col="instrument_id", table=table)
+    sets = [f"instrument = COALESCE({listing_id}, upper(symbol))"]
+    if con_id:
+        sets.append(f"con_id = {_UNIQUE_LISTING.format(col='con_id', table=table)}")
+    op.execute(f"UPDATE {table} SET {', '.join(sets)}")
+
+
+def _json_lists(table: str) -> None:
+    """``symbols`` JSON lists -> ``instruments``, bare symbols mapped where unambiguous."""
+    connection = op.get_bind()
+    with op.batch_alter_table(table) as batch:
+        batch.add_column(sa.Column("instruments", sa.JSON(), nullable=True))
+    unique: dict[str, str] = dict(
+        connection.execute(
+            sa.text(
+                "SELECT symbol, min(instrument_id) FROM symbols GROUP BY symbol "
+                "HAVING count(*) = 1"
+            )
+        ).all()
+    )
+    for row_id, raw in connection.execute(sa.text(f"SELECT id, symbols FROM {table}")).all():
+        names = json.loads(raw) if isinstance(raw, str) else list(raw or [])
+        mapped = [unique.get(str(n).upper(), str(n).upper()) for n in names]
+        update = sa.text(f"UPDATE {table} SET instruments = :v WHERE id = :id").bindparams(
+            sa.bindparam("v", type_=sa.JSON())
+        )
+        connection.execute(update, {"v": mapped, "id": row_id})
+    with op.batch_alter_table(table) as batch:
+        batch.alter_column("instruments", existing_type=sa.JSON(), nullable=False)
+        batch.drop_column("symbols")
+
+
+def upgrade() -> None:
+    """Apply this revision."""
+    _refuse_clashing_ids()
+    with op.batch_alter_table("symbols") as batch:
+        batch.add_column(sa.Column("instrument_id", sa.String(48), nullable=True))
+    op.execute(f"UPDATE symbols SET instrument_id = upper(symbol) || '.' || {VENUE}")
+    with op.batch_alter_table("symbols") as batch:
+        batch.alter_column("instrument_id", existing_type=sa.String(48), nullable=False)
+        batch.create_unique_constraint(op.f("uq_symbols_instrument_id"), ["instrument_id"])
+
+    _symbol_to_instrument("collection_items", con_id=False)
+    with op.batch_alter_table("collection_items") as batch:
+        batch.drop_constraint(op.f("uq_collection_items_run_id_symbol_bar_size"), type_="unique")
+        batch.drop_column("symbol")
+        batch.alter_column("instrument", existing_type=sa.String(48), nullable=False)
+        batch.create_unique_constraint(
+            op.f("uq_collection_items_run_id_instrument_bar_size"),
+            ["run_id", "instrument", "bar_size"],
+        )
+    with op.batch_alter_table("collection_runs") as batch:
+        batch.add_column(sa.Column("owner", sa.String(200), nullable=True))
+        batch.add_column(sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True))
+
+    for table in ("orders", "executions", "positions"):
+        _symbol_to_instrument(table, con_id=True)
+    for table in ("orders", "executions"):
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("symbol")
+            batch.alter_column("instrument", existing_type=sa.String(48), nullable=False)
+    with op.batch_alter_table("positions") as batch:
+        batch.drop_constraint(op.f("uq_positions_account_symbol"), type_="unique")
+        batch.drop_column("symbol")
+        batch.alter_column("instrument", existing_type=sa.String(48), nullable=False)
+        batch.create_unique_constraint(
+            op.f("uq_positions_account_instrument"), ["account", "instrument"]
+        )
+    for table in ("backtests", "deployments"):
+        _json_lists(table)
+
+
+def _bare(column: str) -> str:
+    """SQL for the symbol part of an id (everything before the '.'; ids have one)."""
+    if op.get_bind().dialect.name == "postgresql":
+        return f"split_part({column}, '.', 1)"
+    dot = f"instr({column}, '.')"
+    return f"CASE WHEN {dot} > 0 THEN substr({column}, 1, {dot} - 1) ELSE {column} END"
+_CLASHES = (
+    ("collection_items", "run_id || ':' || bar_size"),
+    ("positions", "account"),
+)
+
+
+def _back_to_symbol(table: str, *, con_id: bool) -> None:
+    with op.batch_alter_table(table) as batch:
+        batch.add_column(sa.Column("symbol", sa.String(32), nullable=True))
+    op.execute(f"UPDATE {table} SET symbol = {_bare('instrument')}")
+    with op.batch_alter_table(table) as batch:
+        batch.drop_column("instrument")
+        if con_id:
+            batch.drop_column("con_id")
+        batch.alter_column("symbol", existing_type=sa.String(32), nullable=False)
+
+
+def downgrade() -> None:
+    """Revert this revision; refused when bare symbols would merge two listings' rows."""
+    connection = op.get_bind()
+    for table, key in _CLASHES:
+        bare = _bare("instrument")
+        clash = connection.execute(
+            sa.text(f"SELECT {key}, {bare} FROM {table} GROUP BY 1, 2 HAVING count(*) > 1")
+        ).first()
+        if clash is not None:
+            raise StorageError(
+                f"cannot revert revision 0003: {table} holds two listings of {clash[1]} that "
+                "bare symbols cannot tell apart; restore a backup from before the upgrade"
+            )
+    for table in ("backtests", "deployments"):
+        with op.batch_alter_table(table) as batch:
+            batch.alter_column("instruments", new_column_name="symbols")
+    with op.batch_alter_table("positions") as batch:
+        batch.drop_constraint(op.f("uq_positions_account_instrument"), type_="unique")
+    for table in ("orders", "executions", "positions"):
+        _back_to_symbol(table, con_id=True)
+    with op.batch_alter_table("positions") as batch:
+        batch.create_unique_constraint(op.f("uq_positions_account_symbol"), ["account", "symbol"])
+    with op.batch_alter_table("collection_runs") as batch:
+        batch.drop_column("lease_until")
+        batch.drop_column("owner")
+    with op.batch_alter_table("collection_items") as batch:
+        batch.drop_constraint(
+            op.f("uq_collection_items_run_id_instrument_bar_size"), type_="unique"
+        )
+    _back_to_symbol("collection_items", con_id=False)
+    with op.batch_alter_table("collection_items") as batch:
+        batch.create_unique_constraint(
+            op.f("uq_collection_items_run_id_symbol_bar_size"), ["run_id", "symbol", "bar_size"]
+        )
+    with op.batch_alter_table("symbols") as batch:
+        batch.drop_constraint(op.f("uq_symbols_instrument_id"), type_="unique")
+        batch.drop_column("instrument_id")
