@@ -37,21 +37,12 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 from strategies import _kernels as k
 from strategies import metrics
-from strategies.engine import (
-    _costs,
-    _ohlc_columns,
-    _seeded_cache,
-    _trade_returns,
-    _validated,
-    periods_per_year,
-    prepare,
-    run_backtest,
-    run_batch,
-    simulate,
-    sizing,
-    trades_frame,
-)
+from strategies.bars import bar_values, ohlc_columns
+from strategies.engine import run_backtest, run_batch
 from strategies.indicators import sma
+from strategies.results import trade_returns, trades_frame
+from strategies.simulation import prepare, run_costs, seeded_cache, simulate
+from strategies.sizing import periods_per_year, sizing
 
 
 def random_walk(n: int, *, seed: int, freq: str) -> pd.DataFrame:
@@ -136,9 +127,16 @@ def full_backtest(bars: pd.DataFrame) -> Any:
 def signals_and_fills(bars: pd.DataFrame) -> Any:
     """Run (a) without building stats or pandas outputs: validation, targets, numba fills."""
     strat, p = prepare("sma_cross", {"fast": 10, "slow": 30}, None)
-    frame, values = _validated(bars)
-    target = strat.target(frame, p, indicators=_seeded_cache(frame, values), resolved=True)
-    costs = _costs(0.001, 0.0, strat, None, None, 1.0)
+    frame, values = bar_values(bars)
+    target = strat.target(frame, p, indicators=seeded_cache(frame, values), resolved=True)
+    costs = run_costs(
+        strat,
+        commission=0.001,
+        slippage_bps=0.0,
+        stop_loss_pct=None,
+        take_profit_pct=None,
+        margin=1.0,
+    )
     scale, mode = sizing(1.0, values[:, 3], periods_per_year=periods_per_year(frame.index))
     return simulate(
         frame,
@@ -148,7 +146,7 @@ def signals_and_fills(bars: pd.DataFrame) -> Any:
         cash=1e5,
         costs=costs,
         fill="next_open",
-        prices=_ohlc_columns(values),
+        prices=ohlc_columns(values),
     )
 
 
@@ -164,7 +162,7 @@ def breakdown(bars: pd.DataFrame) -> dict[str, float]:
             benchmark=frame["close"].to_numpy(),
             positions=positions,
             pnl=rows[:, k.T_PNL],
-            return_pct=_trade_returns(rows),
+            return_pct=trade_returns(rows),
             held_bars=rows[:, k.T_EXIT_IDX] - rows[:, k.T_ENTRY_IDX],
             periods_per_year=periods_per_year(frame.index),
         ),

@@ -28,26 +28,10 @@ import numpy as np
 import pandas as pd
 
 from core.errors import ParameterError
+from strategies import indicators
 
 T = TypeVar("T")
 COLUMNS = ("open", "high", "low", "close", "volume")
-
-
-def finite_number(value: Any, name: str, *, field: str | None = None) -> float:
-    """Return ``value`` as a float, or raise ParameterError unless it is a finite real.
-
-    ``name`` is how the message names the value; ``field`` the error's field (``name``
-    when None).
-    """
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ParameterError(f"{name} must be a number, got {value!r}", field=field or name)
-    try:
-        out = float(value)
-    except OverflowError:  # an int beyond float range
-        out = math.inf
-    if not math.isfinite(out):
-        raise ParameterError(f"{name} must be finite, got {value!r}", field=field or name)
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,8 +172,6 @@ class IndicatorCache:
 
     def __call__(self, name: str, *args: Any, **params: Any) -> Any:
         """Return indicator ``name``; string arguments name columns, the rest are params."""
-        from strategies import indicators  # kept lazy: a sibling module
-
         key = ("indicator", name, args, tuple(sorted(params.items())) if params else ())
         if key not in self._memo:
             values = [self.column(a) if isinstance(a, str) else a for a in args]

@@ -3,7 +3,7 @@
 Targets come from the strategy's ``targets_batch`` (vectorized where the strategy has one,
 else one ``target`` call per set over a shared indicator cache); a parallel kernel runs each
 set through the engine's own simulation loop, and another reduces each equity curve to the
-batch metrics. Sets go through in chunks, so at most two ``_CHUNK`` x bars float matrices
+batch metrics. Sets go through in chunks, so at most two ``CHUNK`` x bars float matrices
 (targets and equity, ~20 MB each for 2,520 bars) are alive at once.
 """
 
@@ -15,25 +15,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from strategies import _kernels as k
 from strategies import _metric_kernels as mk
+from strategies.bars import bar_values, ohlc_columns
 from strategies.base import Strategy
-from strategies.engine import (
-    Commission,
-    Fill,
-    Size,
-    _costs,
-    _ohlc_columns,
-    _seeded_cache,
-    _validated,
-    bars_per_year,
-    check_account,
-    prepare,
-    sizing,
-)
+from strategies.costs import CommissionSpec, check_account
 from strategies.metrics import BATCH_KEYS
+from strategies.simulation import Fill, prepare, run_costs, seeded_cache, simulate_sets
+from strategies.sizing import Size, bars_per_year, sizing
 
-_CHUNK = 1024  # parameter sets per kernel call: 1024 x 2,520 bars of targets is ~20 MB
+CHUNK = 1024  # parameter sets per kernel call: 1024 x 2,520 bars of targets is ~20 MB
 
 
 def run_batch(
@@ -42,7 +32,7 @@ def run_batch(
     param_sets: Sequence[Mapping[str, Any]],
     *,
     cash: float = 100_000.0,
-    commission: float | str | Commission = 0.0,
+    commission: CommissionSpec = 0.0,
     slippage_bps: float = 0.0,
     fill: Fill = "next_open",
     size: Size = 1.0,
@@ -80,38 +70,40 @@ def run_batch(
         :func:`strategies.metrics.batch_stats`, then ``n_trades``, ``win_rate_pct`` and
         ``profit_factor`` of closed trades.
     """
-    frame, values = _validated(bars)
+    frame, values = bar_values(bars)
     strat, _ = prepare(strategy, None, allow_short)
     resolved = [prepare(strat, ps, allow_short)[1] for ps in param_sets]
-    costs = _costs(commission, slippage_bps, strat, stop_loss_pct, take_profit_pct, margin)
+    costs = run_costs(
+        strat,
+        commission=commission,
+        slippage_bps=slippage_bps,
+        stop_loss_pct=stop_loss_pct,
+        take_profit_pct=take_profit_pct,
+        margin=margin,
+    )
     ppy = bars_per_year(frame.index, periods_per_year)
     scale, mode = sizing(size, values[:, 3], periods_per_year=ppy)
     check_account(cash, fill)
-    prices = _ohlc_columns(values)
-    ok = np.ones((len(frame), 1), dtype=np.bool_)
-    cache = _seeded_cache(frame, values)
+    prices = ohlc_columns(values)
+    cache = seeded_cache(frame, values)
     parts = []
-    for start in range(0, len(resolved), _CHUNK):
-        chunk = resolved[start : start + _CHUNK]
+    for start in range(0, len(resolved), CHUNK):
+        chunk = resolved[start : start + CHUNK]
         targets = strat.targets_batch(frame, chunk, cache)
-        equity = np.empty((len(chunk), len(frame)))
-        kernel: Any = k.simulate_batch  # a numba dispatcher: typed by its arguments
-        n_tr, n_win, g_win, g_loss = kernel(
-            *prices,
-            ok,
-            np.ascontiguousarray(targets.T),  # Fortran-ordered targets: no copy
-            np.ascontiguousarray(scale[:, None]),
+        equity, counts = simulate_sets(
+            prices,
+            targets,
+            scale,
             mode,
-            float(cash),
-            costs,
-            fill == "close",
-            bool(finalize_trades),
-            equity,
+            cash=cash,
+            costs=costs,
+            fill=fill,
+            finalize=finalize_trades,
         )
         del targets
         stats = mk.batch_core(equity, float(ppy))
         del equity
-        parts.append(_rows(chunk, stats, n_tr, n_win, g_win, g_loss))
+        parts.append(_rows(chunk, stats, *counts))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from core.errors import ParameterError
 from strategies import indicator_kernels as _k
-from strategies.base import finite_number
+from strategies.checks import finite_number
 
 __all__ = [
     "adx",

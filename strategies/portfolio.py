@@ -27,20 +27,12 @@ import pandas as pd
 
 from core.errors import DataError, ParameterError
 from strategies import metrics
+from strategies.bars import validate_bars
 from strategies.base import COLUMNS, Strategy
-from strategies.engine import (
-    BacktestResult,
-    Commission,
-    Fill,
-    Size,
-    _costs,
-    bars_per_year,
-    prepare,
-    simulate,
-    sizing,
-    trades_frame,
-    validate_bars,
-)
+from strategies.costs import CommissionSpec
+from strategies.results import BacktestResult, trades_frame
+from strategies.simulation import Fill, prepare, run_costs, simulate
+from strategies.sizing import Size, bars_per_year, sizing
 
 
 def run_portfolio(
@@ -50,7 +42,7 @@ def run_portfolio(
     *,
     weights: str | Mapping[str, float] | None = "equal",
     cash: float = 100_000.0,
-    commission: float | str | Commission = 0.0,
+    commission: CommissionSpec = 0.0,
     slippage_bps: float = 0.0,
     fill: Fill = "next_open",
     size: Size = 1.0,
@@ -109,7 +101,14 @@ def run_portfolio(
     w = _weights(weights, symbols)
     parts = [sizing(size, prices[3][:, j], periods_per_year=ppy) for j in range(len(symbols))]
     scale = np.column_stack([part[0] * (1.0 if part[1] else w[j]) for j, part in enumerate(parts)])
-    costs = _costs(commission, slippage_bps, strat, stop_loss_pct, take_profit_pct, margin)
+    costs = run_costs(
+        strat,
+        commission=commission,
+        slippage_bps=slippage_bps,
+        stop_loss_pct=stop_loss_pct,
+        take_profit_pct=take_profit_pct,
+        margin=margin,
+    )
     frame = pd.DataFrame(index=index)
     values, positions, rows = simulate(
         frame,

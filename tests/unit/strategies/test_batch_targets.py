@@ -76,7 +76,7 @@ def test_long_only_override_clips_batch_targets_of_a_strategy_without_allow_shor
 def test_run_batch_spans_several_chunks_and_keeps_row_order(bars, monkeypatch):
     from strategies import batch
 
-    monkeypatch.setattr(batch, "_CHUNK", 4)
+    monkeypatch.setattr(batch, "CHUNK", 4)
     sets = [{"fast": f, "slow": s} for f, s in itertools.combinations(range(3, 9), 2)]
     table = run_batch(bars, "sma_cross", sets, fill="close")
     assert table[["fast", "slow"]].to_dict("records") == sets
