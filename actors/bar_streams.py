@@ -13,21 +13,19 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ib_async
 import pandas as pd
 
 from actors import ib_convert as conv
 from actors.history_plan import largest_duration
+from actors.ib_link import IBLink
 from actors.pacing import Priority, RequestKey
 from core.barsize import BarSize, bar_size
 from core.errors import NotFound
 from core.ibrules import Duration
 from core.types import Instrument
-
-if TYPE_CHECKING:
-    from actors.gateway_service import GatewayService
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +52,10 @@ class _Stream:
 
 
 class BarStreams:
-    """The live bar streams of one :class:`actors.gateway_service.GatewayService`."""
+    """The live bar streams of one gateway connection."""
 
-    def __init__(self, service: GatewayService) -> None:
-        self._svc = service
+    def __init__(self, link: IBLink) -> None:
+        self._link = link
         self._streams: dict[str, _Stream] = {}
 
     def __len__(self) -> int:
@@ -112,7 +110,7 @@ class BarStreams:
         """Return what the stream is and how often it has been (re)subscribed."""
         s = self._get(stream_id)
         return {
-            "symbol": s.instrument.symbol,
+            "instrument": s.instrument.id,
             "bar_size": s.bar.name,
             "subscriptions": s.subscriptions,
             "last_ts": s.last_ts,
@@ -131,7 +129,7 @@ class BarStreams:
                 log.exception("re-subscribing stream %s failed", stream_id)
 
     async def _subscribe(self, stream: _Stream) -> None:
-        svc = self._svc
+        link = self._link
         contract = conv.to_contract(stream.instrument)
         duration = stream_duration(stream.bar)
         key = RequestKey(
@@ -144,7 +142,7 @@ class BarStreams:
         )
 
         async def send() -> ib_async.BarDataList:
-            return await svc.ib.reqHistoricalDataAsync(
+            return await link.ib.reqHistoricalDataAsync(
                 contract,
                 endDateTime="",
                 durationStr=str(duration),
@@ -155,16 +153,16 @@ class BarStreams:
                 keepUpToDate=True,
             )
 
-        stream.bars = await svc.paced_request("stream", send, key=key, priority=Priority.LIVE)
+        stream.bars = await link.paced_request("stream", send, key=key, priority=Priority.LIVE)
         stream.subscriptions += 1
 
     def _cancel(self, stream: _Stream) -> None:
         bars, stream.bars = stream.bars, None
-        if bars is None or not self._svc.ib.isConnected():
+        if bars is None or not self._link.ib.isConnected():
             return
         # the subscription may have died with the old socket
         with contextlib.suppress(ConnectionError, KeyError):
-            self._svc.ib.cancelHistoricalData(bars)
+            self._link.ib.cancelHistoricalData(bars)
 
     def _get(self, stream_id: str) -> _Stream:
         try:

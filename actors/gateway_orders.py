@@ -1,75 +1,101 @@
-"""Orders through the gateway: send once, wait for IB's first answer, detect rejections."""
+"""Orders through the gateway: send once, wait for IB's first answer, detect rejections.
+
+An order names its listing by canonical id (and conId when known); :class:`OrderDesk`
+resolves that to the one IB contract (qualified by conId when the order carries one) before
+anything is sent, so an order for ``VEA.ASX`` can never reach NYSE Arca's ``VEA``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import dataclasses
 
 import ib_async
 
 from actors import ib_convert as conv
-from actors.pacing import Priority
-from core.errors import NotConnected, NotFound, OrderRejected
-from core.types import Order
-
-if TYPE_CHECKING:
-    from actors.gateway_service import GatewayService
+from actors.contract_resolver import ContractResolver
+from actors.contracts import instrument_for_id
+from actors.ib_link import IBLink
+from core.errors import Conflict, NotFound, OrderRejected
+from core.types import Instrument, Order
 
 _PENDING = frozenset({"PendingSubmit", "ApiPending"})
 
 
-async def place(svc: GatewayService, order: Order, *, wait: float) -> conv.OrderAck:
-    """Send ``order`` once (never retried) and return its state after IB's first answer.
+class OrderDesk:
+    """Place, cancel and look up orders over one :class:`actors.ib_link.IBLink`.
 
-    Raises:
-        OrderRejected: if IB refused the order.
-        NotConnected: if there is no connection.
+    Args:
+        link: The paced request path.
+        resolver: Resolves an order's canonical id and conId to its IB contract.
     """
-    inst = svc.known_instrument(order.symbol)
-    await svc.conn.ensure_connected(svc.request_timeout)
-    async with svc.pacer.message(Priority.LIVE):
-        svc.observer.request("place_order")
-        try:
-            trade = svc.ib.placeOrder(
-                conv.to_contract(inst), conv.to_ib_order(order, account=svc.account)
+
+    def __init__(self, link: IBLink, resolver: ContractResolver) -> None:
+        self._link = link
+        self._resolver = resolver
+
+    async def place(self, order: Order, *, wait: float) -> conv.OrderAck:
+        """Send ``order`` once (never retried) and return its state after IB's first answer.
+
+        Raises:
+            OrderRejected: if IB refused the order.
+            NotConnected: if there is no connection.
+            NotFound: if IB has no such listing.
+            Conflict: if the order's conId belongs to another listing.
+        """
+        inst = await self.listing(order)
+        contract = conv.to_contract(inst)
+        ib_order = conv.to_ib_order(order, account=self._link.account)
+        async with self._link.live_message("place_order"):
+            trade = self._link.ib.placeOrder(contract, ib_order)
+        await _settled(trade, wait)
+        ack = conv.trade_ack(trade, instrument=inst.id)
+        reason = _rejection(trade)
+        if reason:
+            raise OrderRejected(
+                f"IB rejected order {ack.order_id} ({order.side} {order.quantity} "
+                f"{order.instrument}): {reason}"
             )
-        except ConnectionError as exc:
-            raise NotConnected(f"order not sent: connection lost ({exc})") from exc
-    await _settled(trade, wait)
-    ack = conv.trade_ack(trade)
-    reason = _rejection(trade)
-    if reason:
-        raise OrderRejected(
-            f"IB rejected order {ack.order_id} ({order.side} {order.quantity} "
-            f"{order.symbol}): {reason}"
-        )
-    return ack
+        return ack
 
+    async def listing(self, order: Order) -> Instrument:
+        """Return the qualified listing ``order`` is for (by conId when it has one).
 
-async def cancel(svc: GatewayService, order_id: int) -> conv.OrderAck:
-    """Ask IB to cancel order ``order_id``; return its state.
+        Raises:
+            NotFound: if IB has no such listing.
+            Conflict: if the conId is another listing's.
+        """
+        wanted = dataclasses.replace(instrument_for_id(order.instrument), con_id=order.con_id)
+        inst = await self._resolver.resolve(wanted)
+        if inst.id != order.instrument:
+            raise Conflict(f"order for {order.instrument} resolved to {inst.id}; not sent")
+        return inst
 
-    Raises:
-        NotFound: if this session knows no such order.
-    """
-    trade = find(svc.ib, order_id)
-    await svc.conn.ensure_connected(svc.request_timeout)
-    async with svc.pacer.message(Priority.LIVE):
-        svc.observer.request("cancel_order")
-        svc.ib.cancelOrder(trade.order)
-    return conv.trade_ack(trade)
+    async def cancel(self, order_id: int) -> conv.OrderAck:
+        """Ask IB to cancel order ``order_id``; return its state.
 
+        Raises:
+            NotFound: if this session knows no such order.
+        """
+        trade = self.trade(order_id)
+        async with self._link.live_message("cancel_order"):
+            self._link.ib.cancelOrder(trade.order)
+        return await self.ack(trade)
 
-def find(ib: ib_async.IB, order_id: int) -> ib_async.Trade:
-    """Return the trade of order ``order_id`` in this session.
+    async def ack(self, trade: ib_async.Trade) -> conv.OrderAck:
+        """Return where ``trade`` stands, its listing named by canonical id."""
+        return conv.trade_ack(trade, instrument=await self._resolver.instrument_id(trade.contract))
 
-    Raises:
-        NotFound: if there is none.
-    """
-    for trade in ib.trades():
-        if trade.order.orderId == order_id:
-            return trade
-    raise NotFound(f"order {order_id} is unknown to this gateway session")
+    def trade(self, order_id: int) -> ib_async.Trade:
+        """Return the trade of order ``order_id`` in this session.
+
+        Raises:
+            NotFound: if there is none.
+        """
+        for trade in self._link.ib.trades():
+            if trade.order.orderId == order_id:
+                return trade
+        raise NotFound(f"order {order_id} is unknown to this gateway session")
 
 
 async def _settled(trade: ib_async.Trade, wait: float) -> None:

@@ -20,34 +20,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import ib_async
 import pandas as pd
 
-from actors import gateway_orders
 from actors import ib_convert as conv
 from actors.bar_streams import BarStreams
+from actors.contract_resolver import ContractResolver
+from actors.contracts import ContractBook
 from actors.gateway_health import GatewayHealth, GatewayObserver, NoObserver
+from actors.gateway_orders import OrderDesk
 from actors.history_plan import Chunk, check_range, plan_chunks
 from actors.ib_connection import Backoff, IBConnection
+from actors.ib_link import IBLink
 from actors.pacing import GrantEvent, Pacer, PacingRules, Priority, RequestKey
 from core.barsize import BarSize, bar_size
 from core.clock import Clock, RealClock
-from core.errors import (
-    BrokerError,
-    NotConnected,
-    NotFound,
-    PacingViolation,
-    ScizorError,
-)
+from core.errors import BrokerError
 from core.settings import IBSettings, Settings
 from core.types import Fill, Instrument, Order, Position
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 DEFAULT_MARGIN_S = 0.25
@@ -89,10 +85,6 @@ class GatewayService:
         ib = settings.ib if isinstance(settings, Settings) else settings
         self._clock = clock or RealClock()
         self.observer: GatewayObserver = observer or NoObserver()
-        self._time_scale = time_scale
-        self.request_timeout = request_timeout
-        self._retries = retries
-        self._violation_backoff_s = violation_backoff_s
         self.pacer = Pacer(
             self._clock,
             rules=rules or PacingRules.ibkr(margin_s=DEFAULT_MARGIN_S),
@@ -112,10 +104,26 @@ class GatewayService:
             on_connected=lambda up: self.observer.connected(up),
         )
         self.ib = self.conn.ib
-        self.streams = BarStreams(self)
+        self.link = IBLink(
+            conn=self.conn,
+            pacer=self.pacer,
+            observer=self.observer,
+            clock=self._clock,
+            account=ib.account or "",
+            request_timeout=request_timeout,
+            retries=retries,
+            violation_backoff_s=violation_backoff_s,
+            time_scale=time_scale,
+        )
+        self.contracts = ContractResolver(self.link, ContractBook())
+        self.orders = OrderDesk(self.link, self.contracts)
+        self.streams = BarStreams(self.link)
         self.conn.on_restore(self.streams.resubscribe)
-        self._contracts: dict[str, Instrument] = {}
-        self.account = ib.account or ""
+
+    @property
+    def request_timeout(self) -> float:
+        """Seconds one request (or a wait for reconnection) may take."""
+        return self.link.request_timeout
 
     # --- connection ---------------------------------------------------------------------------
 
@@ -157,59 +165,34 @@ class GatewayService:
     # --- contracts ----------------------------------------------------------------------------
 
     async def qualify(self, items: Iterable[str | Instrument]) -> dict[str, Instrument | None]:
-        """Look each symbol up at IB; unknown or ambiguous symbols map to None.
+        """Look each item up at IB; unknown or ambiguous items map to None.
 
-        Unknown symbols are recorded in the health record (error 200).
+        Items are canonical ids (``VEA.ASX``), bare symbols, or instruments; the result is
+        keyed by the string as given or the instrument's id (its symbol when it names no
+        venue). Unknown symbols are recorded in the health record (error 200).
         """
-        wanted = [i if isinstance(i, Instrument) else Instrument(symbol=i) for i in items]
-        found = await asyncio.gather(*(self._qualify_one(i) for i in wanted))
-        return {i.symbol: f for i, f in zip(wanted, found, strict=True)}
-
-    async def _qualify_one(self, instrument: Instrument) -> Instrument | None:
-        try:
-            details = await self._details(instrument)
-        except NotFound:
-            return None
-        matches = [d for d in details if _matches(d, instrument)] or details
-        if len(matches) != 1:
-            log.warning("ambiguous contract %s: %d matches", instrument.symbol, len(matches))
-            return None
-        qualified = conv.from_details(matches[0], sec_type=instrument.sec_type)
-        self._contracts[instrument.symbol] = qualified
-        return qualified
+        return await self.contracts.qualify(items)
 
     async def resolve(self, instrument: Instrument | str) -> Instrument:
-        """Return ``instrument`` with its conId, qualifying it at IB once if needed.
+        """Return the one listing ``instrument`` names, with its conId (asking IB once).
 
         Raises:
-            NotFound: if IB has no such contract or the symbol is ambiguous.
+            NotFound: if IB has no such listing.
+            AmbiguousInstrument: if a bare symbol names several listings.
+            Conflict: if a given conId is another listing's.
         """
-        inst = instrument if isinstance(instrument, Instrument) else Instrument(symbol=instrument)
-        if inst.con_id:
-            return inst
-        known = self._contracts.get(inst.symbol) or await self._qualify_one(inst)
-        if known is None:
-            raise NotFound(f"IB has no single contract for {inst.symbol!r}; check the symbol")
-        return known
+        return await self.contracts.resolve(instrument)
 
     async def contract_details(self, instrument: Instrument | str) -> dict[str, Any]:
-        """Return IB's contract details for ``instrument`` as a plain record.
+        """Return IB's contract details of ``instrument`` as a plain record.
+
+        The record carries the canonical ``instrument`` id and IB's ``con_id``.
 
         Raises:
             NotFound: if IB has no such contract (error 200).
+            AmbiguousInstrument: if a bare symbol names several listings.
         """
-        inst = instrument if isinstance(instrument, Instrument) else Instrument(symbol=instrument)
-        details = await self._details(inst)
-        return conv.details_record(details[0])
-
-    async def _details(self, instrument: Instrument) -> list[ib_async.ContractDetails]:
-        contract = conv.to_contract(instrument)
-        details = await self.paced_request(
-            "contract_details", lambda: self.ib.reqContractDetailsAsync(contract)
-        )
-        if not details:
-            raise NotFound(f"IB has no contract for {instrument.symbol!r}; check the symbol")
-        return list(details)
+        return await self.contracts.contract_details(instrument)
 
     # --- history -------------------------------------------------------------------------------
 
@@ -233,13 +216,13 @@ class GatewayService:
         Raises:
             ValidationError: for a bad bar size or range.
             NotFound: for an unknown contract (error 200).
+            AmbiguousInstrument: if a bare symbol names several listings.
             PacingViolation: if IB still refuses after the retries (error 162).
             BrokerError: for any other IB error.
         """
         bar = _bar_size(bar_size)
         check_range(start, end)
-        inst = instrument if isinstance(instrument, Instrument) else Instrument(symbol=instrument)
-        contract = conv.to_contract(self._contracts.get(inst.symbol, inst))
+        contract = conv.to_contract(await self.resolve(instrument))
         chunks = plan_chunks(bar, start, end)
         frames = await asyncio.gather(
             *(
@@ -292,7 +275,7 @@ class GatewayService:
                 raise BrokerError(0, f"historical request for {key} timed out; retry later")
             return list(bars)
 
-        bars = await self.paced_request("historical", fetch, key=key, priority=priority)
+        bars = await self.link.paced_request("historical", fetch, key=key, priority=priority)
         return conv.bars_to_frame(bars)
 
     # --- market data ---------------------------------------------------------------------------
@@ -312,10 +295,11 @@ class GatewayService:
             )
             return tickers[0]
 
-        t = await self.paced_request("snapshot", fetch, priority=Priority.LIVE)
+        t = await self.link.paced_request("snapshot", fetch, priority=Priority.LIVE)
         p = conv.price_or_none
         return {
-            "symbol": inst.symbol,
+            "instrument": inst.id,
+            "con_id": inst.con_id,
             "bid": p(t.bid),
             "ask": p(t.ask),
             "last": p(t.last),
@@ -345,15 +329,17 @@ class GatewayService:
     # --- orders and account ----------------------------------------------------------------------
 
     async def place_order(self, order: Order, *, wait: float = 5.0) -> conv.OrderAck:
-        """Send ``order`` and return where it stands once IB has acknowledged it.
+        """Send ``order`` to the listing its id and conId name; return IB's first answer.
 
         Never retried after sending (an order must not be sent twice).
 
         Raises:
             OrderRejected: if IB rejects the order.
             NotConnected: if there is no connection.
+            NotFound: if IB has no such listing.
+            Conflict: if the order's conId is another listing's.
         """
-        return await gateway_orders.place(self, order, wait=wait)
+        return await self.orders.place(order, wait=wait)
 
     async def order_status(self, order_id: int) -> conv.OrderAck:
         """Return where order ``order_id`` stands.
@@ -361,7 +347,7 @@ class GatewayService:
         Raises:
             NotFound: if this session knows no such order.
         """
-        return conv.trade_ack(gateway_orders.find(self.ib, order_id))
+        return await self.orders.ack(self.orders.trade(order_id))
 
     async def cancel_order(self, order_id: int) -> conv.OrderAck:
         """Ask IB to cancel order ``order_id`` and return its state.
@@ -369,75 +355,31 @@ class GatewayService:
         Raises:
             NotFound: if this session knows no such order.
         """
-        return await gateway_orders.cancel(self, order_id)
+        return await self.orders.cancel(order_id)
 
     async def positions(self) -> list[Position]:
-        """Return current positions of every account."""
-        found = await self.paced_request("positions", self.ib.reqPositionsAsync)
-        return [conv.to_position(p) for p in found]
+        """Return current positions of every account, each named by canonical id."""
+        found = await self.link.paced_request("positions", self.ib.reqPositionsAsync)
+        return [
+            conv.to_position(p, instrument=await self.contracts.instrument_id(p.contract))
+            for p in found
+        ]
 
     async def executions(self) -> list[Fill]:
         """Return today's executions (with commissions when reported)."""
-        fills = await self.paced_request("executions", self.ib.reqExecutionsAsync)
-        return [conv.to_fill(f) for f in fills]
+        fills = await self.link.paced_request("executions", self.ib.reqExecutionsAsync)
+        return [
+            conv.to_fill(f, instrument=await self.contracts.instrument_id(f.contract))
+            for f in fills
+        ]
 
     async def account_summary(self) -> dict[str, dict[str, str]]:
         """Return account values as ``{account: {tag: value}}``."""
-        values = await self.paced_request("account_summary", self.ib.accountSummaryAsync)
+        values = await self.link.paced_request("account_summary", self.ib.accountSummaryAsync)
         out: dict[str, dict[str, str]] = {}
         for v in values:
             out.setdefault(v.account, {})[v.tag] = v.value
         return out
-
-    # --- the one request path -------------------------------------------------------------------
-
-    async def paced_request(
-        self,
-        kind: str,
-        send: Callable[[], Awaitable[T]],
-        *,
-        key: RequestKey | None = None,
-        priority: Priority = Priority.NORMAL,
-    ) -> T:
-        """Pace, send, translate errors; retry after 162 or a dropped connection."""
-        for attempt in range(self._retries + 1):
-            last = attempt == self._retries
-            await self.conn.ensure_connected(self.request_timeout)
-            self.observer.request(kind)
-            try:
-                if key is not None:
-                    async with self.pacer.historical(key, priority):
-                        return await self._timed(kind, send)
-                # A message-rate token only: taking it is the wait; nothing is held open.
-                async with self.pacer.message(priority):
-                    pass
-                return await self._timed(kind, send)
-            except ib_async.RequestError as exc:
-                err = conv.request_error(exc.code, exc.message)
-                if not isinstance(err, PacingViolation) or last:
-                    raise err from exc
-                delay = self._violation_backoff_s * 2**attempt / self._time_scale
-                log.warning("pacing violation on %s; retrying in %.2fs", kind, delay)
-                await self._clock.sleep(delay)
-            except ConnectionError as exc:
-                if last:
-                    raise NotConnected(f"{kind} failed: connection lost ({exc})") from exc
-                log.warning("%s interrupted by a disconnect; retrying after reconnect", kind)
-        raise ScizorError("unreachable")  # pragma: no cover
-
-    async def _timed(self, kind: str, send: Callable[[], Awaitable[T]]) -> T:
-        try:
-            # ib_async's own historical timeout fires first; this one bounds everything else
-            return await asyncio.wait_for(send(), self.request_timeout * 1.5)
-        except TimeoutError:
-            self.observer.error(0)
-            raise BrokerError(
-                0, f"{kind} got no answer within {self.request_timeout * 1.5:g}s; retry later"
-            ) from None
-
-    def known_instrument(self, symbol: str) -> Instrument:
-        """Return the qualified instrument for ``symbol`` if known, else a plain SMART stock."""
-        return self._contracts.get(symbol) or Instrument(symbol=symbol)
 
     def _on_grant(self, event: GrantEvent) -> None:
         if event.waited > 0:
@@ -446,10 +388,3 @@ class GatewayService:
 
 def _bar_size(value: str | BarSize) -> BarSize:
     return bar_size(value)
-
-
-def _matches(details: ib_async.ContractDetails, instrument: Instrument) -> bool:
-    c = details.contract
-    if c is None or c.symbol != instrument.symbol or c.currency != instrument.currency:
-        return False
-    return not instrument.primary_exchange or c.primaryExchange == instrument.primary_exchange

@@ -17,7 +17,9 @@ from typing import Any
 import ib_async
 import pandas as pd
 
+from actors.contracts import venue_from
 from core.errors import BrokerError, NotFound, PacingViolation
+from core.instruments import VENUES
 from core.types import Fill, Instrument, OrderStatus, OrderType, Position, SecType, Side
 from core.types import Order as CoreOrder
 
@@ -45,7 +47,8 @@ class OrderAck:
     Attributes:
         order_id: IB's order id (from nextValidId), the reference for cancels and lookups.
         perm_id: IB's permanent id (0 until the broker assigns one).
-        symbol: The instrument's symbol.
+        instrument: The canonical instrument id (``VEA.ASX``).
+        con_id: IB's contract id of the listing.
         status: SCIZOR order status.
         filled: Quantity filled so far.
         remaining: Quantity still working.
@@ -56,7 +59,8 @@ class OrderAck:
 
     order_id: int
     perm_id: int
-    symbol: str
+    instrument: str
+    con_id: int | None
     status: OrderStatus
     filled: Decimal
     remaining: Decimal
@@ -77,16 +81,29 @@ def to_contract(instrument: Instrument) -> ib_async.Contract:
     )
 
 
-def from_details(details: ib_async.ContractDetails, *, sec_type: SecType) -> Instrument:
-    """Return the :class:`Instrument` described by IB contract details."""
+def from_details(details: ib_async.ContractDetails) -> Instrument:
+    """Return the :class:`Instrument` described by IB contract details.
+
+    The routing exchange is the venue's (:data:`core.instruments.VENUES`) whatever exchange
+    the request named, so one listing is always sent to IB the same way.
+
+    Raises:
+        BrokerError: if the details carry no contract or no venue.
+    """
     contract = details.contract
     if contract is None:
         raise BrokerError(0, "contract details arrived without a contract")
+    venue = venue_from(primary_exchange=contract.primaryExchange, exchange=contract.exchange)
+    if venue is None:
+        raise BrokerError(
+            0, f"contract details of {contract.symbol} (conId {contract.conId}) name no venue"
+        )
+    known = VENUES.get(venue)
     return Instrument(
         symbol=contract.symbol,
-        sec_type=sec_type,
-        exchange=contract.exchange or "SMART",
-        primary_exchange=contract.primaryExchange or "",
+        sec_type=SecType.ETF if details.stockType == "ETF" else SecType.STOCK,
+        exchange=known.routing if known else (contract.exchange or "SMART"),
+        primary_exchange=venue,
         currency=contract.currency or "USD",
         con_id=contract.conId or None,
         name=details.longName or "",
@@ -97,6 +114,7 @@ def details_record(details: ib_async.ContractDetails) -> dict[str, Any]:
     """Return the fields of IB contract details that SCIZOR keeps, as plain values."""
     contract = details.contract or ib_async.Contract()
     return {
+        "instrument": from_details(details).id,
         "con_id": contract.conId,
         "symbol": contract.symbol,
         "sec_type": contract.secType,
@@ -195,15 +213,16 @@ def order_status(status: str, *, filled: float, remaining: float) -> OrderStatus
     return mapped
 
 
-def trade_ack(trade: ib_async.Trade) -> OrderAck:
-    """Return where an ib_async trade stands, as an :class:`OrderAck`."""
+def trade_ack(trade: ib_async.Trade, *, instrument: str) -> OrderAck:
+    """Return where an ib_async trade of listing ``instrument`` stands, as an OrderAck."""
     st = trade.orderStatus
     message = trade.log[-1].message if trade.log else ""
     avg = st.avgFillPrice
     return OrderAck(
         order_id=trade.order.orderId,
         perm_id=trade.order.permId or st.permId,
-        symbol=trade.contract.symbol,
+        instrument=instrument,
+        con_id=trade.contract.conId or None,
         status=order_status(st.status, filled=st.filled, remaining=st.remaining),
         filled=decimal(st.filled),
         remaining=decimal(st.remaining),
@@ -213,15 +232,16 @@ def trade_ack(trade: ib_async.Trade) -> OrderAck:
     )
 
 
-def to_fill(fill: ib_async.Fill) -> Fill:
-    """Return a SCIZOR :class:`core.types.Fill` for an ib_async fill."""
+def to_fill(fill: ib_async.Fill, *, instrument: str) -> Fill:
+    """Return a SCIZOR :class:`core.types.Fill` of listing ``instrument`` for an ib_async fill."""
     ex = fill.execution
     commission = fill.commissionReport.commission if fill.commissionReport else 0.0
     when = ex.time if ex.time.tzinfo else ex.time.replace(tzinfo=UTC)
     return Fill(
         exec_id=ex.execId,
         order_ref=ex.orderRef or str(ex.orderId),
-        symbol=fill.contract.symbol,
+        instrument=instrument,
+        con_id=fill.contract.conId or None,
         side=Side.BUY if ex.side.upper() in ("BOT", "BUY") else Side.SELL,
         quantity=decimal(ex.shares),
         price=decimal(ex.price),
@@ -230,10 +250,11 @@ def to_fill(fill: ib_async.Fill) -> Fill:
     )
 
 
-def to_position(position: ib_async.Position) -> Position:
-    """Return a SCIZOR :class:`core.types.Position` for an ib_async position."""
+def to_position(position: ib_async.Position, *, instrument: str) -> Position:
+    """Return a SCIZOR :class:`core.types.Position` of listing ``instrument``."""
     return Position(
-        symbol=position.contract.symbol,
+        instrument=instrument,
+        con_id=position.contract.conId or None,
         quantity=decimal(position.position),
         avg_cost=decimal(position.avgCost),
         account=position.account,

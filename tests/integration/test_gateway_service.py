@@ -218,7 +218,9 @@ async def eventually_async_frame(svc: GatewayService, stream_id: str) -> pd.Data
 
 def test_gateway_places_a_market_order_that_fills(sim: IBSim) -> None:
     async def body(svc: GatewayService) -> None:
-        order = Order(symbol="MSFT", side=Side.BUY, quantity=Decimal(7), order_ref="t-fill")
+        order = Order(
+            instrument="MSFT.NASDAQ", side=Side.BUY, quantity=Decimal(7), order_ref="t-fill"
+        )
         ack = await svc.place_order(order)
         assert ack.order_id > 0 and ack.order_ref == "t-fill"
 
@@ -233,8 +235,10 @@ def test_gateway_places_a_market_order_that_fills(sim: IBSim) -> None:
         assert done.filled == Decimal(7) and done.avg_fill_price is not None
         fills = [f for f in await svc.executions() if f.order_ref == "t-fill"]
         assert sum(f.quantity for f in fills) == Decimal(7)
-        positions = {p.symbol: p for p in await svc.positions()}
-        assert positions["MSFT"].quantity >= Decimal(7)
+        assert {(f.instrument, f.con_id) for f in fills} == {("MSFT.NASDAQ", 393556148)}
+        positions = {p.instrument: p for p in await svc.positions()}
+        assert positions["MSFT.NASDAQ"].quantity >= Decimal(7)
+        assert positions["MSFT.NASDAQ"].con_id == 393556148
         summary = await svc.account_summary()
         assert any("NetLiquidation" in tags for tags in summary.values())
 
@@ -245,7 +249,9 @@ def test_gateway_raises_order_rejected_when_ib_refuses(sim: IBSim) -> None:
     async def body(svc: GatewayService) -> None:
         await asyncio.to_thread(sim.reject_next_order, "no margin")
         with pytest.raises(OrderRejected, match="no margin"):
-            await svc.place_order(Order(symbol="AAPL", side=Side.BUY, quantity=Decimal(1)))
+            await svc.place_order(
+                Order(instrument="AAPL.NASDAQ", side=Side.BUY, quantity=Decimal(1))
+            )
 
     run(body, service(sim))
 

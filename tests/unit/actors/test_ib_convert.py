@@ -41,7 +41,7 @@ def test_bars_to_frame_converts_intraday_times_to_utc() -> None:
 
 def test_to_ib_order_keeps_prices_and_quantity() -> None:
     order = Order(
-        symbol="AAPL",
+        instrument="AAPL.NASDAQ",
         side=Side.SELL,
         quantity=Decimal("3"),
         order_type=OrderType.STOP_LIMIT,
