@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from core.errors import NotFound
+from core.errors import NotFound, ParameterError
 from strategies.base import Strategy
 from strategies.library import LIBRARY
 
@@ -24,8 +24,14 @@ def get(name: str) -> Strategy:
     """Return the library strategy called ``name``.
 
     Raises:
+        ParameterError: ``name`` is not a string.
         NotFound: naming the closest library strategy when there is one.
     """
+    if not isinstance(name, str):
+        raise ParameterError(
+            f"a strategy is named by a string (one of {', '.join(LIBRARY)}), got {name!r}",
+            field="strategy",
+        )
     try:
         return LIBRARY[name]
     except KeyError:

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import pandas as pd
 
-from core.errors import ParameterError
+from core.errors import DataError, ParameterError, ValidationError
 from strategies import indicators
 
 T = TypeVar("T")
@@ -167,15 +167,34 @@ class IndicatorCache:
         self._memo: dict[Any, Any] = {("column", c): v for c, v in (columns or {}).items()}
 
     def column(self, name: str) -> np.ndarray:
-        """Return a bar column as a float64 array."""
-        return self.memo(("column", name), lambda: self._bars[name].to_numpy(np.float64))
+        """Return a bar column as a float64 array.
+
+        Raises:
+            DataError: the bars have no column ``name``, or it is not numeric.
+        """
+        return self.memo(("column", name), lambda: self._read(name))
+
+    def _read(self, name: str) -> np.ndarray:
+        if name not in self._bars.columns:
+            raise DataError(
+                f"the bars have no column {name!r}; they have {', '.join(map(str, self._bars))}",
+                field=name,
+            )
+        try:
+            return self._bars[name].to_numpy(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"bar column {name!r} must be numeric ({exc})", field=name) from exc
 
     def __call__(self, name: str, *args: Any, **params: Any) -> Any:
-        """Return indicator ``name``; string arguments name columns, the rest are params."""
+        """Return indicator ``name``; string arguments name columns, the rest are params.
+
+        Raises:
+            ParameterError: ``name`` is not a function of :mod:`strategies.indicators`.
+        """
         key = ("indicator", name, args, tuple(sorted(params.items())) if params else ())
         if key not in self._memo:
             values = [self.column(a) if isinstance(a, str) else a for a in args]
-            self._memo[key] = getattr(indicators, name)(*values, **params)
+            self._memo[key] = _indicator(name)(*values, **params)
         return self._memo[key]
 
     def memo(self, key: Any, compute: Callable[[], T]) -> T:
@@ -218,7 +237,7 @@ class Strategy:
             ParameterError: for an unknown name (suggesting the closest valid one), a value
                 of the wrong type or out of range, or a broken constraint.
         """
-        given = dict(params or {})
+        given = given_params(self.name, params)
         for key in given:
             if key not in self.params:
                 raise ParameterError(_unknown_message(self.name, key, self.params), field=key)
@@ -241,14 +260,15 @@ class Strategy:
 
         When ``signal`` already returned finite values in range, that array itself comes
         back (no copy): treat the result as read-only.
+
+        Raises:
+            ParameterError: ``params`` do not resolve (unless ``resolved``).
+            ValidationError: ``signal`` returned something other than one number per bar
+                (``field="signal"``).
         """
         p = dict(params or {}) if resolved else self.resolve(params)
         ind = indicators if indicators is not None else IndicatorCache(bars)
-        raw = np.asarray(self.signal(bars, p, ind), dtype=np.float64)
-        if raw.shape != (len(bars),):
-            raise ValueError(
-                f"{self.name}.signal returned shape {raw.shape}; expected ({len(bars)},)"
-            )
+        raw = _as_targets(self.name, self.signal(bars, p, ind), len(bars))
         low = -1.0 if p.get("allow_short", "allow_short" not in self.params) else 0.0
         if len(raw) and low <= raw.min() and raw.max() <= 1.0:
             return raw  # already finite and in range (NaN fails both tests): two reductions
@@ -287,6 +307,51 @@ class Strategy:
 
     def __repr__(self) -> str:
         return f"<Strategy {self.name}>"
+
+
+def given_params(owner: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return a copy of ``params`` as a dict, or raise ParameterError unless it is a mapping."""
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise ParameterError(
+            f"parameters for {owner} must be a mapping of name to value, "
+            f"got {type(params).__name__}",
+            field="params",
+        )
+    return dict(params)
+
+
+def _indicator(name: str) -> Callable[..., Any]:
+    """Return the function ``name`` of :mod:`strategies.indicators`, or raise ParameterError."""
+    function = getattr(indicators, name, None) if name in indicators.__all__ else None
+    if function is None:
+        close = difflib.get_close_matches(str(name), indicators.__all__, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ParameterError(
+            f"unknown indicator {name!r}{hint} (see strategies.indicators.__all__)",
+            field="indicator",
+        )
+    found: Callable[..., Any] = function
+    return found
+
+
+def _as_targets(owner: str, values: Any, n: int) -> np.ndarray:
+    """Return ``values`` as a float64 array of ``n`` targets, or raise ValidationError."""
+    try:
+        raw = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"{owner}.signal must return one number per bar, got {type(values).__name__} "
+            f"({exc}); return a float array as long as the bars",
+            field="signal",
+        ) from None
+    if raw.shape != (n,):
+        raise ValidationError(
+            f"{owner}.signal returned shape {raw.shape}; expected ({n},): one target per bar",
+            field="signal",
+        )
+    return raw
 
 
 def _unknown_message(owner: str, key: str, known: Sequence[str] | Mapping[str, Any]) -> str:

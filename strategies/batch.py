@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.errors import ParameterError
 from strategies import _metric_kernels as mk
 from strategies.bars import bar_values, ohlc_columns
 from strategies.base import Strategy
@@ -70,6 +71,11 @@ def run_batch(
         :func:`strategies.metrics.batch_stats`, then ``n_trades``, ``win_rate_pct`` and
         ``profit_factor`` of closed trades.
     """
+    if isinstance(param_sets, str | bytes | Mapping) or not isinstance(param_sets, Sequence):
+        raise ParameterError(
+            f"param_sets must be a list of parameter mappings, got {type(param_sets).__name__}",
+            field="param_sets",
+        )
     frame, values = bar_values(bars)
     strat, _ = prepare(strategy, None, allow_short)
     resolved = [prepare(strat, ps, allow_short)[1] for ps in param_sets]

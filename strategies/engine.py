@@ -40,6 +40,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.errors import ParameterError
 from strategies import _kernels as k
 from strategies import metrics
 from strategies.bars import bar_values, ohlc_columns, validate_bars
@@ -124,6 +125,8 @@ def run_backtest(
     Returns:
         A frozen :class:`BacktestResult`.
     """
+    if not isinstance(symbol, str):
+        raise ParameterError(f"symbol must be a string, got {symbol!r}", field="symbol")
     strat, p = prepare(strategy, params, allow_short)
     frame, values = bar_values(bars)
     index = frame.index

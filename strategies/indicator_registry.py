@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.errors import ParameterError
+from core.errors import DataError, ParameterError
 from strategies import indicators as ind
 
 __all__ = ["INDICATORS", "IndicatorSpec", "ParamSpec", "compute", "indicator_schema"]
@@ -210,13 +210,27 @@ def _column(
                 f"{spec.name} needs columns {', '.join(spec.inputs)}; pass a bars frame",
                 field=col,
             )
-        return np.asarray(data, dtype=np.float64)
+        return _numbers(data, col)
+    if not isinstance(data, pd.DataFrame | Mapping):
+        raise DataError(
+            f"bars must be a DataFrame, a mapping of columns or an array of closes, "
+            f"got {type(data).__name__}",
+            field="bars",
+        )
     if col not in data:
         raise ParameterError(
             f"{spec.name} needs a {col!r} column; the bars have {', '.join(map(str, data.keys()))}",
             field=col,
         )
-    return np.asarray(data[col], dtype=np.float64)
+    return _numbers(data[col], col)
+
+
+def _numbers(values: Any, col: str) -> np.ndarray:
+    """Return ``values`` as a float64 array, or raise DataError naming the column."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"column {col!r} must be numeric ({exc})", field=col) from None
 
 
 def compute(

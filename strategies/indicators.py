@@ -104,10 +104,10 @@ def _run(fn: Callable[..., Any], *inputs: Any) -> Any:
     none), run on the rest, and put NaN in front of every output.
     """
     if len(inputs) == 1:  # the common case, without the general bookkeeping
-        only = np.ascontiguousarray(inputs[0], dtype=np.float64)
+        only = _floats(inputs[0], 0)
         if only.ndim == 1 and only.shape[0] and not np.isnan(only[0]):
             return fn(only)
-    arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in inputs]
+    arrays = [_floats(a, i) for i, a in enumerate(inputs)]
     length = arrays[0].shape[0]
     for name_idx, a in enumerate(arrays):
         if a.ndim != 1 or a.shape[0] != length:
@@ -132,6 +132,17 @@ def _run(fn: Callable[..., Any], *inputs: Any) -> Any:
     if isinstance(result, tuple):
         return tuple(_pad(r, beg) for r in result)
     return _pad(result, beg)
+
+
+def _floats(values: Any, position: int) -> Array:
+    """Return ``values`` as a contiguous float64 array, or raise ParameterError naming it."""
+    try:
+        return np.ascontiguousarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(
+            f"input {position} must be an array of numbers, got {type(values).__name__} ({exc})",
+            field=f"input{position}",
+        ) from None
 
 
 def _one(fn: Callable[..., Any], *inputs: Any) -> Array:

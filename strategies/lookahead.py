@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.errors import DataError, ParameterError
 from strategies.base import Strategy
+from strategies.simulation import prepare
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +94,13 @@ def check_lookahead(
     Returns:
         A :class:`LookaheadReport`; ``.passed`` is True when no signal changed.
     """
-    import strategies as registry
-
-    strat = registry.get(strategy) if isinstance(strategy, str) else strategy
-    p = strat.resolve(params)
+    if not isinstance(bars, pd.DataFrame) or len(bars) < 2:
+        raise DataError("bars must be a DataFrame of at least 2 bars", field="bars")
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ParameterError(
+            f"samples must be a whole number of replays >= 1, got {samples!r}", field="samples"
+        )
+    strat, p = prepare(strategy, params, None)
     full = strat.target(bars, p, resolved=True)
     n = len(bars)
     first = min(10, n - 1)

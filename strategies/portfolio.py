@@ -29,6 +29,7 @@ from core.errors import DataError, ParameterError
 from strategies import metrics
 from strategies.bars import validate_bars
 from strategies.base import COLUMNS, Strategy
+from strategies.checks import finite_number
 from strategies.costs import CommissionSpec
 from strategies.results import BacktestResult, trades_frame
 from strategies.simulation import Fill, prepare, run_costs, simulate
@@ -71,10 +72,8 @@ def run_portfolio(
         A BacktestResult whose ``trades`` carry the symbol and whose ``positions`` is a
         DataFrame of shares per symbol.
     """
-    if not bars_by_symbol:
-        raise DataError("run_portfolio needs at least one symbol's bars", field="bars_by_symbol")
-    symbols = list(bars_by_symbol)
-    frames = {s: validate_bars(bars_by_symbol[s]) for s in symbols}
+    frames = _frames(bars_by_symbol)
+    symbols = list(frames)
     strat, p = prepare(strategy, params, allow_short)
     index = frames[symbols[0]].index
     for s in symbols[1:]:
@@ -144,18 +143,42 @@ def run_portfolio(
     )
 
 
+def _frames(bars_by_symbol: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Return each symbol's validated bars; a DataError names the symbol."""
+    if not isinstance(bars_by_symbol, Mapping) or not bars_by_symbol:
+        raise DataError(
+            "run_portfolio needs a non-empty mapping of symbol to bar frame",
+            field="bars_by_symbol",
+        )
+    frames = {}
+    for symbol, bars in bars_by_symbol.items():
+        if not isinstance(symbol, str):
+            raise DataError(f"symbols must be strings, got {symbol!r}", field="bars_by_symbol")
+        try:
+            frames[symbol] = validate_bars(bars)
+        except DataError as exc:
+            raise DataError(f"bars of {symbol!r}: {exc.message}", field=exc.field) from None
+    return frames
+
+
 def _weights(weights: str | Mapping[str, float] | None, symbols: list[str]) -> np.ndarray:
     """Return one weight per symbol, validated."""
-    if weights is None or weights == "equal":
+    if weights is None or (isinstance(weights, str) and weights == "equal"):
         return np.full(len(symbols), 1.0 / len(symbols))
-    if isinstance(weights, str):
+    if not isinstance(weights, Mapping):
         raise ParameterError(
-            f"weights must be 'equal' or a mapping, got {weights!r}", field="weights"
+            f"weights must be 'equal' or a mapping of symbol to fraction, got {weights!r}",
+            field="weights",
         )
     unknown = set(weights) - set(symbols)
     if unknown:
-        raise ParameterError(f"weights name unknown symbols {sorted(unknown)}", field="weights")
-    w = np.array([float(weights.get(s, 0.0)) for s in symbols])
-    if (w < 0).any() or not np.isfinite(w).all():
-        raise ParameterError("weights must be finite and non-negative", field="weights")
+        raise ParameterError(
+            f"weights name unknown symbols {sorted(map(str, unknown))}; the symbols are {symbols}",
+            field="weights",
+        )
+    w = np.array(
+        [finite_number(weights.get(s, 0.0), f"weights[{s!r}]", field="weights") for s in symbols]
+    )
+    if (w < 0).any():
+        raise ParameterError(f"weights must be non-negative, got {dict(weights)}", field="weights")
     return w

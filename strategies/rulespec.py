@@ -84,8 +84,16 @@ _COMPARE = {
 _ARITH = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.divide}
 
 
-class RuleError(ValueError):
-    """A rule expression broke the grammar; the message quotes the offending part."""
+class RuleError(ValidationError):
+    """A rule expression broke the grammar; the message quotes the offending part.
+
+    A :class:`core.errors.ValidationError` (so also a ``ValueError``, which is how pydantic
+    validators report a bad value). ``field`` is ``"rule"``: :func:`compile_rules` names
+    the spec field (``entry`` or ``exit``) instead.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="rule")
 
 
 def parse_rule(source: str) -> ast.Expression:

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 import strategies
+from core.errors import ParameterError
 from strategies import _kernels as k
-from strategies.base import COLUMNS, IndicatorCache, Strategy
+from strategies.base import COLUMNS, IndicatorCache, Strategy, given_params
 from strategies.costs import CommissionSpec, check_account, cost_vector
 
 Fill = Literal["next_open", "close"]
@@ -26,9 +27,28 @@ Fill = Literal["next_open", "close"]
 def prepare(
     strategy: str | Strategy, params: Mapping[str, Any] | None, allow_short: bool | None
 ) -> tuple[Strategy, dict[str, Any]]:
-    """Resolve a strategy name and its parameters (with the ``allow_short`` override)."""
-    strat = strategies.get(strategy) if isinstance(strategy, str) else strategy
-    given = dict(params or {})
+    """Resolve a strategy name and its parameters (with the ``allow_short`` override).
+
+    Raises:
+        NotFound: an unknown strategy name.
+        ParameterError: ``strategy`` is neither a name nor a Strategy, ``allow_short`` is
+            not None or a bool, or the parameters do not resolve.
+    """
+    if isinstance(strategy, str):
+        strat = strategies.get(strategy)
+    elif isinstance(strategy, Strategy):
+        strat = strategy
+    else:
+        raise ParameterError(
+            f"strategy must be a library name (see strategies.list_strategies()) or a "
+            f"Strategy, got {type(strategy).__name__}",
+            field="strategy",
+        )
+    if allow_short is not None and not isinstance(allow_short, bool):
+        raise ParameterError(
+            f"allow_short must be True, False or None, got {allow_short!r}", field="allow_short"
+        )
+    given = given_params(strat.name, params)
     if allow_short is not None and "allow_short" in strat.params:
         given["allow_short"] = allow_short
     p = strat.resolve(given)

@@ -21,9 +21,21 @@ _UNITS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 @dataclass(frozen=True, slots=True)
 class FixedShares:
-    """Size every entry at ``shares`` whole shares (times the target's magnitude)."""
+    """Size every entry at ``shares`` whole shares (times the target's magnitude).
+
+    Raises:
+        ParameterError: ``shares`` is not a whole number >= 1 (``field="size"``).
+    """
 
     shares: int
+
+    def __post_init__(self) -> None:
+        value = finite_number(self.shares, "FixedShares.shares", field="size")
+        if value < 1 or value != int(value):
+            raise ParameterError(
+                f"FixedShares.shares must be a whole number of shares >= 1, got {self.shares!r}",
+                field="size",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +47,28 @@ class VolTarget:
     ``lookback`` bars up to the signal bar, annualized with the run's bars per year (see
     :func:`periods_per_year`, or the run's ``periods_per_year`` override). Flat until
     ``lookback`` returns exist.
+
+    Raises:
+        ParameterError: ``annual_vol`` or ``max_fraction`` is not a finite number > 0, or
+            ``lookback`` is not a whole number >= 2 (``field="size"``).
     """
 
     annual_vol: float = 0.15
     lookback: int = 20
     max_fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("annual_vol", "max_fraction"):
+            if not finite_number(getattr(self, name), f"VolTarget.{name}", field="size") > 0:
+                raise ParameterError(
+                    f"VolTarget.{name} must be > 0, got {getattr(self, name)!r}", field="size"
+                )
+        lookback = finite_number(self.lookback, "VolTarget.lookback", field="size")
+        if lookback < 2 or lookback != int(lookback):
+            raise ParameterError(
+                f"VolTarget.lookback must be a whole number of bars >= 2, got {self.lookback!r}",
+                field="size",
+            )
 
 
 Size = float | FixedShares | VolTarget
@@ -82,15 +111,11 @@ def sizing(size: Size, close: np.ndarray, *, periods_per_year: float) -> tuple[n
     realized volatility.
     """
     n = len(close)
-    if isinstance(size, FixedShares):
-        if size.shares < 1:
-            raise ParameterError("FixedShares.shares must be >= 1", field="size")
+    if isinstance(size, FixedShares):  # fields checked when it was built
         return np.full(n, float(size.shares)), 1
     if isinstance(size, VolTarget):
-        if size.annual_vol <= 0 or size.lookback < 2:
-            raise ParameterError("VolTarget needs annual_vol > 0 and lookback >= 2", field="size")
         rets = pd.Series(np.log(close)).diff()
-        vol = rets.rolling(size.lookback).std().to_numpy() * math.sqrt(periods_per_year)
+        vol = rets.rolling(int(size.lookback)).std().to_numpy() * math.sqrt(periods_per_year)
         with np.errstate(divide="ignore", invalid="ignore"):
             frac = np.minimum(size.annual_vol / vol, size.max_fraction)
         return np.nan_to_num(frac, nan=0.0, posinf=size.max_fraction), 0

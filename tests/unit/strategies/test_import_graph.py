@@ -72,6 +72,10 @@ def test_strategies_modules_import_each_other_without_cycles():
     assert cycles(graph) == []
 
 
+def private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
 def test_no_module_imports_or_reads_another_modules_private_names():
     # Private-named modules (``_kernels``) may be imported; their public names may be read.
     trees = modules()
@@ -83,7 +87,7 @@ def test_no_module_imports_or_reads_another_modules_private_names():
                 for alias in node.names:
                     if node.module == "strategies" and alias.name in trees:
                         aliases.add(alias.asname or alias.name)
-                    elif alias.name.startswith("_"):
+                    elif private(alias.name):
                         offences.append(f"{name}: from {node.module} import {alias.name}")
             elif isinstance(node, ast.Import):
                 for alias in node.names:
@@ -94,7 +98,7 @@ def test_no_module_imports_or_reads_another_modules_private_names():
                 isinstance(node, ast.Attribute)
                 and isinstance(node.value, ast.Name)
                 and node.value.id in aliases
-                and node.attr.startswith("_")
+                and private(node.attr)
             ):
                 offences.append(f"{name}: {node.value.id}.{node.attr}")
     assert offences == []
