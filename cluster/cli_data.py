@@ -15,8 +15,8 @@ import typer
 from rich.table import Table
 
 from cluster import collect_plan as plan
-from cluster.cli import console, register, settings
-from core.errors import ParameterError, ScizorError
+from cluster.cli import app, console, register, settings
+from core.errors import ParameterError
 from core.settings import Settings
 
 symbols_app = typer.Typer(help="The symbol universe (bundled lists, IB validation).")
@@ -37,12 +37,17 @@ class Farm:
 
     @classmethod
     def open(cls, s: Settings | None = None) -> Farm:
-        """Open the catalog named by the settings (migrated to the latest schema)."""
+        """Open the catalog named by the settings (migrated to the latest schema), and move a
+        bar store written before instrument ids to ``instrument=`` partitions."""
+        from cluster.barstore import migrate_bar_store
         from storage.catalog import Catalog
 
         s = s or settings()
         catalog = Catalog(s.db.url)
         catalog.upgrade()
+        report = migrate_bar_store(s.storage.bar_store, catalog)
+        if report is not None and report.changed:
+            _print_migration(report)
         return cls(settings=s, catalog=catalog)
 
     @property
@@ -68,14 +73,32 @@ class Farm:
         self.catalog.dispose()
 
 
+def _print_migration(report: Any) -> None:
+    console.print(
+        f"Bar store migrated to instrument ids: {len(report.moved)} directories moved, "
+        f"{len(report.quarantined)} set aside."
+    )
+    if report.quarantined:
+        table = Table(
+            title="Bars of ambiguous or unknown symbols, kept aside (recollect by instrument id)",
+            title_justify="left",
+        )
+        table.add_column("bar size/symbol")
+        table.add_column("kept at")
+        for key, path in sorted(report.quarantined.items()):
+            table.add_row(key, path)
+        console.print(table)
+
+
 def _symbols_table(title: str, records: list[Any]) -> Table:
     table = Table(title=f"{title} ({len(records)})", title_justify="left")
-    for column in ("symbol", "name", "exchange", "currency", "universe", "con_id", "verified"):
+    columns = ("instrument", "name", "exchange", "currency", "universe", "con_id", "verified")
+    for column in columns:
         table.add_column(column)
     for r in records:
         verified = f"{r.last_verified:%Y-%m-%d}" if r.last_verified else "never"
         table.add_row(
-            r.symbol,
+            r.id,
             r.name,
             r.primary_exchange or r.exchange,
             r.currency,
@@ -95,7 +118,7 @@ def _print_validation(report: Any) -> None:
         console.print(_symbols_table("Invalid symbols removed (IB error 200)", report.invalid))
     if report.errors:
         table = Table(title="Not checked (will retry next time)", title_justify="left")
-        table.add_column("symbol")
+        table.add_column("instrument")
         table.add_column("error")
         for symbol, error in sorted(report.errors.items()):
             table.add_row(symbol, error)
@@ -139,28 +162,28 @@ def validate(
 
 @symbols_app.command("add")
 def add(
-    symbol: str,
-    exchange: str = typer.Option("SMART", "--exchange", help="IB exchange (SMART, ASX, ...)."),
-    currency: str = typer.Option("USD", "--currency", help="Currency (USD, AUD, ...)."),
+    instrument: str = typer.Argument(..., help="SYMBOL.VENUE, e.g. VEA.ASX or VEA.ARCA."),
 ) -> None:
-    """Add one symbol after checking IB knows it."""
+    """Add one listing by instrument id after checking IB knows it."""
     farm = Farm.open()
     try:
-        record = farm.symbols().add(symbol, exchange=exchange, currency=currency)
+        record = farm.symbols().add(instrument)
     finally:
         farm.close()
     console.print(_symbols_table("Added", [record]))
 
 
 @symbols_app.command("remove")
-def remove(symbol: str) -> None:
-    """Remove a symbol from the catalog (stored bars are kept)."""
+def remove(
+    instrument: str = typer.Argument(..., help="SYMBOL.VENUE, or a symbol with one listing."),
+) -> None:
+    """Remove a listing from the catalog (stored bars are kept)."""
     farm = Farm.open()
     try:
-        record = farm.symbols(with_ib=False).remove(symbol)
+        record = farm.symbols(with_ib=False).remove(instrument)
     finally:
         farm.close()
-    console.print(f"Removed {record.symbol} ({record.name or record.exchange}).")
+    console.print(f"Removed {record.id} ({record.name or record.exchange}).")
 
 
 @symbols_app.command("list")
@@ -225,7 +248,7 @@ def daily(
             )
         start, end = plan.window(now=datetime.now(UTC), years=years)
         targets = plan.targets([r.instrument for r in records], bar_size="1d", start=start, end=end)
-        tally = _run(farm, "daily", targets, f"Daily bars, {len(targets)} symbols")
+        tally = _run(farm, "daily", targets, f"Daily bars, {len(targets)} instruments")
     finally:
         farm.close()
     if tally.failed:
@@ -234,46 +257,57 @@ def daily(
 
 @collect_app.command("history")
 def history(
-    symbol: str,
+    instrument: str = typer.Argument(..., help="SYMBOL.VENUE, or a symbol with one listing."),
     start: str | None = typer.Option(None, "--start", help="First day, YYYY-MM-DD."),
     end: str | None = typer.Option(None, "--end", help="Day after the last, YYYY-MM-DD."),
     bar_size: str = typer.Option("1d", "--bar-size", help="1s 5s 30s 1m 5m 15m 30m 1h 1d"),
     years: int = typer.Option(3, "--years", min=1, help="Look-back when --start is absent."),
 ) -> None:
-    """Backfill one symbol's bars (3 years by default)."""
-    from core.errors import NotFound
-    from core.types import Instrument
-
+    """Backfill one instrument's bars (3 years by default); it must be in the catalog."""
+    lo, hi = plan.window(
+        now=datetime.now(UTC), years=years, start=_date(start, "start"), end=_date(end, "end")
+    )
     farm = Farm.open()
     try:
-        try:
-            instrument = farm.catalog.symbols.get(symbol.upper()).instrument
-        except NotFound:
-            instrument = Instrument(symbol=symbol.upper())
-        lo, hi = plan.window(
-            now=datetime.now(UTC),
-            years=years,
-            start=_date(start, "start"),
-            end=_date(end, "end"),
-        )
-        targets = plan.targets([instrument], bar_size=bar_size, start=lo, end=hi)
-        tally = _run(farm, "history", targets, f"{instrument.symbol} {bar_size} backfill")
+        listing = farm.catalog.symbols.get(instrument)  # NotFound / ambiguous: listed
+        targets = plan.targets([listing.instrument], bar_size=bar_size, start=lo, end=hi)
+        tally = _run(farm, "history", targets, f"{listing.id} {bar_size} backfill")
     finally:
         farm.close()
     if tally.failed:
         raise typer.Exit(1)
 
 
+@app.command("bars")
+def bars(
+    instrument: str = typer.Argument(..., help="SYMBOL.VENUE, or a symbol with one listing."),
+    bar_size: str = typer.Option("1d", "--bar-size", help="1s 5s 30s 1m 5m 15m 30m 1h 1d"),
+    start: str | None = typer.Option(None, "--start", help="First day, YYYY-MM-DD."),
+    end: str | None = typer.Option(None, "--end", help="Day after the last, YYYY-MM-DD."),
+    tail: int = typer.Option(10, "--tail", min=1, help="How many of the last bars to show."),
+) -> None:
+    """Show an instrument's stored bars (the last --tail of them, and how many there are)."""
+    from cluster.barstore import read_bars
+
+    farm = Farm.open()
+    try:
+        key, frame = read_bars(
+            farm.settings.storage.bar_store, farm.catalog, instrument, bar_size=bar_size,
+            start=_date(start, "start"), end=_date(end, "end"),
+        )  # fmt: skip
+    finally:
+        farm.close()
+    span = f"{frame.index[0]:%Y-%m-%d %H:%M} to {frame.index[-1]:%Y-%m-%d %H:%M}"
+    table = Table(title=f"{key} {bar_size}: {len(frame)} bars, {span}", title_justify="left")
+    for column in ("ts", "open", "high", "low", "close", "volume"):
+        table.add_column(column, justify="left" if column == "ts" else "right")
+    for ts, row in frame.tail(tail).iterrows():
+        table.add_row(
+            f"{ts:%Y-%m-%d %H:%M}", *(f"{row[c]:,.4f}" for c in ("open", "high", "low", "close")),
+            f"{row['volume']:,.0f}",
+        )  # fmt: skip
+    console.print(table)
+
+
 register(symbols_app, name="symbols")
 register(collect_app, name="collect")
-
-
-def collect_main() -> None:
-    """``python -m cluster.collect``: the ``collect`` group on its own."""
-    from cluster.cli import err_console
-
-    try:
-        collect_app()
-    except ScizorError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {exc}")
-        raise SystemExit(2) from exc

@@ -1,21 +1,21 @@
-"""Collect bars for many symbols: batches of targets fan out as Ray tasks.
+"""Collect bars for many instruments: batches of targets fan out as Ray tasks.
 
 Each task (a Ray generator task, ``num_cpus=0.5``) runs a few threads over its batch; every
 thread asks the gateway actor for the missing ranges of one symbol
 (:func:`cluster.collect_plan.collect_one`) and merges them into the Parquet store. The task
 yields one :class:`~cluster.collect_plan.ItemResult` per symbol as soon as it is done, so the
-driver records per-symbol status in the catalog while the run goes on. A batch whose worker
+driver records per-instrument status in the catalog while the run goes on. A batch whose worker
 dies is resubmitted (bounded rounds) for the symbols it had not reported. Killing the driver
 loses nothing: the store's coverage manifest says what is still missing, and the next run
 fetches only that.
 
-Run it from a shell as ``scizor collect daily`` (see :mod:`cluster.cli_data`) or
-``python -m cluster.collect daily``.
+Run it from a shell as ``scizor collect daily`` (see :mod:`cluster.cli_data`).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -47,13 +47,15 @@ MAX_ROUNDS = 3
 
 
 class Recorder(Protocol):
-    """Where a run's per-symbol status goes (the catalog, or nothing)."""
+    """Where a run's per-instrument status goes (the catalog, or nothing)."""
 
     def begin(self, kind: str, targets: Sequence[Target]) -> int | None: ...
 
     def running(self, run_id: int | None, targets: Sequence[Target]) -> None: ...
 
     def finished(self, run_id: int | None, result: ItemResult) -> None: ...
+
+    def heartbeat(self, run_id: int | None) -> None: ...
 
     def end(self, run_id: int | None, tally: Tally) -> None: ...
 
@@ -70,34 +72,51 @@ class NullRecorder:
     def finished(self, run_id: int | None, result: ItemResult) -> None:
         return None
 
+    def heartbeat(self, run_id: int | None) -> None:
+        return None
+
     def end(self, run_id: int | None, tally: Tally) -> None:
         return None
 
 
 class CatalogRecorder:
-    """Records a run and its per-symbol status in the catalog's ``collection_runs``."""
+    """Records a run and its per-instrument status in the catalog's ``collection_runs``.
+
+    The run holds a lease (see :mod:`storage.catalog.collection_runs`) renewed every
+    ``RENEW_EVERY_S`` while the driver works, so a second run of the same kind is refused
+    while this one lives and may take over once a killed driver's lease has run out.
+    """
+
+    RENEW_EVERY_S = 20.0
 
     def __init__(self, catalog: Any) -> None:
         self._runs = catalog.collection_runs
         self._ids: dict[tuple[str, str], int] = {}
+        self._renewed = 0.0
 
     def begin(self, kind: str, targets: Sequence[Target]) -> int | None:
-        specs = [(t.symbol, t.bar_size, t.start, t.end) for t in targets]
-        self._runs.close_interrupted(kind=kind)  # runs whose driver was killed
-        run = self._runs.create(kind, specs)
-        self._ids = {(i.symbol, i.bar_size): i.id for i in self._runs.items(run.id)}
+        specs = [(t.key, t.bar_size, t.start, t.end) for t in targets]
+        owner = f"{socket.gethostname()} pid {os.getpid()}"
+        run = self._runs.create(kind, specs, owner=owner)  # Conflict while another runs
+        self._renewed = time.monotonic()
+        self._ids = {(i.instrument, i.bar_size): i.id for i in self._runs.items(run.id)}
         return int(run.id)
 
     def running(self, run_id: int | None, targets: Sequence[Target]) -> None:
         for t in targets:
-            self._runs.start_item(self._ids[(t.symbol, t.bar_size)])
+            self._runs.start_item(self._ids[(t.key, t.bar_size)])
 
     def finished(self, run_id: int | None, result: ItemResult) -> None:
-        item = self._ids[(result.symbol, result.bar_size)]
+        item = self._ids[(result.instrument, result.bar_size)]
         if result.status == FAILED:
             self._runs.fail_item(item, result.error or "unknown error")
         else:
             self._runs.finish_item(item, bars_written=result.bars_written)
+
+    def heartbeat(self, run_id: int | None) -> None:
+        if run_id is not None and time.monotonic() - self._renewed >= self.RENEW_EVERY_S:
+            self._runs.renew(run_id)
+            self._renewed = time.monotonic()
 
     def end(self, run_id: int | None, tally: Tally) -> None:
         if run_id is not None:
@@ -190,7 +209,7 @@ class Collection:
         for batch in batches(todo, workers=self.workers):
             self.recorder.running(run_id, batch)
             gen = collect_batch.remote(batch, self.gateway, self.store_root, self.retry)
-            waiting[gen] = {(t.symbol, t.bar_size): t for t in batch}
+            waiting[gen] = {(t.key, t.bar_size): t for t in batch}
         lost: list[Target] = []
         while waiting:
             ready: list[Any] = ray.wait(list(waiting), num_returns=1, timeout=0.5)[0]
@@ -206,7 +225,7 @@ class Collection:
                     del waiting[gen]
                     lost.extend(outstanding.values())
                     continue
-                outstanding.pop((result.symbol, result.bar_size), None)
+                outstanding.pop((result.instrument, result.bar_size), None)
                 self._record(run_id, result, tally)
             self._tick(tally)
         return lost
@@ -218,17 +237,18 @@ class Collection:
             self.on_result(result, tally)
 
     def _tick(self, tally: Tally) -> None:
+        self.recorder.heartbeat(self.run_id)
         if self.on_result is not None:
-            self.on_result(ItemResult(symbol="", bar_size="", status="tick"), tally)
+            self.on_result(ItemResult(instrument="", bar_size="", status="tick"), tally)
 
 
 def _lost(target: Target) -> ItemResult:
     return ItemResult(
-        symbol=target.symbol,
+        instrument=target.key,
         bar_size=target.bar_size,
         status=FAILED,
         attempts=MAX_ROUNDS,
-        error=f"worker died {MAX_ROUNDS} times before finishing this symbol",
+        error=f"worker died {MAX_ROUNDS} times before finishing this instrument",
     )
 
 
@@ -287,9 +307,3 @@ def run_collection(
     )
     tally = collection.run(kind, targets)
     return collection.run_id, tally
-
-
-if __name__ == "__main__":
-    from cluster.cli_data import collect_main
-
-    collect_main()

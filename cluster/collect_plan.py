@@ -1,6 +1,7 @@
-"""Collection planning and per-symbol work, free of Ray so unit tests drive it directly.
+"""Collection planning and per-instrument work, free of Ray so unit tests drive it directly.
 
-A collection run is a list of :class:`Target` (one symbol, one bar size, one time window).
+A collection run is a list of :class:`Target` (one instrument, one bar size, one time window);
+instruments are keyed by their canonical id (``VEA.ASX``), never by bare ticker.
 :func:`collect_one` brings one target up to date: it asks the bar store which sessions are
 missing, fetches exactly those ranges, and merges them into the store, retrying transient
 failures with backoff. Because the store's coverage manifest is the only memory of what was
@@ -21,6 +22,7 @@ import pandas as pd
 
 from core.barsize import bar_size as parse_bar_size
 from core.errors import BrokerError, NotConnected, PacingViolation, ScizorError
+from core.instruments import parse
 from core.types import Instrument
 
 DONE = "done"
@@ -37,11 +39,11 @@ class BarSink(Protocol):
     """The part of :class:`storage.bars.BarStore` collection needs."""
 
     def missing(
-        self, symbol: str, bar_size: str, start: Any, end: Any, *, calendar: str = ...
+        self, instrument: str, bar_size: str, start: Any, end: Any, *, calendar: str = ...
     ) -> list[Any]: ...
 
     def write(
-        self, symbol: str, bar_size: str, frame: pd.DataFrame, *, covered: Any = ...
+        self, instrument: str, bar_size: str, frame: pd.DataFrame, *, covered: Any = ...
     ) -> Any: ...
 
 
@@ -55,23 +57,21 @@ class Target:
     end: datetime
 
     @property
-    def symbol(self) -> str:
-        """The instrument's symbol."""
-        return self.instrument.symbol
+    def key(self) -> str:
+        """The instrument's canonical id (``VEA.ASX``): the bar store's and catalog's key."""
+        return self.instrument.id
 
     @property
     def calendar(self) -> str:
-        """The exchange whose sessions decide what is missing (IBKR spelling)."""
-        if self.instrument.exchange.upper() == "SMART":
-            return self.instrument.primary_exchange or "NYSE"
-        return self.instrument.exchange
+        """The venue whose sessions decide what is missing (IBKR spelling)."""
+        return parse(self.key).venue
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ItemResult:
     """The outcome of one target: ``done``, ``up_to_date`` or ``failed``."""
 
-    symbol: str
+    instrument: str
     bar_size: str
     status: str
     bars_written: int = 0
@@ -200,12 +200,12 @@ def collect_one(
     for attempt in range(1, policy.attempts + 1):
         try:
             gaps = store.missing(
-                target.symbol, target.bar_size, target.start, target.end, calendar=target.calendar
+                target.key, target.bar_size, target.start, target.end, calendar=target.calendar
             )
             for lo, hi in per_session(gaps, bar_size=target.bar_size, calendar=target.calendar):
                 frame = fetch(target.instrument, bar_size=target.bar_size, start=lo, end=hi)
                 frame = clip(frame, lo, hi)
-                result = store.write(target.symbol, target.bar_size, frame, covered=(lo, hi))
+                result = store.write(target.key, target.bar_size, frame, covered=(lo, hi))
                 written += int(getattr(result, "rows_new", 0))
                 ranges += 1
             status = DONE if ranges else UP_TO_DATE
@@ -255,7 +255,7 @@ def clip(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
 
 def _result(target: Target, status: str, *, written: int, ranges: int, attempts: int) -> ItemResult:
     return ItemResult(
-        symbol=target.symbol,
+        instrument=target.key,
         bar_size=target.bar_size,
         status=status,
         bars_written=written,
@@ -268,7 +268,7 @@ def _failed(
     target: Target, exc: BaseException, *, written: int, ranges: int, attempts: int
 ) -> ItemResult:
     return ItemResult(
-        symbol=target.symbol,
+        instrument=target.key,
         bar_size=target.bar_size,
         status=FAILED,
         bars_written=written,
@@ -295,7 +295,9 @@ class Tally:
         self.counts[result.status] = self.counts.get(result.status, 0) + 1
         self.bars_written += result.bars_written
         if result.status == FAILED:
-            self.failures[f"{result.symbol} {result.bar_size}"] = result.error or "unknown error"
+            self.failures[f"{result.instrument} {result.bar_size}"] = (
+                result.error or "unknown error"
+            )
 
     @property
     def finished_items(self) -> int:

@@ -31,11 +31,13 @@ def live_progress(
     total: int,
     title: str,
     pacing: Callable[[], float] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[Callable[[ItemResult, Tally], None]]:
     """Show a progress bar while the block runs; yield the callback that advances it.
 
-    The bar shows symbols finished out of ``total``, how many failed, bars written and the
-    seconds the gateway's pacer has held requests back (polled at most once a second).
+    The bar shows instruments finished out of ``total``, how many failed, bars written and
+    the seconds the gateway's pacer has held requests back (polled at most once a second of
+    ``clock``).
     """
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -49,10 +51,10 @@ def live_progress(
         transient=False,
     )
     task = progress.add_task(title, total=total, done=0, failed=0, bars=0, wait=0.0)
-    polled = [0.0, 0.0]  # last poll time, last value
+    polled = [-PACING_POLL_S, 0.0]  # last poll time, last value
 
     def update(_result: ItemResult, tally: Tally) -> None:
-        now = time.monotonic()
+        now = clock()
         if pacing is not None and now - polled[0] >= PACING_POLL_S:
             polled[:] = [now, pacing()]
         _advance(progress, task, tally, wait=polled[1])
@@ -73,7 +75,7 @@ def _advance(progress: Progress, task: TaskID, tally: Tally, *, wait: float) -> 
 
 
 def summary(tally: Tally, *, title: str, run_id: int | None = None) -> Group:
-    """The end-of-run summary: counts per status, bars, duration; failed symbols and why."""
+    """The end-of-run summary: counts per status, bars, duration; failed instruments and why."""
     heading = title if run_id is None else f"{title} (run {run_id})"
     table = Table(title=heading, title_justify="left")
     table.add_column("", style="bold cyan")
@@ -83,8 +85,8 @@ def summary(tally: Tally, *, title: str, run_id: int | None = None) -> Group:
         table.add_row(label, f"[{style}]{value}[/]" if style else value)
     parts: list[Any] = [table]
     if tally.failures:
-        failed = Table(title="Failed symbols", title_justify="left", title_style="bold red")
-        failed.add_column("symbol")
+        failed = Table(title="Failed instruments", title_justify="left", title_style="bold red")
+        failed.add_column("instrument")
         failed.add_column("error")
         for key, error in sorted(tally.failures.items()):
             failed.add_row(key, error)

@@ -193,12 +193,15 @@ def stop_gateway() -> None:
 
 
 def migrate(settings: Settings) -> None:
-    """Create or upgrade the catalog schema."""
+    """Create or upgrade the catalog schema, then move a bar store written before instrument
+    ids to ``instrument=`` partitions (:func:`cluster.barstore.migrate_bar_store`)."""
+    from cluster.barstore import migrate_bar_store
     from storage.catalog import Catalog
 
     catalog = Catalog(settings.db.url)
     try:
         catalog.upgrade()
+        migrate_bar_store(settings.storage.bar_store, catalog)
     finally:
         catalog.dispose()
 

@@ -21,6 +21,7 @@ from typing import Any
 from cluster import universe
 from core.clock import Clock, RealClock
 from core.errors import Conflict, NotFound, ValidationError
+from core.instruments import parse, venue
 from core.types import Instrument, SecType
 from storage.catalog import Catalog
 from storage.catalog.records import SymbolRecord
@@ -40,6 +41,7 @@ class ValidationReport:
     verified: list[SymbolRecord] = field(default_factory=list)
     invalid: list[SymbolRecord] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    """Instrument id -> why IB could not be asked (retried next time)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,35 +129,38 @@ class SymbolService:
             self._record(record, answer, report)
         return report
 
-    def add(
-        self, symbol: str, *, exchange: str = "SMART", currency: str = "USD", validate: bool = True
-    ) -> SymbolRecord:
-        """Add one symbol (universe ``custom``); validate it now unless told not to.
+    def add(self, instrument: str, *, validate: bool = True) -> SymbolRecord:
+        """Add one listing by canonical id (universe ``custom``); validate it now unless told
+        not to. The venue gives its currency and IB routing (:data:`core.instruments.VENUES`).
 
         Raises:
-            NotFound: if IB does not know the symbol (nothing is added).
+            ValidationError: if ``instrument`` is not ``SYMBOL.VENUE``.
+            NotFound: if the venue is unknown, or IB does not know the listing (nothing is
+                added).
         """
-        sym = symbol.strip().upper()
-        primary = exchange if exchange.upper() != "SMART" else ""
+        parsed = parse(instrument)
+        place = venue(parsed.venue)
         record = SymbolRecord(
-            symbol=sym, exchange=exchange.upper(), primary_exchange=primary,
-            currency=currency.upper(), universe="custom",
+            symbol=parsed.symbol, exchange=place.routing, primary_exchange=place.code,
+            currency=place.currency, universe="custom",
         )  # fmt: skip
         if validate:
             (answer,) = self._require_lookup()([record.instrument])
             if isinstance(answer, Exception):
                 if isinstance(answer, NotFound):
-                    raise NotFound(f"IB has no contract for {sym} on {exchange} in {currency}")
+                    raise NotFound(f"IB has no contract for {parsed} ({place.currency})")
                 raise answer
             record = _verified(record, answer, at=self._clock.now())
         self._catalog.symbols.upsert_many([record], at=self._clock.now())
-        return self._catalog.symbols.get(
-            sym, primary_exchange=record.primary_exchange, currency=record.currency
-        )
+        return self._catalog.symbols.get(record.id)
 
-    def remove(self, symbol: str) -> SymbolRecord:
-        """Delete a symbol from the catalog (its stored bars are kept)."""
-        return self._catalog.symbols.delete(symbol.strip().upper())
+    def remove(self, instrument: str) -> SymbolRecord:
+        """Delete a listing from the catalog (its stored bars are kept).
+
+        Raises:
+            AmbiguousInstrument: if a bare symbol names several listings.
+        """
+        return self._catalog.symbols.delete(instrument)
 
     def list(
         self, *, universe: str | None = None, invalid: bool = False
@@ -175,23 +180,21 @@ class SymbolService:
         return [r for r in records if r.universe in wanted]
 
     def _record(self, record: SymbolRecord, answer: Any, report: ValidationReport) -> None:
-        listing = {"primary_exchange": record.primary_exchange, "currency": record.currency}
         if isinstance(answer, NotFound):
             report.invalid.append(
-                self._catalog.symbols.mark_invalid(record.symbol, at=self._clock.now(), **listing)
+                self._catalog.symbols.mark_invalid(record.id, at=self._clock.now())
             )
         elif isinstance(answer, Exception):
-            report.errors[record.symbol] = f"{type(answer).__name__}: {answer}"
+            report.errors[record.id] = f"{type(answer).__name__}: {answer}"
         else:
             done = _verified(record, answer, at=self._clock.now())
             details = {"name": done.name} if done.name else {}
             try:
                 verified = self._catalog.symbols.mark_verified(
-                    record.symbol, con_id=done.con_id or 0, at=done.last_verified,
-                    details=details, **listing,
-                )  # fmt: skip
+                    record.id, con_id=done.con_id or 0, at=done.last_verified, details=details
+                )
             except Conflict as exc:  # e.g. two listings resolving to one contract id
-                report.errors[record.symbol] = f"{type(exc).__name__}: {exc}"
+                report.errors[record.id] = f"{type(exc).__name__}: {exc}"
                 return
             report.verified.append(verified)
 

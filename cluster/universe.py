@@ -21,7 +21,7 @@ def select(names: Iterable[str] | None = None) -> list[UniverseMember]:
     seen: set[tuple[str, str]] = set()
     for name in dict.fromkeys(chosen):
         for member in universes.load(name):
-            key = (member.symbol, member.currency)
+            key = (member.symbol, member.primary_exchange or member.exchange)
             if key not in seen:
                 seen.add(key)
                 out.append(member)

@@ -47,38 +47,44 @@ def test_collect_history_rejects_bad_dates(env: dict[str, str]) -> None:
     assert "--start '2024-02-30' is not a date; use YYYY-MM-DD" in str(result.exception)
 
 
-def test_summary_shows_counts_bars_and_failed_symbols() -> None:
+def test_summary_shows_counts_bars_and_failed_instruments() -> None:
     tally = Tally(total=3)
-    tally.add(ItemResult(symbol="AAPL", bar_size="1d", status="done", bars_written=1234))
-    tally.add(ItemResult(symbol="MSFT", bar_size="1d", status="up_to_date"))
-    tally.add(ItemResult(symbol="XYZ", bar_size="1d", status="failed", error="NotFound: 200"))
+    tally.add(ItemResult(instrument="AAPL.NASDAQ", bar_size="1d", status="done", bars_written=1234))
+    tally.add(ItemResult(instrument="MSFT.NASDAQ", bar_size="1d", status="up_to_date"))
+    tally.add(
+        ItemResult(instrument="XYZ.NYSE", bar_size="1d", status="failed", error="NotFound: 200")
+    )
     console = Console(record=True, width=100)
     console.print(summary(tally, title="Daily bars", run_id=7))
     text = console.export_text()
     assert "Daily bars (run 7)" in text
     assert "bars written" in text and "1,234" in text
-    assert "Failed symbols" in text and "XYZ 1d" in text and "NotFound: 200" in text
+    assert "Failed instruments" in text and "XYZ.NYSE 1d" in text and "NotFound: 200" in text
 
 
-def test_live_progress_counts_symbols_bars_and_pacing_wait() -> None:
+def test_live_progress_counts_instruments_bars_and_polls_pacing_once_a_second() -> None:
     from cluster.collect_report import live_progress
 
     console = Console(record=True, width=140, force_terminal=False)
-    tally = Tally(total=2)
-    polls: list[int] = []
+    tally = Tally(total=3)
+    polls: list[float] = []
+    now = [100.0]  # a controlled clock: the test decides when a second has passed
 
     def pacing() -> float:
-        polls.append(1)
+        polls.append(now[0])
         return 3.5
 
-    with live_progress(console, total=2, title="Daily", pacing=pacing) as update:
-        for result in (
-            ItemResult(symbol="A", bar_size="1d", status="done", bars_written=500),
-            ItemResult(symbol="B", bar_size="1d", status="failed", error="x"),
-        ):
+    results = (
+        ItemResult(instrument="A.ASX", bar_size="1d", status="done", bars_written=500),
+        ItemResult(instrument="B.ASX", bar_size="1d", status="failed", error="x"),
+        ItemResult(instrument="C.ASX", bar_size="1d", status="done", bars_written=1),
+    )
+    with live_progress(console, total=3, title="Daily", pacing=pacing, clock=lambda: now[0]) as up:
+        for result, later in zip(results, (0.0, 0.4, 1.0), strict=True):
+            now[0] = 100.0 + later
             tally.add(result)
-            update(result, tally)
+            up(result, tally)
     text = console.export_text()
-    assert "2/2" in text and "1 ok" in text and "1 failed" in text
-    assert "500 bars" in text and "pacing wait 3.5 s" in text
-    assert len(polls) == 1  # polled at most once a second
+    assert "3/3" in text and "2 ok" in text and "1 failed" in text
+    assert "501 bars" in text and "pacing wait 3.5 s" in text
+    assert polls == [100.0, 101.0]  # at the first result, then not again within a second

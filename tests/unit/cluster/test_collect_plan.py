@@ -81,7 +81,7 @@ def test_collect_one_fetches_missing_then_nothing_on_rerun(tmp_path: Path, fake_
     first = cp.collect_one(target(), store=store, fetch=source, sleep=NO_SLEEP)
     expected = sessions(START, END)
     assert (first.status, first.bars_written, first.ranges) == ("done", len(expected), 1)
-    assert store.read("AAPL", "1d").index.equals(expected.rename("ts"))
+    assert store.read("AAPL.NASDAQ", "1d").index.equals(expected.rename("ts"))
     second = cp.collect_one(target(), store=store, fetch=source, sleep=NO_SLEEP)
     assert (second.status, second.bars_written) == ("up_to_date", 0)
     assert len(source.calls) == 1
@@ -94,7 +94,7 @@ def test_collect_one_extends_only_the_new_range(tmp_path: Path, fake_bars: Any) 
     result = cp.collect_one(target(end=later), store=store, fetch=source, sleep=NO_SLEEP)
     assert result.bars_written == len(sessions(END, later))
     assert source.calls[-1][1] == END  # asked only for April
-    stored = store.read("AAPL", "1d")
+    stored = store.read("AAPL.NASDAQ", "1d")
     assert stored.index.is_unique and stored.index.equals(sessions(START, later).rename("ts"))
 
 
@@ -142,13 +142,13 @@ def test_clip_drops_bars_outside_the_requested_range(fake_bars: Any) -> None:
 
 def test_tally_counts_statuses_bars_and_failures() -> None:
     tally = cp.Tally(total=3)
-    tally.add(cp.ItemResult(symbol="A", bar_size="1d", status="done", bars_written=10))
-    tally.add(cp.ItemResult(symbol="B", bar_size="1d", status="up_to_date"))
-    tally.add(cp.ItemResult(symbol="C", bar_size="1d", status="failed", error="boom"))
+    tally.add(cp.ItemResult(instrument="A.ASX", bar_size="1d", status="done", bars_written=10))
+    tally.add(cp.ItemResult(instrument="B.ASX", bar_size="1d", status="up_to_date"))
+    tally.add(cp.ItemResult(instrument="C.ASX", bar_size="1d", status="failed", error="boom"))
     rows = dict(tally.rows())
     assert (rows["done"], rows["up_to_date"], rows["failed"], rows["total"]) == ("1", "1", "1", "3")
     assert rows["bars written"] == "10"
-    assert tally.failures == {"C 1d": "boom"}
+    assert tally.failures == {"C.ASX 1d": "boom"}
     assert tally.finished_items == 3 and tally.failed == 1
 
 

@@ -11,6 +11,7 @@ import pytest
 from cluster.symbols import SymbolService
 from core.clock import ManualClock
 from core.errors import NotConnected, NotFound, ValidationError
+from core.instruments import AmbiguousInstrument
 from core.types import Instrument
 
 T0 = datetime(2025, 1, 6, 12, tzinfo=UTC)
@@ -92,17 +93,17 @@ def test_validate_leaves_symbols_unverified_when_the_gateway_fails(catalog: Any)
     ib, clock = FakeIB(down={"SPY"}), ManualClock(T0)
     svc = service(catalog, ib, clock)
     report = svc.populate(["etfs"]).validation
-    assert report is not None and "NotConnected" in report.errors["SPY"]
+    assert report is not None and "NotConnected" in report.errors["SPY.ARCA"]
     assert catalog.symbols.get("SPY").valid is None
     ib.down.clear()
-    assert [r.symbol for r in svc.validate().verified] == ["SPY"]
+    assert [r.id for r in svc.validate().verified] == ["SPY.ARCA"]
 
 
 def test_two_listings_with_one_contract_id_are_reported_not_fatal(catalog: Any) -> None:
     ib, clock = FakeIB(con_ids={"SPY": 42, "QQQ": 42}), ManualClock(T0)
     report = service(catalog, ib, clock).populate(["etfs"]).validation
     assert report is not None
-    clash = [s for s in ("SPY", "QQQ") if "Conflict" in report.errors.get(s, "")]
+    clash = [s for s in ("SPY.ARCA", "QQQ.NASDAQ") if "Conflict" in report.errors.get(s, "")]
     assert len(clash) == 1  # the second to claim con_id 42 is refused; the run goes on
     assert len(report.verified) > 10
     assert catalog.symbols.get(clash[0]).valid is None
@@ -111,14 +112,33 @@ def test_two_listings_with_one_contract_id_are_reported_not_fatal(catalog: Any) 
 def test_add_validates_first_and_refuses_unknown_symbols(catalog: Any) -> None:
     ib, clock = FakeIB(unknown={"NOPE"}), ManualClock(T0)
     svc = service(catalog, ib, clock)
-    added = svc.add("bhp", exchange="ASX", currency="AUD")
-    assert (added.symbol, added.primary_exchange, added.valid) == ("BHP", "ASX", True)
+    added = svc.add("bhp.asx")
+    assert (added.id, added.primary_exchange, added.currency, added.valid) == (
+        "BHP.ASX", "ASX", "AUD", True,
+    )  # fmt: skip
     assert added.universe == "custom"
     with pytest.raises(NotFound, match="NOPE"):
-        svc.add("NOPE")
-    assert [r.symbol for r in catalog.symbols.list()] == ["BHP"]
-    assert svc.remove("BHP").symbol == "BHP"
+        svc.add("NOPE.NYSE")
+    with pytest.raises(ValidationError, match="SYMBOL.VENUE") as err:
+        svc.add("NOPE")  # a bare ticker does not say which listing
+    assert err.value.field == "instrument"
+    with pytest.raises(NotFound, match="known venues"):
+        svc.add("BHP.LSE")
+    assert [r.id for r in catalog.symbols.list()] == ["BHP.ASX"]
+    assert svc.remove("BHP").id == "BHP.ASX"
     assert catalog.symbols.list() == []
+
+
+def test_one_ticker_on_two_venues_is_two_listings_and_bare_use_is_refused(catalog: Any) -> None:
+    svc = service(catalog, FakeIB(), ManualClock(T0))
+    svc.populate(["asx200", "etfs"])
+    ids = {r.id for r in svc.collectable()}
+    assert {"VEA.ASX", "VEA.ARCA"} <= ids
+    with pytest.raises(AmbiguousInstrument) as err:
+        svc.remove("VEA")
+    assert err.value.candidates == ["VEA.ARCA", "VEA.ASX"]
+    assert str(err.value).startswith("VEA is ambiguous: VEA.ARCA (")
+    assert {r.id for r in svc.collectable()} == ids  # nothing removed
 
 
 def test_validate_rejects_bad_limit_and_needs_a_gateway(catalog: Any) -> None:
@@ -136,6 +156,6 @@ def test_collectable_filters_valid_symbols_by_universe(catalog: Any) -> None:
     assert etfs and {r.universe for r in etfs} == {"etfs"}
     assert "SPY" not in {r.symbol for r in etfs}
     assert len(svc.collectable()) == len(svc.list())
-    svc.add("BHP", exchange="ASX", currency="AUD")
-    assert [r.symbol for r in svc.collectable(["custom"])] == ["BHP"]
+    svc.add("BHP.ASX")
+    assert [r.id for r in svc.collectable(["custom"])] == ["BHP.ASX"]
     assert svc.collectable(["no-such-universe"]) == []
