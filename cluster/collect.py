@@ -14,13 +14,14 @@ Run it from a shell as ``scizor collect daily`` (see :mod:`cluster.cli_data`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import ray
@@ -34,7 +35,7 @@ from cluster.collect_plan import (
     batches,
     collect_one,
 )
-from core.errors import NotConnected
+from core.errors import Conflict, NotConnected
 
 TASK_CPUS = 0.5
 """CPUs each batch task reserves: a task mostly waits on the gateway and on disk."""
@@ -96,8 +97,8 @@ class CatalogRecorder:
 
     def begin(self, kind: str, targets: Sequence[Target]) -> int | None:
         specs = [(t.key, t.bar_size, t.start, t.end) for t in targets]
-        owner = f"{socket.gethostname()} pid {os.getpid()}"
-        run = self._runs.create(kind, specs, owner=owner)  # Conflict while another runs
+        self._release_dead_local_driver(kind)
+        run = self._runs.create(kind, specs, owner=_owner())  # Conflict while another runs
         self._renewed = time.monotonic()
         self._ids = {(i.instrument, i.bar_size): i.id for i in self._runs.items(run.id)}
         return int(run.id)
@@ -113,6 +114,20 @@ class CatalogRecorder:
         else:
             self._runs.finish_item(item, bars_written=result.bars_written)
 
+    def _release_dead_local_driver(self, kind: str) -> None:
+        """End the lease of a run whose driver was on this host and is gone (``kill -9``).
+
+        Its lease would otherwise hold the next run off for up to its length; a driver on
+        another host is trusted until its lease runs out.
+        """
+        run = self._runs.latest(kind=kind)
+        if run is None or run.status != "running" or not run.owner:
+            return
+        host, _, pid = run.owner.partition(" pid ")
+        if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(Conflict):  # closed meanwhile by someone else
+                self._runs.renew(run.id, lease=timedelta(0))
+
     def heartbeat(self, run_id: int | None) -> None:
         if run_id is not None and time.monotonic() - self._renewed >= self.RENEW_EVERY_S:
             self._runs.renew(run_id)
@@ -121,6 +136,20 @@ class CatalogRecorder:
     def end(self, run_id: int | None, tally: Tally) -> None:
         if run_id is not None:
             self._runs.finish(run_id)
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()} pid {os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

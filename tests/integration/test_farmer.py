@@ -238,8 +238,8 @@ def test_daily_collection_of_60_symbols_is_exact_and_rerun_fetches_nothing(
     assert tally.failures == {}
     assert tally.counts == {"done": 60}
     store = BarStore(store_root)
-    assert_exact_daily(store, [i.symbol for i in us], start, END)
-    assert_exact_daily(store, [i.symbol for i in asx], start, END, calendar="XASX")
+    assert_exact_daily(store, [i.id for i in us], start, END)
+    assert_exact_daily(store, [i.id for i in asx], start, END, calendar="XASX")
     expected = 54 * len(sessions_of("XNYS", start, END)) + 6 * len(sessions_of("XASX", start, END))
     assert tally.bars_written == expected
     assert run_id is not None
@@ -293,13 +293,13 @@ def test_minute_backfill_is_paced_without_error_162(paced_gateway: Any, tmp_path
     assert _health(paced_gateway, "pacing_waits") > 0  # the pacer did hold requests back
     store = BarStore(store_root)
     sessions = xcals.get_calendar("XNYS").sessions_in_range("2025-03-03", "2025-03-14")
-    minutes = store.read("AAPL", "1m")
+    minutes = store.read("AAPL.NASDAQ", "1m")
     assert minutes.index.is_unique and len(minutes) == 390 * len(sessions)
     assert set(minutes.index.normalize().tz_convert(None)) == set(sessions)
     assert (minutes["high"] >= minutes[["open", "close"]].max(axis=1)).all()
     for target in targets[1:]:
-        half = store.read(target.symbol, "30s")
-        assert half.index.is_unique and len(half) == 780 * len(sessions), target.symbol
+        half = store.read(target.key, "30s")
+        assert half.index.is_unique and len(half) == 780 * len(sessions), target.key
 
 
 def test_collection_survives_a_dropped_gateway_connection(
@@ -326,15 +326,16 @@ def test_collection_survives_a_dropped_gateway_connection(
     runner.start()
     reconnects = _health(gateway, "reconnects")
     eventually(lambda: seen and seen[-1] >= 5, timeout=60)
-    sim.drop_all()
+    sim.stall(3.0)  # no reply can finish an item now, so the drop lands mid-run
     at_drop = seen[-1]
+    sim.drop_all()
     runner.join(120)
     assert not runner.is_alive() and outcome
     _, tally = outcome[0]
-    assert at_drop < 80, "the drop must land mid-run"
+    assert at_drop < 80, "the drop must land mid-run (replies were stalled before it)"
     assert eventually(lambda: _health(gateway, "reconnects") > reconnects, timeout=30)
     assert tally.failures == {} and tally.counts == {"done": 80}
-    assert_exact_daily(BarStore(store_root), [i.symbol for i in instruments], start, END)
+    assert_exact_daily(BarStore(store_root), [i.id for i in instruments], start, END)
 
 
 def test_killed_worker_is_replaced_and_the_run_completes(
@@ -372,7 +373,7 @@ def test_killed_worker_is_replaced_and_the_run_completes(
     # A symbol written just before the kill is found complete when it goes round again.
     assert tally.counts.get("done", 0) + tally.counts.get("up_to_date", 0) == 64
     assert catalog.collection_runs.get(run_id).status == "done"
-    assert_exact_daily(BarStore(store_root), [i.symbol for i in instruments], start, END)
+    assert_exact_daily(BarStore(store_root), [i.id for i in instruments], start, END)
 
 
 def test_killed_driver_resumes_without_gaps_or_duplicates(
@@ -385,7 +386,8 @@ def test_killed_driver_resumes_without_gaps_or_duplicates(
     add_valid(catalog, instruments)
     store_root = str(tmp_path / "bars")
     env = driver_env(tmp_path, ib_settings)
-    cmd = [sys.executable, "-m", "cluster.collect", "daily", "--years", "4", "-u", "test"]
+    scizor = str(Path(sys.executable).with_name("scizor"))
+    cmd = [scizor, "collect", "daily", "--years", "4", "-u", "test"]
     log = (tmp_path / "driver.log").open("w")
     driver = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -405,7 +407,7 @@ def test_killed_driver_resumes_without_gaps_or_duplicates(
     assert catalog.collection_runs.get(run.id).status == "failed"  # closed, not a zombie
     end = plan.floor_day(datetime.now(UTC))
     start = plan.years_before(end, 4)
-    assert_exact_daily(BarStore(store_root), [i.symbol for i in instruments], start, end)
+    assert_exact_daily(BarStore(store_root), [i.id for i in instruments], start, end)
     catalog.dispose()
 
 

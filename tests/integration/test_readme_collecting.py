@@ -1,0 +1,108 @@
+"""The README's "Collecting data" block, run exactly as printed, on the whole bundled universe.
+
+`scizor up` starts the embedded ibsim and the gateway (joining the test session's Ray cluster,
+the one-cluster-per-run rule), then every command line of the block runs through bash from the
+repository root, as a user would type it. Afterwards every valid instrument of the catalog has
+its own bars, and the two listings of one ticker (VEA on the ASX and on NYSE Arca) hold their
+own listing's series, never mixed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ibsim.contracts import default_world
+from ibsim.market import Market
+from storage.bars import BarStore
+from storage.catalog import Catalog
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SCIZOR = str(Path(sys.executable).with_name("scizor"))
+
+
+def readme_block(title: str) -> list[str]:
+    """The command lines of the first bash block after the README heading ``title``."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split(f"## {title}\n", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.DOTALL)
+    assert block is not None, f"README lost the bash block of '{title}'"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run(env: dict[str, str], line: str, *, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", "-c", line], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def test_readme_collecting_block_runs_as_printed_on_the_whole_universe(ray_session, tmp_path):
+    import ray
+
+    home = tmp_path / "home"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SCIZOR_")},
+        "SCIZOR_HOME": str(home),
+        "SCIZOR_RAY_ADDRESS": ray.get_runtime_context().gcs_address,
+        "SCIZOR_API_PORT": str(free_port()),
+        "SCIZOR_IB_PORT": str(free_port()),
+        "COLUMNS": "200",
+    }
+    lines = readme_block("Collecting data")
+    assert any("collect daily" in line for line in lines)
+    up = subprocess.run([SCIZOR, "up"], env=env, capture_output=True, text=True, timeout=300)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        outputs = {}
+        for line in lines:
+            done = run(env, line)
+            assert done.returncode == 0, f"{line}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            outputs[line] = done.stdout
+    finally:
+        subprocess.run([SCIZOR, "down"], env=env, capture_output=True, timeout=120, check=False)
+    populate = next(out for line, out in outputs.items() if "symbols populate" in line)
+    assert "0 invalid" in populate and "unanswered" in populate
+    _assert_every_instrument_has_its_own_bars(home)
+
+
+def _assert_every_instrument_has_its_own_bars(home: Path) -> None:
+    catalog = Catalog(f"sqlite:///{home / 'scizor.db'}")
+    try:
+        listings = catalog.symbols.list(valid=True)
+        latest = catalog.collection_runs.latest(kind="daily")
+    finally:
+        catalog.dispose()
+    assert len(listings) == 428, "the whole bundled universe is valid on ibsim"
+    assert latest is not None and latest.status == "done" and latest.total == 428
+    store = BarStore(home / "bars")
+    assert set(store.instruments("1d")) == {r.id for r in listings}
+    world, market = default_world(), Market(seed=0)
+    for listing in listings:
+        stored = store.read(listing.id, "1d")
+        assert len(stored) > 1000, f"{listing.id}: {len(stored)} daily bars for 5 years"
+        if listing.symbol == "VEA" or listing.id in ("AAPL.NASDAQ", "BHP.ASX"):
+            contract = world.by_con_id(listing.con_id)
+            assert contract is not None and contract.currency == listing.currency
+            daily = market.daily(contract)["close"]
+            expected = daily.set_axis(daily.index.as_unit("ns").tz_localize("UTC"))
+            got = stored["close"]
+            assert np.allclose(got.to_numpy(), expected.reindex(got.index).to_numpy()), listing.id
+    asx, arca = store.read("VEA.ASX", "1d"), store.read("VEA.ARCA", "1d")
+    assert not asx.index.equals(arca.index), "ASX and NYSE Arca sessions differ"
+    assert len(store.read("AAPL.NASDAQ", "1m")) > 0
