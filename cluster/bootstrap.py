@@ -8,6 +8,7 @@ custom resource ``scizor_head`` so the gateway actor (the one IBKR connection) l
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -132,7 +133,7 @@ def connect(settings: Settings, *, address: str | None = None) -> None:
         ray.init(
             address=target,
             namespace=NAMESPACE,
-            logging_level="WARNING",
+            logging_level=logging.WARNING,
             log_to_driver=False,
         )
     except ConnectionError as exc:

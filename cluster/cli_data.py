@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
 import typer
 from rich.table import Table
 
@@ -212,6 +213,10 @@ def _date(value: str | None, name: str) -> datetime | None:
         raise ParameterError(f"--{name} {value!r} is not a date; use YYYY-MM-DD") from None
 
 
+def _stamp(value: datetime | None) -> pd.Timestamp | None:
+    return None if value is None else pd.Timestamp(value)
+
+
 def _run(farm: Farm, kind: str, targets: list[plan.Target], title: str) -> plan.Tally:
     from cluster.collect import pacing_wait, run_collection
     from cluster.collect_report import live_progress, summary
@@ -293,7 +298,7 @@ def bars(
     try:
         key, frame = read_bars(
             farm.settings.storage.bar_store, farm.catalog, instrument, bar_size=bar_size,
-            start=_date(start, "start"), end=_date(end, "end"),
+            start=_stamp(_date(start, "start")), end=_stamp(_date(end, "end")),
         )  # fmt: skip
     finally:
         farm.close()

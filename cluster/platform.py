@@ -220,7 +220,7 @@ def down(settings: Settings) -> PlatformState | None:
         bootstrap.connect(settings, address=state.ray_address)
         stop_gateway()
         if state.ray_started:
-            serve.shutdown()
+            serve.shutdown()  # type: ignore[no-untyped-call]
             ray.shutdown()
             bootstrap.stop_local_head()
         else:  # a cluster we joined: remove only our application

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI
 from ray import serve
@@ -43,7 +43,7 @@ def build_context(settings: Settings) -> ApiContext:
         from actors.gateway import GATEWAY_NAME, GATEWAY_NAMESPACE
 
         actor = ray.get_actor(GATEWAY_NAME, namespace=GATEWAY_NAMESPACE)
-        health: dict[str, Any] = ray.get(actor.health.remote(), timeout=5)
+        health = cast(dict[str, Any], ray.get(actor.health.remote(), timeout=5))
         return {"ok": bool(health.get("connected")), **health}
 
     context.add_health_check("catalog", catalog_check)
@@ -72,4 +72,5 @@ def build_app(env: Mapping[str, Any]) -> Application:
     """
     scizor_env = {k: str(v) for k, v in env.items() if k.startswith("SCIZOR_")}
     Settings.from_env(scizor_env)  # fail here, in the caller, on bad configuration
-    return Ingress.bind(scizor_env)
+    # @serve.deployment adds .bind to the class; mypy sees the undecorated class.
+    return cast(Application, Ingress.bind(scizor_env))  # type: ignore[attr-defined]
