@@ -210,7 +210,7 @@ def test_one_ticker_on_two_venues_keeps_two_partitions_never_mixed(bar_store, tm
     ["", "VEA", "A/B.ASX", "A=B.ASX", "..", "A..B", ".HIDDEN", "_X.ASX", "AAPL.", "A%2F.NYSE"],
 )
 def test_bare_tickers_and_bad_ids_are_rejected_with_field(bar_store, instrument):
-    with pytest.raises(ValidationError, match="SYMBOL.VENUE") as info:
+    with pytest.raises(ValidationError, match=r"SYMBOL\.VENUE") as info:
         bar_store.write(instrument, "1d", make_bars("2024-01-01", 1))
     assert info.value.field == "instrument"
 

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from core.errors import Conflict, NotFound, ValidationError
+from core.instruments import AmbiguousInstrument
 from core.types import Fill, Order, OrderStatus, OrderType, Position, SecType, Side, TradingMode
 from storage.catalog import (
     DeploymentStatus,
@@ -23,6 +24,7 @@ from storage.catalog import (
     SymbolRecord,
     TokenScope,
 )
+from storage.catalog.collection_runs import LEASE
 
 T0 = datetime(2024, 3, 1, 14, 30, tzinfo=UTC)
 D = Decimal
@@ -34,7 +36,9 @@ def _count(catalog, table: str) -> int:
 
 
 def _order(ref: str = "o-1", **kw) -> Order:
-    base = dict(symbol="AAPL", side=Side.BUY, quantity=D("100"), order_ref=ref, created_at=T0)
+    base = dict(
+        instrument="AAPL.NASDAQ", side=Side.BUY, quantity=D("100"), order_ref=ref, created_at=T0
+    )
     return Order(**(base | kw))
 
 
@@ -42,7 +46,7 @@ def _fill(exec_id: str = "e-1", ref: str = "o-1", **kw) -> Fill:
     base = dict(
         exec_id=exec_id,
         order_ref=ref,
-        symbol="AAPL",
+        instrument="AAPL.NASDAQ",
         side=Side.BUY,
         quantity=D("40"),
         price=D("187.25"),
@@ -70,23 +74,32 @@ def test_symbols_upsert_many_is_idempotent_and_keeps_validation_state(catalog):
         "Apple Inc",
         T0,
     )
-    assert aapl.added_at == T0
-    assert [s.symbol for s in catalog.symbols.list()] == ["AAPL", "SPY"]
-    assert [s.symbol for s in catalog.symbols.list(universe="etf")] == ["SPY"]
-    assert [s.symbol for s in catalog.symbols.list(valid=True)] == ["AAPL"]
-    assert catalog.symbols.get("SPY").instrument.sec_type is SecType.ETF
+    assert aapl.added_at == T0 and aapl.id == aapl.instrument_id == "AAPL.NASDAQ"
+    assert [s.id for s in catalog.symbols.list()] == ["AAPL.NASDAQ", "SPY.ARCA"]
+    assert [s.id for s in catalog.symbols.list(universe="etf")] == ["SPY.ARCA"]
+    assert [s.id for s in catalog.symbols.list(valid=True)] == ["AAPL.NASDAQ"]
+    assert catalog.symbols.get("SPY.ARCA").instrument.sec_type is SecType.ETF
+    assert catalog.symbols.listings() == {"AAPL.NASDAQ": "Apple Inc", "SPY.ARCA": ""}
 
 
-def test_symbols_same_ticker_on_two_exchanges_needs_a_qualifier(catalog):
+def test_symbols_same_ticker_on_two_exchanges_is_named_by_instrument_id(catalog):
     catalog.symbols.upsert_many(
         [
-            SymbolRecord(symbol="BHP", primary_exchange="ASX", currency="AUD"),
-            SymbolRecord(symbol="BHP", primary_exchange="NYSE", currency="USD"),
+            SymbolRecord(symbol="BHP", primary_exchange="ASX", currency="AUD", name="BHP Group"),
+            SymbolRecord(symbol="BHP", primary_exchange="NYSE", currency="USD", name="BHP ADR"),
         ]
     )
-    with pytest.raises(Conflict, match="ambiguous"):
+    with pytest.raises(AmbiguousInstrument, match=r"BHP\.ASX \(BHP Group\), BHP\.NYSE") as caught:
         catalog.symbols.get("BHP")
-    assert catalog.symbols.get("BHP", currency="AUD").primary_exchange == "ASX"
+    assert caught.value.candidates == ["BHP.ASX", "BHP.NYSE"]
+    assert catalog.symbols.get("BHP.ASX").currency == "AUD"
+    assert catalog.symbols.get("bhp.nyse").currency == "USD"
+    assert catalog.symbols.resolve("BHP.NYSE") == "BHP.NYSE"
+    with pytest.raises(AmbiguousInstrument):  # every lookup by bare symbol, writes included
+        catalog.symbols.mark_invalid("BHP", at=T0)
+    with pytest.raises(AmbiguousInstrument):
+        catalog.symbols.delete("BHP")
+    assert {s.id: s.valid for s in catalog.symbols.list()} == {"BHP.ASX": None, "BHP.NYSE": None}
     with pytest.raises(NotFound, match="MSFT"):
         catalog.symbols.get("MSFT")
 
@@ -94,29 +107,46 @@ def test_symbols_same_ticker_on_two_exchanges_needs_a_qualifier(catalog):
 def test_symbols_batch_with_one_bad_row_writes_nothing(catalog):
     good = SymbolRecord(symbol="MSFT", primary_exchange="NASDAQ")
     with pytest.raises(ValidationError, match="symbol"):
-        catalog.symbols.upsert_many([good, SymbolRecord(symbol="  ")])
+        catalog.symbols.upsert_many([good, SymbolRecord(symbol="  ", primary_exchange="NASDAQ")])
     with pytest.raises(ValidationError, match="timezone-aware"):
-        catalog.symbols.upsert_many([good, SymbolRecord(symbol="X", added_at=datetime(2024, 1, 1))])
+        late = SymbolRecord(symbol="X", primary_exchange="NYSE", added_at=datetime(2024, 1, 1))
+        catalog.symbols.upsert_many([good, late])
     assert _count(catalog, "symbols") == 0
+
+
+def test_symbols_smart_listing_without_primary_exchange_is_refused(catalog):
+    # The primary exchange is the venue part of the id: without it there is no id.
+    with pytest.raises(ValidationError, match="primary_exchange") as caught:
+        catalog.symbols.upsert_many(
+            [SymbolRecord(symbol="MSFT", primary_exchange="NASDAQ"), SymbolRecord(symbol="X")]
+        )
+    assert caught.value.field == "primary_exchange"
+    assert _count(catalog, "symbols") == 0
+    catalog.symbols.upsert_many([SymbolRecord(symbol="BHP", exchange="ASX", currency="AUD")])
+    assert catalog.symbols.get("BHP").id == "BHP.ASX"  # a routing exchange names its venue
 
 
 def test_symbols_due_for_validation_skips_recently_verified_unless_forced(catalog):
     now = T0 + timedelta(days=200)
-    catalog.symbols.upsert_many([SymbolRecord(symbol=s) for s in ("NEW", "OLD", "FRESH")])
+    catalog.symbols.upsert_many(
+        [SymbolRecord(symbol=s, primary_exchange="NASDAQ") for s in ("NEW", "OLD", "FRESH")]
+    )
     catalog.symbols.mark_verified("OLD", con_id=1, at=now - timedelta(days=91))
-    catalog.symbols.mark_verified("FRESH", con_id=2, at=now - timedelta(days=10))
+    catalog.symbols.mark_verified("FRESH.NASDAQ", con_id=2, at=now - timedelta(days=10))
     due = catalog.symbols.due_for_validation(max_age_days=90, now=now)
-    assert [s.symbol for s in due] == ["NEW", "OLD"]
+    assert [s.id for s in due] == ["NEW.NASDAQ", "OLD.NASDAQ"]
     assert [s.symbol for s in catalog.symbols.due_for_validation(now=now, limit=1)] == ["NEW"]
     assert len(catalog.symbols.due_for_validation(now=now, force=True)) == 3
 
 
 def test_symbols_mark_invalid_remove_invalid_and_delete(catalog):
-    catalog.symbols.upsert_many([SymbolRecord(symbol=s) for s in ("ZZZZ", "AAPL", "MSFT")])
+    catalog.symbols.upsert_many(
+        [SymbolRecord(symbol=s, primary_exchange="NASDAQ") for s in ("ZZZZ", "AAPL", "MSFT")]
+    )
     assert catalog.symbols.mark_invalid("ZZZZ", at=T0).valid is False
-    assert [s.symbol for s in catalog.symbols.remove_invalid()] == ["ZZZZ"]
-    assert catalog.symbols.delete("MSFT").symbol == "MSFT"
-    assert [s.symbol for s in catalog.symbols.list()] == ["AAPL"]
+    assert [s.id for s in catalog.symbols.remove_invalid()] == ["ZZZZ.NASDAQ"]
+    assert catalog.symbols.delete("MSFT.NASDAQ").symbol == "MSFT"
+    assert [s.id for s in catalog.symbols.list()] == ["AAPL.NASDAQ"]
     with pytest.raises(NotFound):
         catalog.symbols.delete("MSFT")
     with pytest.raises(ValidationError, match="details"):
@@ -128,10 +158,15 @@ def test_symbols_mark_invalid_remove_invalid_and_delete(catalog):
 
 def test_collection_run_lifecycle_counts_and_resume(catalog):
     run = catalog.collection_runs.create(
-        "daily", [("AAPL", "1d", None, None), ("MSFT", "1d", T0, T0 + timedelta(days=5))], at=T0
+        "daily",
+        [("AAPL.NASDAQ", "1d", None, None), ("msft.nasdaq", "1d", T0, T0 + timedelta(days=5))],
+        at=T0,
+        owner="host-a pid 1",
     )
     assert run.status is RunStatus.RUNNING and run.counts[ItemStatus.PENDING] == 2
+    assert (run.owner, run.lease_until) == ("host-a pid 1", T0 + LEASE)
     first, second = catalog.collection_runs.pending_items(run.id)
+    assert (first.instrument, second.instrument) == ("AAPL.NASDAQ", "MSFT.NASDAQ")
     assert second.end == T0 + timedelta(days=5)
     catalog.collection_runs.start_item(first.id, at=T0)
     assert catalog.collection_runs.finish_item(first.id, bars_written=250).status is ItemStatus.DONE
@@ -145,6 +180,7 @@ def test_collection_run_lifecycle_counts_and_resume(catalog):
     done = catalog.collection_runs.finish(run.id)
     assert done.status is RunStatus.FAILED and done.bars_written == 250
     assert done.counts[ItemStatus.DONE] == 1 and done.total == 2
+    assert done.lease_until is None  # a finished run holds no lease
     assert catalog.collection_runs.latest().id == run.id
     assert catalog.collection_runs.latest(kind="history") is None
     with pytest.raises(Conflict, match="already done"):
@@ -153,29 +189,35 @@ def test_collection_run_lifecycle_counts_and_resume(catalog):
 
 def test_interrupted_runs_are_closed_with_their_stuck_items_failed(catalog):
     runs = catalog.collection_runs
-    killed = runs.create("daily", [("AAPL", "1d", None, None), ("MSFT", "1d", None, None)])
+    items = [("AAPL.NASDAQ", "1d", None, None), ("MSFT.NASDAQ", "1d", None, None)]
+    killed = runs.create("daily", items, at=T0)
     aapl, msft = runs.pending_items(killed.id)
     runs.start_item(aapl.id)
     runs.finish_item(aapl.id, bars_written=10)
     runs.start_item(msft.id)  # the driver dies here
-    other_kind = runs.create("history", [("AAPL", "1m", None, None)])
+    other_kind = runs.create("history", [("AAPL.NASDAQ", "1m", None, None)], at=T0)
 
-    assert runs.close_interrupted(kind="daily", at=T0) == [killed.id]
+    assert runs.close_interrupted(kind="daily", at=T0 + LEASE / 2) == []  # its lease holds
+    later = T0 + LEASE + timedelta(seconds=1)
+    assert runs.close_interrupted(kind="daily", at=later) == [killed.id]
     closed = runs.get(killed.id)
-    assert closed.status is RunStatus.FAILED and closed.finished_at == T0
-    stuck = {i.symbol: i for i in runs.items(killed.id)}["MSFT"]
+    assert closed.status is RunStatus.FAILED and closed.finished_at == later
+    stuck = {i.instrument: i for i in runs.items(killed.id)}["MSFT.NASDAQ"]
     assert stuck.status is ItemStatus.FAILED and "interrupted" in stuck.error
     assert runs.get(other_kind.id).status is RunStatus.RUNNING  # another kind is left alone
-    assert runs.close_interrupted(kind="daily") == []  # nothing left to close
+    assert runs.close_interrupted(kind="daily", at=later) == []  # nothing left to close
 
 
 def test_collection_run_with_bad_item_writes_nothing(catalog):
     with pytest.raises(ValidationError, match="bar"):
         catalog.collection_runs.create(
-            "daily", [("AAPL", "1d", None, None), ("X", "7m", None, None)]
+            "daily", [("AAPL.NASDAQ", "1d", None, None), ("X.NYSE", "7m", None, None)]
         )
+    with pytest.raises(ValidationError, match=r"SYMBOL\.VENUE") as caught:  # not an id
+        catalog.collection_runs.create("daily", [("AAPL", "1d", None, None)])
+    assert caught.value.field == "instrument"
     with pytest.raises(Conflict, match="collection_items"):
-        catalog.collection_runs.create("daily", [("AAPL", "1d", None, None)] * 2)
+        catalog.collection_runs.create("daily", [("AAPL.NASDAQ", "1d", None, None)] * 2)
     assert _count(catalog, "collection_runs") == 0 and _count(catalog, "collection_items") == 0
     with pytest.raises(NotFound):
         catalog.collection_runs.get(999)
@@ -197,13 +239,18 @@ def test_strategies_add_get_list_and_unique_name(catalog):
 def test_backtest_lifecycle(catalog):
     bt = catalog.backtests.create(
         "sma_cross",
-        symbols=["aapl"],
+        instruments=["aapl.nasdaq", "BHP.ASX", "AAPL.NASDAQ"],
         bar_size="1d",
         params={"fast": 10, "slow": 30},
         costs={"commission": 0.001},
         start=T0,
     )
-    assert (bt.status, bt.symbols, bt.start) == (JobStatus.QUEUED, ["AAPL"], T0)
+    assert (bt.status, bt.instruments, bt.start) == (
+        JobStatus.QUEUED,
+        ["AAPL.NASDAQ", "BHP.ASX"],  # canonical, in order, once each
+        T0,
+    )
+    assert catalog.backtests.get(bt.id).instruments == ["AAPL.NASDAQ", "BHP.ASX"]
     assert catalog.backtests.update_progress(bt.id, 0.5).status is JobStatus.RUNNING
     with pytest.raises(ValidationError, match="progress"):
         catalog.backtests.update_progress(bt.id, 1.5)
@@ -211,12 +258,17 @@ def test_backtest_lifecycle(catalog):
     assert (done.status, done.progress, done.stats["sharpe"]) == (JobStatus.DONE, 1.0, 1.25)
     with pytest.raises(Conflict, match="already done"):
         catalog.backtests.fail(bt.id, "late")
-    other = catalog.backtests.create("buy_hold", symbols=["SPY"], bar_size="1d")
+    other = catalog.backtests.create("buy_hold", instruments=["SPY.ARCA"], bar_size="1d")
     assert catalog.backtests.fail(other.id, "no bars").error == "no bars"
     assert [b.id for b in catalog.backtests.list()] == [other.id, bt.id]
     assert [b.id for b in catalog.backtests.list(status=JobStatus.DONE)] == [bt.id]
     with pytest.raises(NotFound):
         catalog.backtests.get(12345)
+    with pytest.raises(ValidationError, match="instruments"):  # a ticker is not an id
+        catalog.backtests.create("buy_hold", instruments=["SPY"], bar_size="1d")
+    with pytest.raises(ValidationError, match="at least one instrument"):
+        catalog.backtests.create("buy_hold", instruments=[], bar_size="1d")
+    assert _count(catalog, "backtests") == 2
 
 
 def test_optimization_lifecycle_and_checks(catalog):
@@ -236,30 +288,41 @@ def test_optimization_lifecycle_and_checks(catalog):
 
 
 def test_deployment_status_transitions(catalog):
-    dep = catalog.deployments.create("sma_cross", symbols=["AAPL"], mode="paper")
+    dep = catalog.deployments.create("sma_cross", instruments=["VEA.ASX"], mode="paper")
     assert dep.mode is TradingMode.PAPER and dep.status is DeploymentStatus.CREATED
+    assert catalog.deployments.get(dep.id).instruments == ["VEA.ASX"]
     with pytest.raises(Conflict, match="created to paused"):
         catalog.deployments.set_status(dep.id, "paused")
     catalog.deployments.set_status(dep.id, DeploymentStatus.RUNNING)
     catalog.deployments.set_status(dep.id, DeploymentStatus.PAUSED)
     assert [d.id for d in catalog.deployments.list(status=DeploymentStatus.PAUSED)] == [dep.id]
     with pytest.raises(ValueError):
-        catalog.deployments.create("x", symbols=["A"], mode="fantasy")
+        catalog.deployments.create("x", instruments=["A.NYSE"], mode="fantasy")
+    with pytest.raises(ValidationError, match="instruments"):  # VEA is two listings
+        catalog.deployments.create("x", instruments=["VEA"])
+    assert [d.id for d in catalog.deployments.list()] == [dep.id]
 
 
 def test_orders_add_get_and_duplicate_ref_keeps_the_original(catalog):
-    dep = catalog.deployments.create("sma_cross", symbols=["AAPL"])
-    lmt = _order(order_type=OrderType.LIMIT, limit_price=D("187.12345678"), deployment_id=dep.id)
+    dep = catalog.deployments.create("sma_cross", instruments=["AAPL.NASDAQ"])
+    lmt = _order(
+        order_type=OrderType.LIMIT,
+        limit_price=D("187.12345678"),
+        deployment_id=dep.id,
+        con_id=265598,
+    )
     stored = catalog.orders.add(lmt)
     assert stored.order == lmt and stored.status is OrderStatus.PENDING_SUBMIT
     with pytest.raises(Conflict, match=r"orders\.order_ref"):
-        catalog.orders.add(_order(symbol="MSFT", quantity=D("5")))
+        catalog.orders.add(_order(instrument="MSFT.NASDAQ", quantity=D("5")))
     again = catalog.orders.get("o-1")
-    assert (again.order.symbol, again.order.quantity, again.order.limit_price) == (
-        "AAPL",
-        D("100"),
+    assert (again.order.instrument, again.order.con_id, again.order.limit_price) == (
+        "AAPL.NASDAQ",
+        265598,
         D("187.12345678"),
     )
+    assert [o.order_ref for o in catalog.orders.list(instrument="aapl.nasdaq")] == ["o-1"]
+    assert catalog.orders.list(instrument="AAPL.ARCA") == []
     assert _count(catalog, "orders") == 1
     with pytest.raises(NotFound):
         catalog.orders.get("nope")
@@ -269,11 +332,11 @@ def test_orders_database_checks_reject_bad_rows_and_write_nothing(catalog):
     # SQLite does not say which foreign key failed; PostgreSQL names the column.
     with pytest.raises(Conflict, match=r"deployment_id|foreign key"):
         catalog.orders.add(_order("o-fk", deployment_id=999))
-    cols = "order_ref, symbol, side, order_type, quantity, tif, status, filled_quantity"
+    cols = "order_ref, instrument, side, order_type, quantity, tif, status, filled_quantity"
     bad = {  # raw SQL bypasses the domain type so the database CHECKs are what stops these
-        "quantity": "'q', 'A', 'BUY', 'MKT', 0, 'DAY', 'Submitted', 0",
-        "filled_quantity": "'f', 'A', 'BUY', 'MKT', 5, 'DAY', 'Submitted', 6",
-        "side": "'s', 'A', 'HOLD', 'MKT', 5, 'DAY', 'Submitted', 0",
+        "quantity": "'q', 'A.NYSE', 'BUY', 'MKT', 0, 'DAY', 'Submitted', 0",
+        "filled_quantity": "'f', 'A.NYSE', 'BUY', 'MKT', 5, 'DAY', 'Submitted', 6",
+        "side": "'s', 'A.NYSE', 'HOLD', 'MKT', 5, 'DAY', 'Submitted', 0",
     }
     sql = f"INSERT INTO orders ({cols}, created_at, updated_at) VALUES ({{}}, :t, :t)"
     for field, values in bad.items():
@@ -331,16 +394,31 @@ def test_execution_checks_reject_negative_commission(catalog):
 
 def test_positions_upsert_and_replace_account(catalog):
     catalog.positions.upsert(
-        Position(symbol="AAPL", quantity=D(10), avg_cost=D("150.5"), account="U1")
+        Position(instrument="AAPL.NASDAQ", quantity=D(10), avg_cost=D("150.5"), account="U1")
     )
     catalog.positions.upsert(
-        Position(symbol="AAPL", quantity=D(-5), avg_cost=D("151"), account="U1")
+        Position(
+            instrument="AAPL.NASDAQ", quantity=D(-5), avg_cost=D("151"), account="U1", con_id=265598
+        )
     )
-    assert catalog.positions.get("AAPL", account="U1").quantity == D(-5)
-    catalog.positions.replace_account("U1", [Position(symbol="MSFT", quantity=D(3), avg_cost=D(1))])
-    assert [p.symbol for p in catalog.positions.list(account="U1")] == ["MSFT"]
+    held = catalog.positions.get("aapl.nasdaq", account="U1")
+    assert (held.quantity, held.con_id) == (D(-5), 265598)
+    catalog.positions.replace_account(
+        "U1",
+        [
+            Position(instrument="VEA.ASX", quantity=D(3), avg_cost=D(1), con_id=577987566),
+            Position(instrument="VEA.ARCA", quantity=D(2), avg_cost=D(50), con_id=337524944),
+        ],
+    )
+    listed = catalog.positions.list(account="U1")
+    assert [(p.instrument, p.con_id) for p in listed] == [
+        ("VEA.ARCA", 337524944),  # two listings of one ticker are two positions
+        ("VEA.ASX", 577987566),
+    ]
     with pytest.raises(NotFound):
-        catalog.positions.get("AAPL", account="U1")
+        catalog.positions.get("AAPL.NASDAQ", account="U1")
+    with pytest.raises(ValidationError, match="instrument"):  # a ticker names no position
+        catalog.positions.get("VEA", account="U1")
 
 
 def test_risk_limits_and_events(catalog):
@@ -407,13 +485,12 @@ def test_decimals_beyond_numeric_20_8_are_rejected_not_truncated(catalog):
 
 
 def test_failed_replace_account_rolls_back_the_delete_too(catalog):
-    catalog.positions.upsert(Position(symbol="AAPL", quantity=D(10), avg_cost=D(1), account="U1"))
-    twice = [Position(symbol="MSFT", quantity=D(1), avg_cost=D(1))] * 2
-    with pytest.raises(Conflict, match=r"positions\.account\+symbol"):
+    held = Position(instrument="AAPL.NASDAQ", quantity=D(10), avg_cost=D(1), account="U1")
+    catalog.positions.upsert(held)
+    twice = [Position(instrument="MSFT.NASDAQ", quantity=D(1), avg_cost=D(1))] * 2
+    with pytest.raises(Conflict, match=r"positions\.account\+instrument"):
         catalog.positions.replace_account("U1", twice)
-    assert catalog.positions.list(account="U1") == [
-        Position(symbol="AAPL", quantity=D(10), avg_cost=D(1), account="U1")
-    ]
+    assert catalog.positions.list(account="U1") == [held]
 
 
 def test_two_catalogs_on_one_database_see_each_others_writes(catalog):

@@ -1,6 +1,6 @@
 """Integrity rules of the catalog, on SQLite and PostgreSQL.
 
-Fills must match their order (symbol, side, no overfill); the database refuses orders whose
+Fills must match their order (instrument, side, no overfill); the database refuses orders whose
 type lacks its price, duplicate IB contract ids and negative average costs, even from raw
 SQL; a corrupt order row read back is a StorageError naming the row. Each rejection writes
 nothing.
@@ -17,6 +17,7 @@ from sqlalchemy import text
 from core.errors import Conflict, StorageError
 from core.types import Fill, Order, OrderType, Position, Side
 from storage.catalog import Catalog, SymbolRecord
+from tests.unit.storage import legacy_catalog as legacy
 
 T0 = datetime(2024, 3, 1, 14, 30, tzinfo=UTC)
 D = Decimal
@@ -29,7 +30,7 @@ def _count(catalog: Catalog, table: str) -> int:
 
 def _order(ref: str = "o-1", **kw: object) -> Order:
     base: dict[str, object] = dict(
-        symbol="AAPL", side=Side.BUY, quantity=D("10"), order_ref=ref, created_at=T0
+        instrument="AAPL.NASDAQ", side=Side.BUY, quantity=D("10"), order_ref=ref, created_at=T0
     )
     return Order(**(base | kw))  # type: ignore[arg-type]
 
@@ -38,7 +39,7 @@ def _fill(exec_id: str = "e-1", ref: str = "o-1", **kw: object) -> Fill:
     base: dict[str, object] = dict(
         exec_id=exec_id,
         order_ref=ref,
-        symbol="AAPL",
+        instrument="AAPL.NASDAQ",
         side=Side.BUY,
         quantity=D("4"),
         price=D("187.25"),
@@ -52,18 +53,30 @@ def _fill(exec_id: str = "e-1", ref: str = "o-1", **kw: object) -> Fill:
 
 
 def test_fill_contradicting_its_order_in_everything_is_rejected(catalog):
-    catalog.orders.add(_order())  # AAPL BUY 10
-    bad = _fill(symbol="MSFT", side=Side.SELL, quantity=D("500"))
-    with pytest.raises(Conflict, match="symbol MSFT differs from the order's AAPL"):
+    catalog.orders.add(_order())  # AAPL.NASDAQ BUY 10
+    bad = _fill(instrument="MSFT.NASDAQ", side=Side.SELL, quantity=D("500"))
+    with pytest.raises(
+        Conflict, match=r"instrument MSFT\.NASDAQ differs from the order's AAPL\.NASDAQ"
+    ):
         catalog.executions.add(bad)
     assert _count(catalog, "executions") == 0
 
 
-def test_fill_for_another_symbol_is_rejected_and_writes_nothing(catalog):
+def test_fill_for_another_instrument_is_rejected_and_writes_nothing(catalog):
     catalog.orders.add(_order())
-    with pytest.raises(Conflict, match=r"'o-1'.*symbol MSFT"):
-        catalog.executions.add(_fill(symbol="MSFT"))
+    with pytest.raises(Conflict, match=r"'o-1'.*instrument MSFT\.NASDAQ"):
+        catalog.executions.add(_fill(instrument="MSFT.NASDAQ"))
     assert catalog.executions.list() == []
+
+
+def test_fill_for_another_listing_of_the_same_ticker_is_rejected(catalog):
+    # VEA on the ASX (Viva Energy) is not VEA on NYSE Arca (a Vanguard ETF).
+    catalog.orders.add(_order(instrument="VEA.ASX", con_id=577987566))
+    with pytest.raises(Conflict, match=r"instrument VEA\.ARCA differs from the order's VEA\.ASX"):
+        catalog.executions.add(_fill(instrument="VEA.ARCA", con_id=337524944))
+    assert catalog.executions.list() == []
+    assert catalog.executions.add(_fill(instrument="VEA.ASX", con_id=577987566)) is True
+    assert catalog.executions.list()[0].con_id == 577987566
 
 
 def test_fill_on_the_other_side_is_rejected_and_writes_nothing(catalog):
@@ -98,10 +111,10 @@ def test_overfill_counts_only_the_fills_of_that_order(catalog):
     assert catalog.executions.add(_fill("e-2", ref="o-2", quantity=D("10"))) is True
 
 
-def test_fill_symbol_is_compared_case_insensitively(catalog):
+def test_fill_instrument_is_compared_case_insensitively(catalog):
     catalog.orders.add(_order())
-    assert catalog.executions.add(_fill(symbol="aapl")) is True
-    assert catalog.executions.list()[0].symbol == "AAPL"
+    assert catalog.executions.add(_fill(instrument="aapl.nasdaq")) is True
+    assert catalog.executions.list()[0].instrument == "AAPL.NASDAQ"
 
 
 def test_known_exec_id_sent_for_another_order_is_a_conflict(catalog):
@@ -116,9 +129,9 @@ def test_known_exec_id_sent_for_another_order_is_a_conflict(catalog):
 # --- database CHECKs, through raw SQL --------------------------------------------------------
 
 _ORDER_SQL = (
-    "INSERT INTO orders (order_ref, symbol, side, order_type, quantity, limit_price, "
+    "INSERT INTO orders (order_ref, instrument, side, order_type, quantity, limit_price, "
     "stop_price, tif, status, filled_quantity, created_at, updated_at) VALUES "
-    "(:ref, 'AAPL', 'BUY', :type, 5, :limit, :stop, 'DAY', 'Submitted', 0, :t, :t)"
+    "(:ref, 'AAPL.NASDAQ', 'BUY', :type, 5, :limit, :stop, 'DAY', 'Submitted', 0, :t, :t)"
 )
 
 
@@ -164,15 +177,16 @@ def test_raw_orders_with_the_prices_their_types_need_are_accepted(catalog):
 
 
 _SYMBOL_SQL = (
-    "INSERT INTO symbols (symbol, sec_type, exchange, primary_exchange, currency, con_id, name, "
-    "added_at) VALUES (:symbol, 'STK', 'SMART', 'NASDAQ', 'USD', :con_id, '', :t)"
+    "INSERT INTO symbols (instrument_id, symbol, sec_type, exchange, primary_exchange, "
+    "currency, con_id, name, added_at) "
+    "VALUES (:iid, :symbol, 'STK', 'SMART', 'NASDAQ', 'USD', :con_id, '', :t)"
 )
 
 
 def _insert_symbol(catalog: Catalog, symbol: str, con_id: int | None) -> None:
     with catalog.db.transaction() as session:
-        params = {"symbol": symbol, "con_id": con_id, "t": T0.replace(tzinfo=None)}
-        session.execute(text(_SYMBOL_SQL), params)
+        params = {"iid": f"{symbol}.NASDAQ", "symbol": symbol, "con_id": con_id}
+        session.execute(text(_SYMBOL_SQL), params | {"t": T0.replace(tzinfo=None)})
 
 
 def test_raw_symbol_with_a_taken_con_id_is_rejected_but_nulls_may_repeat(catalog):
@@ -180,11 +194,27 @@ def test_raw_symbol_with_a_taken_con_id_is_rejected_but_nulls_may_repeat(catalog
         _insert_symbol(catalog, symbol, con_id)
     with pytest.raises(Conflict, match=r"symbols\.con_id must be unique"):
         _insert_symbol(catalog, "APL", 265598)
-    assert sorted(s.symbol for s in catalog.symbols.list()) == ["A", "AAPL", "B"]
+    assert sorted(s.id for s in catalog.symbols.list()) == ["A.NASDAQ", "AAPL.NASDAQ", "B.NASDAQ"]
+
+
+def test_raw_symbol_with_a_taken_instrument_id_is_rejected(catalog):
+    # One id, one listing: the same symbol and venue in another currency cannot be added.
+    _insert_symbol(catalog, "AAPL", 265598)
+    sql = _SYMBOL_SQL.replace("'USD'", "'EUR'")
+    with pytest.raises(Conflict, match=r"symbols\.instrument_id must be unique"):  # noqa: SIM117
+        with catalog.db.transaction() as session:
+            params = {"iid": "AAPL.NASDAQ", "symbol": "AAPL", "con_id": None}
+            session.execute(text(sql), params | {"t": T0.replace(tzinfo=None)})
+    assert [s.currency for s in catalog.symbols.list()] == ["USD"]
 
 
 def test_mark_verified_with_another_listings_con_id_is_a_conflict(catalog):
-    catalog.symbols.upsert_many([SymbolRecord(symbol="AAPL"), SymbolRecord(symbol="APPL")])
+    catalog.symbols.upsert_many(
+        [
+            SymbolRecord(symbol="AAPL", primary_exchange="NASDAQ"),
+            SymbolRecord(symbol="APPL", primary_exchange="NASDAQ"),
+        ]
+    )
     catalog.symbols.mark_verified("AAPL", con_id=265598, at=T0)
     with pytest.raises(Conflict, match=r"symbols\.con_id"):
         catalog.symbols.mark_verified("APPL", con_id=265598, at=T0)
@@ -194,17 +224,35 @@ def test_mark_verified_with_another_listings_con_id_is_a_conflict(catalog):
 
 def test_negative_avg_cost_is_rejected_by_raw_sql_and_by_the_repository(catalog):
     sql = (
-        "INSERT INTO positions (account, symbol, quantity, avg_cost, updated_at) "
-        "VALUES ('U1', 'AAPL', 10, -1, :t)"
+        "INSERT INTO positions (account, instrument, quantity, avg_cost, updated_at) "
+        "VALUES ('U1', 'AAPL.NASDAQ', 10, -1, :t)"
     )
     with pytest.raises(Conflict, match=r"positions\.avg_cost"):  # noqa: SIM117
         with catalog.db.transaction() as session:
             session.execute(text(sql), {"t": T0.replace(tzinfo=None)})
     with pytest.raises(Conflict, match=r"positions\.avg_cost"):
-        catalog.positions.upsert(Position(symbol="AAPL", quantity=D(10), avg_cost=D("-0.01")))
+        catalog.positions.upsert(
+            Position(instrument="AAPL.NASDAQ", quantity=D(10), avg_cost=D("-0.01"))
+        )
     assert _count(catalog, "positions") == 0
-    catalog.positions.upsert(Position(symbol="AAPL", quantity=D(-5), avg_cost=D(0)))
-    assert catalog.positions.get("AAPL").avg_cost == D(0)
+    catalog.positions.upsert(Position(instrument="AAPL.NASDAQ", quantity=D(-5), avg_cost=D(0)))
+    assert catalog.positions.get("AAPL.NASDAQ").avg_cost == D(0)
+
+
+# --- rows the domain types refuse ------------------------------------------------------------
+
+
+def test_corrupt_order_row_reads_back_as_storage_error_naming_it(catalog):
+    catalog.orders.add(_order("good"))
+    with catalog.db.transaction() as session:  # a bare ticker, as revision 0003 may keep one
+        session.execute(
+            text(_ORDER_SQL.replace("'AAPL.NASDAQ'", "'VEA'")),
+            {"ref": "bad-vea", "type": "MKT", "limit": None, "stop": None}
+            | {"t": T0.replace(tzinfo=None)},
+        )
+    with pytest.raises(StorageError, match=r"'bad-vea'.*corrupt.*VEA"):
+        catalog.orders.list()
+    assert catalog.orders.get("good").order.instrument == "AAPL.NASDAQ"
 
 
 # --- databases from before revision 0002 -----------------------------------------------------
@@ -216,21 +264,13 @@ def _at_0001(url: str) -> Catalog:
     return catalog
 
 
-def test_corrupt_order_row_reads_back_as_storage_error_naming_it(db_url):
-    with _at_0001(db_url) as catalog:  # revision 0001 has no price-per-type CHECK
-        catalog.orders.add(_order("good"))
-        _insert_order(catalog, "bad-lmt", "LMT")
-        with pytest.raises(StorageError, match=r"'bad-lmt'.*corrupt.*limit_price"):
-            catalog.orders.list()
-        assert catalog.orders.get("good").order.symbol == "AAPL"
-
-
 def test_upgrade_refuses_rows_that_break_the_new_rules_and_changes_nothing(db_url):
     with _at_0001(db_url) as catalog:
-        _insert_order(catalog, "bad-lmt", "LMT")
-        _insert_order(catalog, "bad-stp", "STP")
-        _insert_symbol(catalog, "X", 7)
-        _insert_symbol(catalog, "Y", 7)
+        with catalog.db.engine.begin() as conn:
+            legacy.order(conn, "bad-lmt", "AAPL", order_type="LMT")
+            legacy.order(conn, "bad-stp", "AAPL", order_type="STP")
+            legacy.symbol(conn, "X", primary="NASDAQ", con_id=7)
+            legacy.symbol(conn, "Y", primary="NASDAQ", con_id=7)
         with pytest.raises(StorageError) as caught:
             catalog.upgrade()
         message = str(caught.value)
@@ -243,21 +283,29 @@ def test_upgrade_refuses_rows_that_break_the_new_rules_and_changes_nothing(db_ur
 
 def test_upgrade_from_0001_keeps_orders_and_their_executions(db_url):
     with _at_0001(db_url) as catalog:
-        catalog.orders.add(_order(order_type=OrderType.LIMIT, limit_price=D("187.5")))
-        catalog.executions.add(_fill())
-        catalog.positions.upsert(Position(symbol="AAPL", quantity=D(4), avg_cost=D("187.5")))
+        with catalog.db.engine.begin() as conn:
+            legacy.symbol(conn, "AAPL", primary="NASDAQ", con_id=265598)
+            order_id = legacy.order(conn, "o-1", "AAPL", order_type="LMT", limit="187.5")
+            legacy.execution(conn, "e-1", order_id, "AAPL", quantity=4)
+            legacy.position(conn, "", "AAPL", quantity=4, avg_cost="187.5")
         catalog.upgrade()
-        assert catalog.revision() == "0002"
-        assert catalog.orders.get("o-1").order.limit_price == D("187.5")
+        assert catalog.revision() == "0003"
+        stored = catalog.orders.get("o-1").order
+        assert (stored.instrument, stored.con_id, stored.limit_price) == (
+            "AAPL.NASDAQ",
+            265598,
+            D("187.5"),
+        )
         assert [f.exec_id for f in catalog.executions.list(order_ref="o-1")] == ["e-1"]
-        assert catalog.positions.get("AAPL").quantity == D(4)
+        assert catalog.positions.get("AAPL.NASDAQ").quantity == D(4)
         # Foreign keys are enforced again after the migration (SQLite turns them off for it).
         with pytest.raises(Conflict, match=r"foreign key|order_id"):  # noqa: SIM117
             with catalog.db.transaction() as session:
                 session.execute(
                     text(
-                        "INSERT INTO executions (exec_id, order_id, symbol, side, quantity, "
-                        "price, commission, time) VALUES ('e-x', 999, 'AAPL', 'BUY', 1, 1, 0, :t)"
+                        "INSERT INTO executions (exec_id, order_id, instrument, side, quantity, "
+                        "price, commission, time) "
+                        "VALUES ('e-x', 999, 'AAPL.NASDAQ', 'BUY', 1, 1, 0, :t)"
                     ),
                     {"t": T0.replace(tzinfo=None)},
                 )
