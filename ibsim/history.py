@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -56,8 +57,11 @@ def parse_request(
     *,
     fields: dict[str, str],
     now: datetime,
+    login_zone: str = "UTC",
 ) -> HistoryRequest:
     """Validate the raw request fields (end, barSize, duration, useRTH, whatToShow, ...).
+
+    ``login_zone`` is the TWS login zone an ``endDateTime`` without a zone is read in.
 
     Raises:
         HistoryError: 321 for invalid combinations, as IBKR answers them.
@@ -83,7 +87,7 @@ def parse_request(
         )
     return HistoryRequest(
         contract=c,
-        end=parse_end(fields["end"], now),
+        end=parse_end(fields["end"], now, login_zone=login_zone),
         end_text=fields["end"].strip(),
         duration=duration,
         bar=bar,
@@ -94,24 +98,53 @@ def parse_request(
     )
 
 
-def parse_end(text: str, now: datetime) -> datetime:
-    """Parse IBKR's ``endDateTime`` (blank means now) into an aware UTC datetime."""
+def parse_end(text: str, now: datetime, *, login_zone: str = "UTC") -> datetime:
+    """Parse IBKR's ``endDateTime`` into an aware UTC datetime.
+
+    Accepted as IBKR accepts them: ``""`` (now), ``yyyymmdd hh:mm:ss TZ`` (any IANA zone name
+    such as ``US/Eastern`` or ``Australia/Sydney``), ``yyyymmdd-hh:mm:ss`` (UTC) and
+    ``yyyymmdd hh:mm:ss`` (the TWS login zone, ``login_zone``). A bare ``yyyymmdd`` means the
+    end of that day in the login zone.
+
+    Raises:
+        HistoryError: 321 for any other shape, or a zone name that is not a known time zone.
+    """
     text = text.strip()
     if not text:
         return now
+    match = _END.fullmatch(text)
+    if match is None:
+        raise _end_error(text, "use 'yyyymmdd hh:mm:ss TZ', 'yyyymmdd-hh:mm:ss' (UTC) or ''")
+    day, sep, clock, zone_name = match.group("day", "sep", "time", "zone")
+    if sep == "-" and zone_name:
+        raise _end_error(text, "'yyyymmdd-hh:mm:ss' is UTC already; drop the zone or the dash")
+    zone = UTC if sep == "-" else _zone(zone_name or login_zone, text)
     try:
-        if "-" in text[:9] and len(text) >= 17:
-            return datetime.strptime(text[:17], "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
-        if len(text) == 8:
-            return datetime.strptime(text, "%Y%m%d").replace(tzinfo=UTC) + timedelta(days=1)
-        stamp, _, zone = text[:17], text[17:].strip(), None
-        moment = datetime.strptime(stamp, "%Y%m%d %H:%M:%S")
-        tz = ZoneInfo(zone) if zone else UTC
-        return moment.replace(tzinfo=tz).astimezone(UTC)
-    except (ValueError, KeyError) as exc:
-        raise HistoryError(
-            321, f"Error validating request.-'bP' : cause - endDateTime {text!r}: {exc}"
-        ) from None
+        if clock is None:
+            midnight = datetime.strptime(day, "%Y%m%d").replace(tzinfo=zone)
+            return (midnight + timedelta(days=1)).astimezone(UTC)
+        moment = datetime.strptime(f"{day} {clock}", "%Y%m%d %H:%M:%S")
+    except ValueError as exc:
+        raise _end_error(text, str(exc)) from None
+    return moment.replace(tzinfo=zone).astimezone(UTC)
+
+
+_END = re.compile(
+    r"(?P<day>\d{8})(?:(?P<sep>[ -])(?P<time>\d{2}:\d{2}:\d{2})(?: +(?P<zone>\S+))?)?"
+)
+
+
+def _zone(name: str, text: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError, OSError):  # unknown, malformed, or a folder of zones
+        raise _end_error(text, f"unknown time zone {name!r}") from None
+
+
+def _end_error(text: str, why: str) -> HistoryError:
+    return HistoryError(
+        321, f"Error validating request.-'bP' : cause - endDateTime {text!r}: {why}"
+    )
 
 
 def fetch_bars(market: Market, req: HistoryRequest) -> tuple[str, str, list[HistBar]]:
