@@ -16,7 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ibsim",
         description="A loopback IB Gateway simulator speaking the TWS API socket protocol "
-        "(server version 178). Connect ib_async to it like to a paper gateway.",
+        "(server versions 157..178: each client gets min(its max, 178)). Connect ib_async "
+        "to it like to a paper gateway.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     parser.add_argument(
@@ -50,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also accept JSON fault commands on this port (0 = free port)",
     )
     parser.add_argument("--account", default="DU1234567", help="managed account id")
+    parser.add_argument(
+        "--time-zone",
+        default="UTC",
+        metavar="TZ",
+        help="TWS login zone: how an endDateTime without a zone is read (default UTC)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="logging level")
     return parser
 
@@ -66,6 +73,7 @@ async def serve(args: argparse.Namespace) -> None:
         account=args.account,
         start=args.start,
         control_port=args.control_port,
+        time_zone=args.time_zone,
     )
     await sim.start()
     print(f"ibsim listening on {args.host}:{sim.port}", flush=True)

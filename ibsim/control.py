@@ -11,18 +11,41 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from ibsim.server import IBSim
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 log = logging.getLogger("ibsim.control")
 
 
-class ControlServer:
-    """Serve fault-injection commands for one :class:`~ibsim.server.IBSim`."""
+class FaultTarget(Protocol):
+    """What the control port drives (:class:`ibsim.server.IBSim` is one)."""
 
-    def __init__(self, sim: IBSim, *, host: str, port: int | None) -> None:
+    port: int
+
+    @property
+    def sessions(self) -> Mapping[int, object]:
+        """Live connections by client id."""
+
+    async def drop_connections(self) -> None:
+        """Abort every connection."""
+
+    def send_flap(self) -> None:
+        """Send 1100 then 1102 to every client."""
+
+    def set_stall(self, seconds: float) -> None:
+        """Answer nothing for ``seconds``."""
+
+    def set_reject_next(self, reason: str) -> None:
+        """Reject the next placed order with ``reason``."""
+
+    async def restart_now(self, seconds: float) -> None:
+        """Drop everyone and refuse connections for ``seconds``."""
+
+
+class ControlServer:
+    """Serve fault-injection commands for one :class:`FaultTarget` (an ``IBSim``)."""
+
+    def __init__(self, sim: FaultTarget, *, host: str, port: int | None) -> None:
         self.sim = sim
         self.host = host
         self.port = port
@@ -75,7 +98,7 @@ class ControlServer:
         elif cmd == "stall":
             sim.set_stall(float(command["seconds"]))
         elif cmd == "reject_next_order":
-            sim.broker.reject_next(str(command.get("reason", "Simulated rejection")))
+            sim.set_reject_next(str(command.get("reason", "Simulated rejection")))
         elif cmd == "restart":
             await sim.restart_now(float(command["seconds"]))
         else:

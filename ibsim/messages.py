@@ -1,21 +1,21 @@
-"""Builders for every message ibsim sends, one function per message.
+"""Builders for the contract, market-data, history and account messages ibsim sends.
 
-Each returns the list of fields (message id first) laid out exactly as ib_async's decoder
-reads them at server version 178; ``tests/unit/ibsim/test_messages.py`` feeds every builder's
-output through the installed decoder to keep field counts honest.
+Each returns the list of fields (message id first) laid out as TWS lays them out for the
+negotiated server version. Builders whose layout changes inside ibsim's range (157..178, see
+:mod:`ibsim.versions`) take a required ``version``; the others are the same at every version
+of the range. Order messages live in :mod:`ibsim.order_messages`.
+``tests/unit/ibsim/test_messages.py`` decodes every builder's output with ib_async's decoder
+at every version of the range, and with the official ``ibapi`` client's at 157.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
+from ibsim import versions
 from ibsim.contracts import ContractInfo
 from ibsim.protocol import Field
-
-if TYPE_CHECKING:
-    from ibsim.orders import Execution, SimOrder
 
 Fields = list[Field]
 HistBar = tuple[str, float, float, float, float, float, float, int]
@@ -39,9 +39,10 @@ def c11(c: ContractInfo, *, exchange: str | None = None) -> Fields:
     ]
 
 
-def server_error(req_id: int, code: int, text: str) -> Fields:
-    """Error or notice ``4,2,reqId,code,text,advancedOrderRejectJson``."""
-    return [4, 2, req_id, code, text, ""]
+def server_error(req_id: int, code: int, text: str, *, version: int) -> Fields:
+    """Error or notice ``4,2,reqId,code,text`` (``,advancedOrderRejectJson`` from 166)."""
+    fields: Fields = [4, 2, req_id, code, text]
+    return [*fields, ""] if version >= versions.ADVANCED_ORDER_REJECT else fields
 
 
 def next_valid_id(order_id: int) -> Fields:
@@ -67,16 +68,6 @@ def position(account: str, c: ContractInfo, qty: Decimal, avg_cost: float) -> Fi
 def position_end() -> Fields:
     """``62,1``."""
     return [62, 1]
-
-
-def open_order_end() -> Fields:
-    """``53,1``."""
-    return [53, 1]
-
-
-def completed_orders_end() -> Fields:
-    """``102``: no completed orders are replayed."""
-    return [102]
 
 
 def account_value(key: str, value: str, currency: str, account: str) -> Fields:
@@ -133,39 +124,29 @@ def account_summary_end(req_id: int) -> Fields:
 
 
 def contract_details(
-    req_id: int, c: ContractInfo, *, exchange: str, trading: str, liquid: str
+    req_id: int, c: ContractInfo, *, exchange: str, trading: str, liquid: str, version: int
 ) -> Fields:
-    """``10,reqId,...`` contractDetails for a stock or ETF (server version >= 164 layout)."""
-    head: Fields = [10, req_id, c.symbol, c.ib_sec_type, "", 0.0, "", exchange, c.currency]
-    head += [c.symbol, c.symbol, c.symbol, c.con_id, c.min_tick]
-    body: Fields = [
-        "",  # multiplier
-        "ACTIVETIM,AD,ADJUST,ALERT,ALGO,ALLOC,AVGCOST,BASKET,DAY,GTC,LMT,LOC,MKT,MOC,STP,STPLMT",
-        c.valid_exchanges,
-        1,  # priceMagnifier
-        0,  # underConId
-        c.long_name,
-        c.primary_exchange,
-        "",  # contractMonth
-        "",  # industry
-        "",  # category
-        "",  # subcategory
-        c.time_zone,
-        trading,
-        liquid,
-        "",  # evRule
-        "",  # evMultiplier
-        0,  # number of secIds
-        1,  # aggGroup
-        "",  # underSymbol
-        "",  # underSecType
-        "26" if not c.is_asx else "1878",  # marketRuleIds
-        "",  # realExpirationDate
-        "ETF" if c.sec_type == "ETF" else "COMMON",
-        "1",  # minSize
-        "1",  # sizeIncrement
-        "100",  # suggestedSizeIncrement
-    ]
+    """``10,[8,]reqId,...`` contractDetails for a stock or ETF.
+
+    Below 164 (SIZE_RULES) a version field follows the id and mdSizeMultiplier follows minTick;
+    163 ends with sizeMinTick, 164 and later with minSize, sizeIncrement, suggestedSize...
+    """
+    old = version < versions.SIZE_RULES
+    head: Fields = [10, *([8] if old else []), req_id, c.symbol, c.ib_sec_type, "", 0.0, ""]
+    head += [exchange, c.currency, c.symbol, c.symbol, c.symbol, c.con_id, c.min_tick]
+    if old:
+        head.append(1)  # mdSizeMultiplier
+    order_types = "ACTIVETIM,AD,ADJUST,ALERT,ALGO,ALLOC,AVGCOST,BASKET,DAY,GTC,LMT,LOC,MKT,MOC"
+    body: Fields = ["", order_types + ",STP,STPLMT", c.valid_exchanges, 1, 0, c.long_name]
+    # primaryExchange, contractMonth, industry, category, subcategory, then the hours.
+    body += [c.primary_exchange, "", "", "", "", c.time_zone, trading, liquid]
+    # evRule, evMultiplier, no secIds, aggGroup, underSymbol, underSecType, marketRuleIds.
+    body += ["", "", 0, 1, "", "", "26" if not c.is_asx else "1878"]
+    body += ["", "ETF" if c.sec_type == "ETF" else "COMMON"]  # realExpirationDate, stockType
+    if version == versions.FRACTIONAL_SIZE_SUPPORT:
+        body.append("1")  # sizeMinTick
+    elif not old:
+        body += ["1", "1", "100"]  # minSize, sizeIncrement, suggestedSizeIncrement
     return head + body
 
 
@@ -214,48 +195,3 @@ def tick_snapshot_end(req_id: int) -> Fields:
 def market_data_type(req_id: int, data_type: int) -> Fields:
     """``58,1,reqId,type`` (1 = live)."""
     return [58, 1, req_id, data_type]
-
-
-def order_status(o: SimOrder) -> Fields:
-    """``3,orderId,status,filled,remaining,avgFillPrice,permId,parentId,lastFillPrice,
-    clientId,whyHeld,mktCapPrice`` (12 fields, no version)."""
-    remaining = o.total_qty - o.filled
-    head: Fields = [3, o.order_id, o.status, o.filled, remaining, o.avg_fill_price, o.perm_id]
-    return [*head, o.parent_id, o.last_fill_price, o.client_id, "", 0.0]
-
-
-def exec_details(req_id: int, e: Execution) -> Fields:
-    """``11,reqId,orderId,C11,execId,time,...,pendingPriceRevision`` (32 fields)."""
-    tail: Fields = [e.exec_id, e.time, e.account, e.exchange, e.side, e.shares, e.price]
-    tail += [e.perm_id, e.client_id, 0, e.cum_qty, e.avg_price, e.order_ref, "", "", "", 1, 0]
-    return [11, req_id, e.order_id, *c11(e.contract, exchange=e.exchange), *tail]
-
-
-def exec_details_end(req_id: int) -> Fields:
-    """``55,1,reqId``."""
-    return [55, 1, req_id]
-
-
-def commission_report(e: Execution) -> Fields:
-    """``59,1,execId,commission,currency,realizedPNL,yield,yieldRedemptionDate`` (8)."""
-    return [59, 1, e.exec_id, e.commission, e.currency, e.realized_pnl, "", ""]
-
-
-def open_order(o: SimOrder) -> Fields:
-    """``5,...`` openOrder at server version 178 (127 fields, every list count ``0``)."""
-    c = o.contract
-    head: Fields = [5, o.order_id, *c11(c, exchange=o.exchange), o.action, o.total_qty]
-    head += [o.order_type, o.lmt_price, o.aux_price, o.tif, "", o.account, "O", 0, o.order_ref]
-    head += [o.client_id, o.perm_id, o.outside_rth, 0, 0.0, "", "", "", "", ""]
-    # modelCode .. deltaNeutralAuxPrice (29), deltaNeutralOrderType empty.
-    mid: Fields = ["", "", "", "", "", 0, "", -1, "", "", "", "", "", "", "", 0, 0, 0, ""]
-    mid += [3, 0, 0, "", o.parent_id, 0, "", 0, "", ""]
-    # continuousUpdate .. comboLegsDescrip, then the three empty lists, scale fields, hedge.
-    mid += [0, 0, "", "", "", "", "", 0, 0, 0, "", "", "", ""]
-    # optOutSmartRouting, clearingAccount, clearingIntent, notHeld, dncPresent, algoStrategy.
-    mid += [0, "", "IB", 0, 0, ""]
-    state: Fields = [0, 0, o.status, *([""] * 9), "", "", "", "", "", 0, 0]
-    # conditions count, adjusted-order block (16), duration, postToAts, autoCancelParent.
-    tail: Fields = [0, "None", "", "", "", "", "", "", 0, "", "", "", "", 0, 0, "", 0]
-    tail += ["", "", 0, "", "", "", "", ""]
-    return head + mid + state + tail

@@ -63,11 +63,31 @@ class SimOrder:
     triggered: bool = False
     commission_paid: float = 0.0
     expires: datetime | None = None
+    done_at: datetime | None = None
+    """When the order reached its final state (None while it can still fill)."""
+    done_reason: str = ""
+    """Why it ended, as completedOrder's completedStatus reports it."""
 
     @property
     def is_done(self) -> bool:
         """True once the order can no longer fill."""
         return self.status in ("Filled", "Cancelled", "ApiCancelled", "Inactive")
+
+    @property
+    def completed_time(self) -> str:
+        """The completion time as completedOrder carries it (blank while working)."""
+        return "" if self.done_at is None else ib_time(self.done_at)
+
+    @property
+    def completed_status(self) -> str:
+        """completedOrder's completedStatus: the status, or the reason an order ended."""
+        return self.done_reason or self.status
+
+    def finish(self, status: str, now: datetime, reason: str = "") -> None:
+        """Move the order to the final ``status`` at ``now``."""
+        self.status = status
+        self.done_at = now
+        self.done_reason = reason
 
     @property
     def remaining(self) -> Decimal:
@@ -173,7 +193,7 @@ class Broker:
         """
         reason = self._rejection(order)
         if reason:
-            order.status = "Cancelled"
+            order.finish("Cancelled", now, f"Rejected: {reason}")
             self.orders[(order.client_id, order.order_id)] = order
             return [], reason
         order.expires = quote.session_close if order.tif == "DAY" else None
@@ -198,12 +218,12 @@ class Broker:
             return "A stop price is required for this order type"
         return ""
 
-    def cancel(self, client_id: int, order_id: int) -> SimOrder | None:
+    def cancel(self, client_id: int, order_id: int, now: datetime) -> SimOrder | None:
         """Cancel a working order; return it, or None if unknown or already done."""
         order = self.orders.get((client_id, order_id))
         if order is None or order.is_done:
             return None
-        order.status = "Cancelled"
+        order.finish("Cancelled", now, "Cancelled by API")
         return order
 
     def match(self, quotes: QuoteFn, now: datetime) -> list[Event]:
@@ -213,7 +233,7 @@ class Broker:
             if order.is_done:
                 continue
             if order.expires is not None and now >= order.expires:
-                order.status = "Cancelled"
+                order.finish("Cancelled", now, "Cancelled: DAY order expired")
                 events.append(OrderEvent(order))
                 continue
             events += self._match_one(order, quotes(order.contract), now)
@@ -248,7 +268,10 @@ class Broker:
         )
         commission = round(max(0.0, total - before), 4)
         order.commission_paid = before + commission
-        order.status = "Filled" if order.remaining == 0 else "Submitted"
+        if order.remaining == 0:
+            order.finish("Filled", now)
+        else:
+            order.status = "Submitted"
         signed = qty if order.action == "BUY" else -qty
         realized = self._book(c, signed=signed, price=price, commission=commission)
         execution = Execution(
@@ -332,6 +355,11 @@ class Broker:
             "ExcessLiquidity": (net - 0.25 * gross, "USD"),
             "BuyingPower": (4 * (net - 0.25 * gross), "USD"),
         }
+
+    def completed(self) -> list[SimOrder]:
+        """Finished orders of every client, oldest completion first (reqCompletedOrders)."""
+        done = [(o.done_at, o.perm_id, o) for o in self.orders.values() if o.done_at is not None]
+        return [o for *_, o in sorted(done, key=lambda row: (row[0], row[1]))]
 
     def working(self, client_id: int | None = None) -> list[SimOrder]:
         """Orders still working, for one client or (None) all."""

@@ -1,14 +1,17 @@
-"""IBKR's pacing rules as plain bookkeeping classes, driven by any :class:`core.clock.Clock`.
+"""IBKR's pacing rules as plain bookkeeping classes.
 
-Windows are measured on the clock's own monotonic scale, so under a
-:class:`~core.clock.ScaledClock` running at speed 600 the ten-minute window lasts one real
-second and tests stay fast.
+Historical-data windows are measured on a :class:`core.clock.Clock`'s own monotonic scale, so
+under a :class:`~core.clock.ScaledClock` running at speed 600 the ten-minute window lasts one
+real second and tests stay fast. The message-rate limit (:class:`MessageRate`) is the
+exception: it counts real seconds, as TWS does, whatever the simulation speed.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 
 from core import ibrules
 from core.clock import Clock
@@ -20,7 +23,7 @@ OPEN_LIMIT_TEXT = (
     "Historical Market Data Service error message:"
     "Max number of simultaneous historical data requests exceeded (50)"
 )
-RATE_TEXT = "Max rate of messages per second has been exceeded:max=50 rec=%d (1)"
+RATE_TEXT = "Max rate of messages per second has been exceeded:max=%d rec=%d (1)"
 
 
 class HistoricalPacer:
@@ -105,18 +108,69 @@ class OpenRequests:
         return len(self._open)
 
 
-class MessageRate:
-    """Count inbound messages per (clock) second; over 50 in any second is a violation."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateExcess:
+    """A message that broke the message-rate limit: warn with error 100, maybe disconnect."""
 
-    def __init__(self, clock: Clock, *, limit: int = ibrules.MAX_MESSAGES_PER_S) -> None:
+    count: int
+    """Messages received within the trailing second, this one included (error 100's rec=)."""
+    close: bool
+    """True when the excess has lasted long enough to drop the connection."""
+
+
+class MessageRate:
+    """Count a connection's inbound messages per real second, as TWS does (error 100).
+
+    The rule ibsim applies is a token bucket: a connection holds up to ``limit`` message
+    credits and earns ``limit`` per second; a message arriving with no credit left is over
+    the rate. So a client may send ``limit`` messages at once, or any steady rate up to
+    ``limit`` per second, however its sends bunch up (ib_async's own throttle sends up to 45
+    in a burst, then the next 45 a second later). The first excess message in each one-second
+    window (consecutive seconds from the first message) gets error 100; the others in that
+    window are served without another warning. A connection over the rate in ``close_after``
+    consecutive windows is closed: a single burst is only warned about, a client that keeps
+    flooding for about ``close_after`` seconds is dropped.
+
+    Args:
+        clock: Monotonic seconds of real time (``time.monotonic``; tests pass a fake). Never
+            the simulated clock: the limit is per real second whatever the simulation speed.
+        limit: Messages allowed per second, and at once (IBKR: 50).
+        close_after: Consecutive windows over the rate that close the connection.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        limit: int = ibrules.MAX_MESSAGES_PER_S,
+        close_after: int = 3,
+    ) -> None:
         self._clock = clock
         self.limit = limit
+        self.close_after = close_after
+        self._credit = float(limit)
+        self._last: float | None = None
+        self._origin = 0.0
         self._times: deque[float] = deque()
+        self._strikes: deque[int] = deque(maxlen=close_after)
 
-    def record(self) -> int | None:
-        """Record one message; return the count in the last second if it is over the limit."""
-        now = self._clock.monotonic()
+    def record(self) -> RateExcess | None:
+        """Record one arriving message; return an excess to report, or None."""
+        now = self._clock()
+        if self._last is None:
+            self._origin = self._last = now
+        self._credit = min(self.limit, self._credit + (now - self._last) * self.limit)
+        self._last = now
         self._times.append(now)
         while now - self._times[0] >= 1.0:
             self._times.popleft()
-        return len(self._times) if len(self._times) > self.limit else None
+        if self._credit >= 1.0 - 1e-9:  # float sums of refills must not cost a credit
+            self._credit -= 1.0
+            return None
+        window = int(now - self._origin)
+        if self._strikes and self._strikes[-1] == window:
+            return None  # already warned in this window
+        self._strikes.append(window)
+        first = self._strikes[0]
+        sustained = list(self._strikes) == list(range(first, first + self.close_after))
+        return RateExcess(count=len(self._times), close=sustained)

@@ -2,7 +2,8 @@
 
 Every message after the client's ``API\\0`` greeting is a big-endian u32 length followed by
 that many bytes of NUL-terminated ASCII fields. The server's first reply carries exactly two
-fields (version and time); everything after that starts with a numeric message id.
+fields (the negotiated version and the time); everything after that starts with a numeric
+message id.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import struct
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
-SERVER_VERSION = 178
-"""The version ibsim announces: above it the formats of several messages change."""
-MIN_CLIENT_VERSION = 157
+from ibsim import versions
+
+SERVER_VERSION = versions.MAX_VERSION
+"""The newest version ibsim speaks (answered to any client offering it or more)."""
+MIN_CLIENT_VERSION = versions.MIN_VERSION
 """The oldest client protocol version ibsim accepts (the oldest ib_async speaks)."""
 MAX_FRAME = 1 << 20
 """Largest inbound frame accepted; anything bigger is treated as a malformed stream."""
@@ -100,24 +104,44 @@ class FrameReader:
 
 
 def parse_version_range(payload: bytes) -> tuple[int, int]:
-    """Parse the client's ``v157..178[ options]`` greeting payload.
+    """Parse the client's ``v157..178[ options]`` greeting payload into (low, high).
 
     Raises:
-        ProtocolError: if the text is not a version range or does not overlap ibsim's.
+        ProtocolError: if the text is not a version range (or its low end is above its high).
     """
     match = _VERSION_RANGE.match(payload.strip())
     if not match:
         raise ProtocolError(f"bad version range {payload[:40]!r}; expected b'v157..178'")
     low = int(match.group(1))
     high = int(match.group(2) or low)
-    if high < MIN_CLIENT_VERSION or low > SERVER_VERSION:
-        raise ProtocolError(f"client versions {low}..{high} do not include {SERVER_VERSION}")
+    if low > high:
+        raise ProtocolError(f"client version range {low}..{high} is empty")
     return low, high
 
 
-def server_hello(now: datetime) -> bytes:
-    """Return the framed two-field handshake reply: server version and connection time."""
-    return encode_message([SERVER_VERSION, now.strftime("%Y%m%d %H:%M:%S") + " UTC"])
+def negotiate(payload: bytes) -> int:
+    """Return the version to speak with a client that sent ``payload``: ``min(its max, ours)``.
+
+    Raises:
+        ProtocolError: if the client's range holds no version ibsim speaks (TWS refuses it too).
+    """
+    low, high = parse_version_range(payload)
+    version = min(high, versions.MAX_VERSION)
+    if version < max(low, versions.MIN_VERSION):
+        raise ProtocolError(
+            f"client versions {low}..{high} do not overlap ibsim's "
+            f"{versions.MIN_VERSION}..{versions.MAX_VERSION}"
+        )
+    return version
+
+
+def server_hello(version: int, now: datetime, *, zone: str = "UTC") -> bytes:
+    """Return the framed two-field handshake reply: the negotiated version and the time.
+
+    The time is written in the TWS login zone ``zone`` (an IANA name), as TWS does.
+    """
+    local = now.astimezone(ZoneInfo(zone))
+    return encode_message([version, local.strftime("%Y%m%d %H:%M:%S") + " " + zone])
 
 
 def ib_time(moment: datetime) -> str:

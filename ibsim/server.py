@@ -1,8 +1,9 @@
-"""The IBSim server: listener, shared state, order routing and fault injection.
+"""The IBSim server: listener, matching loop and fault injection over the shared state.
 
-``IBSim`` owns one simulated account, one market and one matching engine shared by every
-client connection. Fault-injection methods are safe to call from any thread: when the server
-runs in another thread's event loop (see :mod:`ibsim.testing`) they hop onto that loop.
+``IBSim`` is a :class:`~ibsim.state.SimState` (one simulated account, one market and one
+matching engine shared by every client connection) that also listens for connections.
+Fault-injection methods are safe to call from any thread: when the server runs in another
+thread's event loop (see :mod:`ibsim.testing`) they hop onto that loop.
 """
 
 from __future__ import annotations
@@ -10,28 +11,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
-from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from core.clock import ScaledClock
-from ibsim import messages as m
+from core.clock import Clock, ScaledClock
 from ibsim.contracts import ContractWorld, default_world
 from ibsim.control import ControlServer
 from ibsim.market import Market
-from ibsim.orders import Broker, Event, FillEvent, SimOrder
-from ibsim.pacing import HistoricalPacer, OpenRequests
 from ibsim.session import Session
+from ibsim.state import SimState
 
 log = logging.getLogger("ibsim")
-T = TypeVar("T")
 MATCH_PERIOD_S = 0.02
 """Real seconds between matching passes over working orders."""
 
 
-class IBSim:
+class IBSim(SimState):
     """A loopback IB Gateway: ``await IBSim(port=0).start()`` then connect ib_async to ``.port``.
 
     Args:
@@ -44,6 +42,13 @@ class IBSim:
         account: The single managed account id.
         start: Simulated time at start (default: now); pick a session time for streaming.
         control_port: Also listen for newline-delimited JSON fault commands (0 = free port).
+        world: The contracts to know (default: the bundled universe).
+        clock: Drive simulated time with this clock instead of ``start``/``speed`` (tests pass
+            a :class:`core.clock.ManualClock` to make pacing windows deterministic).
+        time_zone: The TWS login zone (IANA name, default ``UTC``): an ``endDateTime``
+            written without a zone is read in it, and the handshake reports it.
+        rate_clock: Real monotonic seconds for the 50 messages/s limit (default
+            ``time.monotonic``).
     """
 
     def __init__(
@@ -59,28 +64,32 @@ class IBSim:
         start: datetime | None = None,
         control_port: int | None = None,
         world: ContractWorld | None = None,
+        clock: Clock | None = None,
+        time_zone: str = "UTC",
+        rate_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if pacing not in ("strict", "off"):
             raise ValueError(f"pacing must be 'strict' or 'off'; got {pacing!r}")
+        if clock is not None and (start is not None or speed != 1.0):
+            raise ValueError("pass either clock or start/speed, not both")
+        super().__init__(
+            clock=clock or ScaledClock(start=start, speed=speed),
+            world=world or default_world(),
+            market=Market(seed=seed, data_dir=Path(data_dir) if data_dir else None),
+            account=account,
+            pacing_enabled=pacing == "strict",
+            time_zone=time_zone,
+            rate_clock=rate_clock,
+        )
         self.host = host
         self.port = port
-        self.account = account
-        self.clock = ScaledClock(start=start, speed=speed)
-        self.world = world or default_world()
-        self.market = Market(seed=seed, data_dir=Path(data_dir) if data_dir else None)
-        self.broker = Broker(account=account)
-        self.pacing_enabled = pacing == "strict"
-        self.pacer = HistoricalPacer(self.clock, enabled=self.pacing_enabled)
-        self.open_requests = OpenRequests(enabled=self.pacing_enabled)
-        self.next_order_id = 1
         self.control = ControlServer(self, host=host, port=control_port)
-        self.sessions: dict[int, Session] = {}
-        self._anonymous: set[Session] = set()
         self._server: asyncio.base_events.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._matcher: asyncio.Task[None] | None = None
-        self._stalled_until = 0.0
         self._refuse_until = 0.0
+        self.match_failures = 0
+        """Matching passes that raised (each is logged with its traceback)."""
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -101,7 +110,7 @@ class IBSim:
             self._server.close()
         await self.drop_connections()
         if self._server is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(OSError, RuntimeError):
                 await self._server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -109,130 +118,22 @@ class IBSim:
             writer.close()
             return
         session = Session(self, reader, writer)
-        self._anonymous.add(session)
+        self.anonymous.add(session)
         await session.run()
-
-    # ---- shared state used by sessions ---------------------------------------------------
-    def claim_client_id(self, client_id: int, session: Session) -> bool:
-        """Register ``session`` under ``client_id`` unless another live session holds it."""
-        holder = self.sessions.get(client_id)
-        if holder is not None and not holder.closed:
-            return False
-        self.sessions[client_id] = session
-        self._anonymous.discard(session)
-        return True
-
-    def forget(self, session: Session) -> None:
-        """Drop a closed session from the registry."""
-        self._anonymous.discard(session)
-        if self.sessions.get(session.client_id) is session:
-            del self.sessions[session.client_id]
-
-    def note_order_id(self, order_id: int) -> None:
-        """Keep nextValidId above every order id a client has used."""
-        self.next_order_id = max(self.next_order_id, order_id + 1)
-
-    async def wait_unstalled(self) -> None:
-        """Wait while a stall fault is active."""
-        loop = asyncio.get_running_loop()
-        while (left := self._stalled_until - loop.time()) > 0:
-            await asyncio.sleep(left)
-
-    def prices(self) -> dict[int, float]:
-        """Last prices of every contract the account holds."""
-        now = self.clock.now()
-        return {
-            con_id: self.market.quote(self.broker.contracts[con_id], now).last
-            for con_id in self.broker.positions
-        }
-
-    def account_rows(self) -> list[tuple[str, str, str]]:
-        """Account values as (tag, value, currency) rows."""
-        rows = [
-            (k, f"{v:.2f}", cur)
-            for k, (v, cur) in self.broker.account_values(self.prices()).items()
-        ]
-        for cur, value in self.broker.cash.items():
-            rows.append(("CashBalance", f"{value:.2f}", cur))
-        rows += [("AccountCode", self.account, ""), ("Currency", "USD", "USD")]
-        return [*rows, ("AccountType", "INDIVIDUAL", "")]
-
-    def position_messages(self) -> list[list[Any]]:
-        """One position message per holding (including closed-out ones, at zero)."""
-        return [
-            m.position(self.account, self.broker.contracts[k], p.qty, p.avg_cost)
-            for k, p in self.broker.positions.items()
-        ]
-
-    def send_account_updates(self, session: Session) -> None:
-        """Send account values and the portfolio to one reqAccountUpdates subscriber."""
-        for key, value, cur in self.account_rows():
-            session.send(m.account_value(key, value, cur, self.account))
-        prices = self.prices()
-        for con_id, pos in self.broker.positions.items():
-            c, price = self.broker.contracts[con_id], prices[con_id]
-            session.send(
-                m.portfolio_value(
-                    c,
-                    qty=pos.qty,
-                    market_price=price,
-                    avg_cost=pos.avg_cost,
-                    unrealized=self.broker.unrealized(con_id, price),
-                    realized=pos.realized,
-                    account=self.account,
-                )
-            )
-        session.send(m.account_time(self.clock.now().strftime("%H:%M")))
-
-    # ---- orders ---------------------------------------------------------------------------
-    def submit(self, order: SimOrder) -> None:
-        """Place ``order`` on the shared book and report what happened."""
-        quote = self.market.quote(order.contract, self.clock.now())
-        events, reason = self.broker.place(order, quote, self.clock.now())
-        session = self.sessions.get(order.client_id)
-        if reason:
-            if session is not None:
-                session.error(order.order_id, 201, f"Order rejected - reason:{reason}")
-            return
-        self.route(events)
-
-    def route(self, events: list[Event]) -> None:
-        """Turn broker events into messages for the owning client and subscribers."""
-        for event in events:
-            session = self.sessions.get(event.order.client_id)
-            if isinstance(event, FillEvent):
-                if session is not None:
-                    session.send(m.exec_details(-1, event.execution))
-                    session.send(m.commission_report(event.execution))
-                self._broadcast_holdings()
-            if session is not None:
-                session.send(m.open_order(event.order))
-                session.send(m.order_status(event.order))
-
-    def _broadcast_holdings(self) -> None:
-        for session in list(self.sessions.values()):
-            if session.wants_positions:
-                for fields in self.position_messages():
-                    session.send(fields)
-            if session.account_updates:
-                self.send_account_updates(session)
-            for req_id in session.multi_req_ids:
-                for key, value, cur in self.account_rows():
-                    session.send(m.account_update_multi(req_id, self.account, key, value, cur))
 
     async def _match_forever(self) -> None:
         while True:
             await asyncio.sleep(MATCH_PERIOD_S)
             await self.wait_unstalled()
             try:
-                now = self.clock.now()
-                events = self.broker.match(partial(self.market.quote, now=now), now)
-                self.route(events)
-            except Exception:  # keep matching for everyone else; the failure is logged
+                self.match_once()
+            except Exception:  # top-level loop: keep matching for everyone; logged and counted
+                self.match_failures += 1
                 log.exception("matching pass failed")
 
     # ---- fault injection (thread-safe) ----------------------------------------------------
-    def _call(self, fn: Callable[[], Any]) -> Any:
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the server's event loop and return its result (awaited if async)."""
         loop = self._loop
         if loop is None:
             raise RuntimeError("IBSim is not running; call start() first")
@@ -250,19 +151,21 @@ class IBSim:
 
         return asyncio.run_coroutine_threadsafe(invoke(), loop).result(timeout=10)
 
+    _call = call  # the name tests outside ibsim still use
+
     def drop_all(self) -> None:
         """Close every client connection abruptly (clients see a disconnect)."""
-        self._call(self.drop_connections)
+        self.call(self.drop_connections)
 
     async def drop_connections(self) -> None:
         """Abort every connection (call on the server's loop)."""
-        for session in [*self.sessions.values(), *self._anonymous]:
-            session.writer.transport.abort()
+        for session in [*self.sessions.values(), *self.anonymous]:
+            session.abort()
             await session.close()
 
     def connectivity_flap(self) -> None:
         """Send 1100 (connectivity lost) then 1102 (restored, data maintained) to everyone."""
-        self._call(self.send_flap)
+        self.call(self.send_flap)
 
     def send_flap(self) -> None:
         """Send 1100 then 1102 to every client (call on the server's loop)."""
@@ -277,20 +180,24 @@ class IBSim:
 
     def stall(self, seconds: float) -> None:
         """Stop answering anything for ``seconds`` real seconds."""
-        self._call(lambda: self.set_stall(seconds))
+        self.call(lambda: self.set_stall(seconds))
 
     def set_stall(self, seconds: float) -> None:
         """Start a stall of ``seconds`` (call on the server's loop)."""
         assert self._loop is not None
-        self._stalled_until = self._loop.time() + seconds
+        self.stalled_until = self._loop.time() + seconds
 
     def reject_next_order(self, reason: str = "Simulated rejection") -> None:
         """Make the next placed order end Cancelled with error 201 carrying ``reason``."""
-        self._call(lambda: self.broker.reject_next(reason))
+        self.call(lambda: self.set_reject_next(reason))
+
+    def set_reject_next(self, reason: str) -> None:
+        """Reject the next placed order with ``reason`` (call on the server's loop)."""
+        self.broker.reject_next(reason)
 
     def restart(self, seconds: float) -> None:
         """Simulate the nightly restart: drop everyone and refuse connections for a while."""
-        self._call(lambda: self.restart_now(seconds))
+        self.call(lambda: self.restart_now(seconds))
 
     async def restart_now(self, seconds: float) -> None:
         """Drop everyone and refuse connections for ``seconds`` (on the server's loop)."""

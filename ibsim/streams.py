@@ -1,21 +1,18 @@
 """Streaming subscriptions: market-data ticks, keepUpToDate bars and real-time bars.
 
-Each runs as a task owned by a :class:`~ibsim.session.Session`, paced by the simulated clock
-(so at ``--speed 60`` a five-second bar arrives every 83 ms of real time).
+Each runs as a task owned by a connection (a :class:`~ibsim.state.Peer`), paced by the
+simulated clock (so at ``--speed 60`` a five-second bar arrives every 83 ms of real time).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from ibsim import messages as m
-from ibsim.contracts import ContractInfo, trading_hours
+from ibsim.contracts import ContractInfo
 from ibsim.history import HistoryRequest, aggregate
 from ibsim.orders import Quote
-
-if TYPE_CHECKING:
-    from ibsim.session import Session
+from ibsim.state import Peer
 
 TICK_PERIOD_S = 1.0
 """Simulated seconds between market-data tick batches."""
@@ -25,24 +22,16 @@ MIN_REAL_PERIOD_S = 0.02
 """Never loop faster than this in real time, whatever the speed."""
 
 
-def hours(c: ContractInfo, dates: list[str]) -> dict[str, str]:
-    """tradingHours and liquidHours strings for contract details."""
-    return {
-        "trading": trading_hours(c, dates=dates, liquid=False),
-        "liquid": trading_hours(c, dates=dates, liquid=True),
-    }
-
-
-async def _pause(session: Session, sim_seconds: float) -> None:
-    clock = session.sim.clock
+async def _pause(peer: Peer, sim_seconds: float) -> None:
+    clock = peer.sim.clock
     speed = float(getattr(clock, "speed", 1.0))
     await asyncio.sleep(max(MIN_REAL_PERIOD_S, sim_seconds / speed))
-    await session.sim.wait_unstalled()
+    await peer.sim.wait_unstalled()
 
 
-def send_quote(session: Session, req_id: int, c: ContractInfo, *, previous: Quote | None) -> Quote:
+def send_quote(peer: Peer, req_id: int, c: ContractInfo, *, previous: Quote | None) -> Quote:
     """Send bid/ask/last ticks (and sizes) that changed since ``previous``."""
-    q = session.sim.market.quote(c, session.sim.clock.now())
+    q = peer.sim.market.quote(c, peer.sim.clock.now())
     for tick_type, price, size_type, size in (
         (1, q.bid, 0, q.bid_size),
         (2, q.ask, 3, q.ask_size),
@@ -50,36 +39,36 @@ def send_quote(session: Session, req_id: int, c: ContractInfo, *, previous: Quot
     ):
         old = None if previous is None else (previous.bid, previous.ask, previous.last)
         if old is None or price != old[(1, 2, 4).index(tick_type)]:
-            session.send(m.tick_price(req_id, tick_type, price, size))
-            session.send(m.tick_size(req_id, size_type, size))
+            peer.send(m.tick_price(req_id, tick_type, price, size))
+            peer.send(m.tick_size(req_id, size_type, size))
     if previous is None or q.volume != previous.volume:
-        session.send(m.tick_size(req_id, 8, q.volume // 100))
+        peer.send(m.tick_size(req_id, 8, q.volume // 100))
     if previous is None:
-        session.send(
+        peer.send(
             m.tick_price(
                 req_id,
                 9,
-                session.sim.market.daily_close_before(c, session.sim.clock.now().timestamp()),
+                peer.sim.market.daily_close_before(c, peer.sim.clock.now().timestamp()),
                 0.0,
             )
         )
     return q
 
 
-async def ticks(session: Session, req_id: int, c: ContractInfo) -> None:
+async def ticks(peer: Peer, req_id: int, c: ContractInfo) -> None:
     """Stream quote changes every simulated second until cancelled."""
-    previous = send_quote(session, req_id, c, previous=None)
+    previous = send_quote(peer, req_id, c, previous=None)
     while True:
-        await _pause(session, TICK_PERIOD_S)
-        previous = send_quote(session, req_id, c, previous=previous)
+        await _pause(peer, TICK_PERIOD_S)
+        previous = send_quote(peer, req_id, c, previous=previous)
 
 
-async def keep_up_to_date(session: Session, req_id: int, req: HistoryRequest) -> None:
+async def keep_up_to_date(peer: Peer, req_id: int, req: HistoryRequest) -> None:
     """Send the forming bar (``90`` messages) every few simulated seconds until cancelled."""
-    market, c = session.sim.market, req.contract
+    market, c = peer.sim.market, req.contract
     while True:
-        await _pause(session, min(BAR_UPDATE_PERIOD_S, req.bar.seconds))
-        now = session.sim.clock.now().timestamp()
+        await _pause(peer, min(BAR_UPDATE_PERIOD_S, req.bar.seconds))
+        now = peer.sim.clock.now().timestamp()
         session_no = market.session_index(c, now)
         if session_no < 0:
             continue
@@ -92,16 +81,16 @@ async def keep_up_to_date(session: Session, req_id: int, req: HistoryRequest) ->
             continue
         forming = aggregate(secs.where(keep), req=req)
         if forming:
-            session.send(m.historical_data_update(req_id, forming[-1]))
+            peer.send(m.historical_data_update(req_id, forming[-1]))
 
 
-async def realtime_bars(session: Session, req_id: int, c: ContractInfo, *, rth: bool) -> None:
+async def realtime_bars(peer: Peer, req_id: int, c: ContractInfo, *, rth: bool) -> None:
     """Send each finished five-second bar until cancelled."""
-    market = session.sim.market
-    last_sent = int(session.sim.clock.now().timestamp()) // 5 * 5
+    market = peer.sim.market
+    last_sent = int(peer.sim.clock.now().timestamp()) // 5 * 5
     while True:
-        await _pause(session, 5.0)
-        now = session.sim.clock.now().timestamp()
+        await _pause(peer, 5.0)
+        now = peer.sim.clock.now().timestamp()
         session_no = market.session_index(c, now)
         if session_no < 0:
             continue
@@ -114,5 +103,5 @@ async def realtime_bars(session: Session, req_id: int, c: ContractInfo, *, rth: 
                 low, cl = float(secs.low[keep].min()), float(secs.close[keep][-1])
                 vol = float(secs.volume[keep].sum())
                 bar = m.realtime_bar(req_id, start, (o, h, low, cl), volume=vol, wap=cl)
-                session.send(bar)
+                peer.send(bar)
         last_sent = current

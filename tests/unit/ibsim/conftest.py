@@ -1,4 +1,9 @@
-"""Shared fixtures for ibsim unit tests: the real ib_async decoder with a recording wrapper."""
+"""Shared fixtures for ibsim unit tests: real client decoders with a recording wrapper.
+
+``DecodeHarness`` runs ib_async's installed decoder at any server version; ``OfficialHarness``
+runs the official ``ibapi`` client's decoder (the PyPI release, 9.81, speaks up to 157) and
+also checks that it consumed every field.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,12 @@ from typing import Any
 
 import pytest
 from ib_async.decoder import Decoder
+from ibapi.comm import read_fields
+from ibapi.decoder import Decoder as OfficialDecoder
 
+from ibsim import versions
 from ibsim.contracts import ContractInfo, default_world
-from ibsim.protocol import SERVER_VERSION, decode_fields, encode_fields
+from ibsim.protocol import decode_fields, encode_fields
 
 
 class _FakeIB:
@@ -36,11 +44,12 @@ class RecordingWrapper:
 
 
 class DecodeHarness:
-    """Encode fields as ibsim would and run them through ib_async's decoder."""
+    """Encode fields as ibsim would and run them through ib_async's decoder at ``version``."""
 
-    def __init__(self) -> None:
+    def __init__(self, version: int = versions.MAX_VERSION) -> None:
+        self.version = version
         self.wrapper = RecordingWrapper()
-        self.decoder = Decoder(self.wrapper, SERVER_VERSION)  # type: ignore[arg-type]
+        self.decoder = Decoder(self.wrapper, version)  # type: ignore[arg-type]
 
     def wire(self, fields: list[Any]) -> list[str]:
         """Round-trip through the wire encoding, as the client would split it."""
@@ -73,9 +82,54 @@ class DecodeHarness:
         return new[-1]
 
 
+class OfficialHarness:
+    """Run ibsim's fields through the official ibapi decoder at 157, strictly.
+
+    Handlers the official client maps straight onto a wrapper method need the exact field
+    count (it drops the message otherwise); the others must leave no field unread.
+    """
+
+    version = versions.MIN_VERSION
+
+    def __init__(self) -> None:
+        self.wrapper = RecordingWrapper()
+        self.decoder = OfficialDecoder(self.wrapper, self.version)
+
+    def decode_all(self, fields: list[Any]) -> list[tuple[str, tuple[Any, ...]]]:
+        """Decode one message and return every callback it produced."""
+        wire = read_fields(encode_fields(fields))
+        info = self.decoder.msgId2handleInfo[int(wire[0])]
+        before = len(self.wrapper.calls)
+        if info.wrapperMeth is not None:
+            self.decoder.interpretWithSignature(wire, info)
+        else:
+            rest = iter(wire)
+            info.processMeth(self.decoder, rest)
+            unread = list(rest)
+            assert unread == [], f"message {fields[0]}: {len(unread)} fields left unread"
+        new = self.wrapper.calls[before:]
+        assert new, f"message {fields[0]} produced no callback"
+        return new
+
+    def decode(self, fields: list[Any]) -> tuple[str, tuple[Any, ...]]:
+        """Decode one message and return its first callback."""
+        return self.decode_all(fields)[0]
+
+
 @pytest.fixture
 def harness() -> DecodeHarness:
     return DecodeHarness()
+
+
+@pytest.fixture(params=list(versions.SUPPORTED), ids=lambda v: f"v{v}")
+def at_version(request: pytest.FixtureRequest) -> DecodeHarness:
+    """ib_async's decoder at each server version ibsim speaks."""
+    return DecodeHarness(int(request.param))
+
+
+@pytest.fixture
+def official() -> OfficialHarness:
+    return OfficialHarness()
 
 
 @pytest.fixture

@@ -1,44 +1,27 @@
-"""Every message ibsim emits, decoded by the installed ib_async decoder at version 178."""
+"""Contract, market-data, history and account messages decoded by real clients' decoders.
+
+Every builder is decoded by the installed ib_async decoder at every server version ibsim
+speaks (157..178), and by the official ibapi client's decoder at 157.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from ibsim import messages as m
+from ibsim import versions
 from ibsim.contracts import ContractInfo
-from ibsim.orders import Broker, Quote, SimOrder
 
 
-def _filled_order(c: ContractInfo, qty: int = 100) -> tuple[SimOrder, Broker]:
-    broker = Broker(account="DU1")
-    order = SimOrder(
-        order_id=7,
-        client_id=3,
-        perm_id=99,
-        contract=c,
-        exchange="SMART",
-        action="BUY",
-        total_qty=Decimal(qty),
-        order_type="LMT",
-        lmt_price=200.0,
-        account="DU1",
-    )
-    quote = Quote(bid=99.99, ask=100.0, last=100.0)
-    broker.place(order, quote, datetime(2024, 3, 5, 15, tzinfo=UTC))
-    return order, broker
-
-
-def test_simple_messages_have_the_field_counts_the_decoder_reads(harness, aapl) -> None:
-    cases = [
+def _simple_cases() -> list[tuple[list[Any], str, tuple[Any, ...]]]:
+    return [
         (m.next_valid_id(5), "nextValidId", (5,)),
         (m.managed_accounts(["DU1", "DU2"]), "managedAccounts", ("DU1,DU2",)),
         (m.current_time(1_700_000_000), "currentTime", (1_700_000_000,)),
         (m.position_end(), "positionEnd", ()),
-        (m.open_order_end(), "openOrderEnd", ()),
-        (m.completed_orders_end(), "completedOrdersEnd", ()),
         (
             m.account_value("NetLiquidation", "1.00", "USD", "DU1"),
             "updateAccountValue",
@@ -59,7 +42,6 @@ def test_simple_messages_have_the_field_counts_the_decoder_reads(harness, aapl) 
         ),
         (m.account_summary_end(2), "accountSummaryEnd", (2,)),
         (m.contract_details_end(3), "contractDetailsEnd", (3,)),
-        (m.exec_details_end(3), "execDetailsEnd", (3,)),
         (m.tick_size(8, 0, 300.0), "tickSize", (8, 0, 300.0)),
         (m.tick_snapshot_end(8), "tickSnapshotEnd", (8,)),
         (m.market_data_type(8, 1), "marketDataType", (8, 1)),
@@ -69,27 +51,55 @@ def test_simple_messages_have_the_field_counts_the_decoder_reads(harness, aapl) 
             (6, 1_700_000_000, 1.0, 2.0, 0.5, 1.5, 10.0, 1.2, 1),
         ),
     ]
-    for fields, name, args in cases:
-        assert harness.decode(fields) == (name, args)
 
 
-def test_error_message_carries_req_id_code_text_and_empty_json(harness) -> None:
-    assert harness.decode(m.server_error(12, 200, "No security")) == (
-        "error",
-        (12, 200, "No security", ""),
+def _details(c: ContractInfo, version: int) -> list[Any]:
+    hours = "20240305:0930-20240305:1600"
+    return m.contract_details(
+        9, c, exchange=c.exchange, trading=hours, liquid=hours, version=version
     )
 
 
-def test_tick_price_is_exactly_seven_fields(harness) -> None:
+def test_simple_messages_have_the_field_counts_the_decoder_reads(at_version) -> None:
+    for fields, name, args in _simple_cases():
+        assert at_version.decode(fields) == (name, args)
+
+
+def test_simple_messages_decode_strictly_in_the_official_client(official) -> None:
+    for fields, name, _ in _simple_cases():
+        assert official.decode(fields)[0] == name
+
+
+def test_error_carries_the_reject_json_only_from_166(at_version) -> None:
+    fields = m.server_error(12, 200, "No security", version=at_version.version)
+    expected = 6 if at_version.version >= versions.ADVANCED_ORDER_REJECT else 5
+    assert len(at_version.wire(fields)) == expected
+    assert at_version.decode(fields) == ("error", (12, 200, "No security", ""))
+
+
+def test_error_at_157_is_the_five_fields_the_official_client_maps(official) -> None:
+    fields = m.server_error(12, 200, "No security", version=official.version)
+    assert official.decode(fields) == ("error", (12, 200, "No security"))
+
+
+def test_tick_price_is_exactly_seven_fields(at_version) -> None:
     fields = m.tick_price(8, 1, 101.25, 300.0)
-    assert len(harness.wire(fields)) == 7
-    assert harness.decode(fields) == ("priceSizeTick", (8, 1, 101.25, 300.0))
+    assert len(at_version.wire(fields)) == 7
+    assert at_version.decode(fields) == ("priceSizeTick", (8, 1, 101.25, 300.0))
 
 
-def test_position_is_sixteen_fields_and_decodes(harness, aapl) -> None:
+def test_tick_price_in_the_official_client_gives_price_then_size(official) -> None:
+    (price_name, price_args), (size_name, size_args) = official.decode_all(
+        m.tick_price(8, 1, 101.25, 300.0)
+    )
+    assert (price_name, price_args[:3]) == ("tickPrice", (8, 1, 101.25))
+    assert (size_name, size_args) == ("tickSize", (8, 0, 300))
+
+
+def test_position_is_sixteen_fields_and_decodes(at_version, aapl) -> None:
     fields = m.position("DU1", aapl, Decimal(150), 190.5)
-    assert len(harness.wire(fields)) == 16
-    name, (account, contract, qty, cost) = harness.decode(fields)
+    assert len(at_version.wire(fields)) == 16
+    name, (account, contract, qty, cost) = at_version.decode(fields)
     assert (name, account, contract.conId, contract.symbol, qty, cost) == (
         "position",
         "DU1",
@@ -100,9 +110,9 @@ def test_position_is_sixteen_fields_and_decodes(harness, aapl) -> None:
     )
 
 
-def test_portfolio_value_is_twenty_fields_and_decodes(harness, aapl) -> None:
-    fields = m.portfolio_value(
-        aapl,
+def _portfolio(c: ContractInfo) -> list[Any]:
+    return m.portfolio_value(
+        c,
         qty=Decimal(10),
         market_price=101.0,
         avg_cost=100.0,
@@ -110,23 +120,37 @@ def test_portfolio_value_is_twenty_fields_and_decodes(harness, aapl) -> None:
         realized=0.0,
         account="DU1",
     )
-    assert len(harness.wire(fields)) == 20
-    name, args = harness.decode(fields)
+
+
+def test_portfolio_value_is_twenty_fields_and_decodes(at_version, aapl) -> None:
+    fields = _portfolio(aapl)
+    assert len(at_version.wire(fields)) == 20
+    name, args = at_version.decode(fields)
     assert name == "updatePortfolio" and args[0].primaryExchange == "NASDAQ"
     assert args[1:] == (10.0, 101.0, 1010.0, 100.0, 10.0, 0.0, "DU1")
 
 
-@pytest.mark.parametrize("symbol_fixture", ["aapl", "bhp"])
-def test_contract_details_decode_completely(harness, request, symbol_fixture) -> None:
-    c: ContractInfo = request.getfixturevalue(symbol_fixture)
-    fields = m.contract_details(
-        9,
-        c,
-        exchange=c.exchange,
-        trading="20240305:0930-20240305:1600",
-        liquid="20240305:0930-20240305:1600",
+def test_position_and_portfolio_decode_strictly_in_the_official_client(official, bhp) -> None:
+    name, (account, contract, qty, cost) = official.decode(
+        m.position("DU1", bhp, Decimal(150), 40.5)
     )
-    name, (req_id, cd) = harness.decode(fields)
+    assert (name, account, contract.symbol, qty, cost) == ("position", "DU1", "BHP", 150, 40.5)
+    name, args = official.decode(_portfolio(bhp))
+    assert (name, args[0].primaryExchange, args[-1]) == ("updatePortfolio", "ASX", "DU1")
+
+
+@pytest.mark.parametrize("symbol_fixture", ["aapl", "bhp"])
+def test_contract_details_decode_completely_at_every_version(
+    at_version, request, symbol_fixture
+) -> None:
+    c: ContractInfo = request.getfixturevalue(symbol_fixture)
+    version = at_version.version
+    fields = _details(c, version)
+    # 164 dropped the version field and mdSizeMultiplier and added three size rules; 163 alone
+    # carries sizeMinTick.
+    expected = 40 if version >= versions.FRACTIONAL_SIZE_SUPPORT else 39
+    assert len(at_version.wire(fields)) == expected
+    name, (req_id, cd) = at_version.decode(fields)
     assert (name, req_id) == ("contractDetails", 9)
     assert (cd.contract.conId, cd.contract.symbol, cd.contract.currency) == (
         c.con_id,
@@ -135,24 +159,55 @@ def test_contract_details_decode_completely(harness, request, symbol_fixture) ->
     )
     assert cd.contract.primaryExchange == c.primary_exchange
     assert cd.longName == c.long_name and cd.timeZoneId == c.time_zone
-    # the last fields land where they belong, so nothing was shifted
-    assert (cd.minSize, cd.sizeIncrement, cd.suggestedSizeIncrement) == (1, 1, 100)
+    assert cd.stockType in ("COMMON", "ETF")
+    if version >= versions.SIZE_RULES:  # the last fields land where they belong
+        assert (cd.minSize, cd.sizeIncrement, cd.suggestedSizeIncrement) == (1, 1, 100)
 
 
-def test_historical_data_decodes_every_bar_then_ends(harness) -> None:
-    bars = [
+@pytest.mark.parametrize("symbol_fixture", ["aapl", "bhp"])
+def test_contract_details_decode_strictly_in_the_official_client(
+    official, request, symbol_fixture
+) -> None:
+    c: ContractInfo = request.getfixturevalue(symbol_fixture)
+    name, (req_id, cd) = official.decode(_details(c, official.version))
+    assert (name, req_id, cd.contract.conId, cd.contract.symbol) == (
+        "contractDetails",
+        9,
+        c.con_id,
+        c.symbol,
+    )
+    assert (cd.longName, cd.timeZoneId, cd.contract.primaryExchange) == (
+        c.long_name,
+        c.time_zone,
+        c.primary_exchange,
+    )
+    assert cd.stockType in ("COMMON", "ETF") and cd.tradingHours.startswith("20240305")
+
+
+def _bars() -> list[m.HistBar]:
+    return [
         ("20240304", 1.0, 2.0, 0.5, 1.5, 100.0, 1.2, 3),
         ("20240305", 1.5, 2.5, 1.0, 2.0, 200.0, 1.8, 4),
     ]
-    harness.decode(m.historical_data(4, "s", "e", bars))
-    calls = harness.wrapper.calls
+
+
+def test_historical_data_decodes_every_bar_then_ends(at_version) -> None:
+    at_version.decode(m.historical_data(4, "s", "e", _bars()))
+    calls = at_version.wrapper.calls
     assert [c[0] for c in calls] == ["historicalData", "historicalData", "historicalDataEnd"]
     assert calls[1][1][1].close == 2.0 and calls[1][1][1].barCount == 4
     assert calls[2][1] == (4, "s", "e")
 
 
-def test_historical_data_update_reorders_fields_as_ib_does(harness) -> None:
-    name, (req_id, bar) = harness.decode(
+def test_historical_data_decodes_strictly_in_the_official_client(official) -> None:
+    calls = official.decode_all(m.historical_data(4, "s", "e", _bars()))
+    assert [name for name, _ in calls] == ["historicalData", "historicalData", "historicalDataEnd"]
+    assert calls[1][1][1].close == 2.0 and calls[1][1][1].barCount == 4
+    assert calls[2][1] == (4, "s", "e")
+
+
+def test_historical_data_update_reorders_fields_as_ib_does(at_version) -> None:
+    name, (req_id, bar) = at_version.decode(
         m.historical_data_update(4, ("1709650800", 1.0, 3.0, 0.5, 2.0, 50.0, 1.5, 7))
     )
     assert (name, req_id) == ("historicalDataUpdate", 4)
@@ -163,50 +218,4 @@ def test_historical_data_update_reorders_fields_as_ib_does(harness) -> None:
         2.0,
         50.0,
         7,
-    )
-
-
-def test_order_status_is_twelve_fields(harness, aapl) -> None:
-    order, _ = _filled_order(aapl)
-    fields = m.order_status(order)
-    assert len(harness.wire(fields)) == 12
-    name, args = harness.decode(fields)
-    assert name == "orderStatus"
-    assert args[:4] == (7, "Filled", 100.0, 0.0) and args[8] == 3
-
-
-def test_open_order_is_127_fields_and_decodes_order_and_state(harness, aapl) -> None:
-    order, _ = _filled_order(aapl)
-    fields = m.open_order(order)
-    assert len(harness.wire(fields)) == 127
-    name, (order_id, contract, o, state) = harness.decode(fields)
-    assert (name, order_id, contract.symbol) == ("openOrder", 7, "AAPL")
-    assert (o.action, o.totalQuantity, o.orderType, o.lmtPrice, o.clientId, o.permId) == (
-        "BUY",
-        100.0,
-        "LMT",
-        200.0,
-        3,
-        99,
-    )
-    assert state.status == "Filled"
-
-
-def test_exec_details_and_commission_report_decode(harness, aapl) -> None:
-    _, broker = _filled_order(aapl)
-    execution = broker.executions[0]
-    fields = m.exec_details(-1, execution)
-    assert len(harness.wire(fields)) == 32
-    name, (req_id, contract, ex) = harness.decode(fields)
-    assert (name, req_id, contract.conId) == ("execDetails", -1, aapl.con_id)
-    assert (ex.orderId, ex.side, ex.shares, ex.price, ex.clientId) == (7, "BOT", 100.0, 100.0, 3)
-    assert ex.time == datetime(2024, 3, 5, 15, tzinfo=UTC)
-    report = m.commission_report(execution)
-    assert len(harness.wire(report)) == 8
-    name, (cr,) = harness.decode(report)
-    assert (name, cr.execId, cr.commission, cr.currency) == (
-        "commissionReport",
-        execution.exec_id,
-        1.0,
-        "USD",
     )

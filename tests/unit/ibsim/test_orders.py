@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -65,8 +65,29 @@ def test_limit_rests_until_the_market_reaches_it_and_can_be_cancelled(aapl) -> N
     events, _ = broker.place(order, QUOTE, NOW)
     assert order.status == "Submitted" and not any(isinstance(e, FillEvent) for e in events)
     assert broker.match(lambda c: QUOTE, NOW) == []
-    assert broker.cancel(1, 1) is order and order.status == "Cancelled"
-    assert broker.cancel(1, 1) is None
+    assert broker.cancel(1, 1, NOW) is order and order.status == "Cancelled"
+    assert broker.cancel(1, 1, NOW) is None
+    assert (order.done_at, order.completed_status) == (NOW, "Cancelled by API")
+
+
+def test_completed_lists_filled_cancelled_and_rejected_orders_in_completion_order(aapl) -> None:
+    broker = Broker(account="DU1")
+    resting = _order(aapl, kind="LMT", lmt=90.0, oid=1)
+    broker.place(resting, QUOTE, NOW)
+    filled = _order(aapl, oid=2)
+    broker.place(filled, QUOTE, NOW + timedelta(seconds=1))
+    broker.reject_next("No margin")
+    rejected = _order(aapl, oid=3)
+    broker.place(rejected, QUOTE, NOW + timedelta(seconds=2))
+    assert broker.completed() == [filled, rejected]  # the resting order is still working
+    broker.cancel(1, 1, NOW + timedelta(seconds=3))
+    assert broker.completed() == [filled, rejected, resting]
+    assert [o.completed_status for o in broker.completed()] == [
+        "Filled",
+        "Rejected: No margin",
+        "Cancelled by API",
+    ]
+    assert filled.completed_time == "20240305 15:00:01 UTC"
 
 
 def test_stop_triggers_when_last_crosses_then_fills(aapl) -> None:

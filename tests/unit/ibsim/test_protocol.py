@@ -14,6 +14,7 @@ from ibsim.protocol import (
     decode_fields,
     encode_field,
     encode_message,
+    negotiate,
     parse_version_range,
     server_hello,
 )
@@ -63,14 +64,40 @@ def test_frame_reader_rejects_oversized_frames() -> None:
 def test_version_range_parses_with_and_without_connect_options() -> None:
     assert parse_version_range(b"v157..178") == (157, 178)
     assert parse_version_range(b"v100..200 +PACEAPI") == (100, 200)
+    assert parse_version_range(b"v176") == (176, 176)
 
 
-@pytest.mark.parametrize("bad", [b"hello", b"v10..20", b"v300..400"])
-def test_version_range_rejects_garbage_and_non_overlapping_ranges(bad: bytes) -> None:
+@pytest.mark.parametrize("bad", [b"hello", b"v178..157"])
+def test_version_range_rejects_garbage_and_empty_ranges(bad: bytes) -> None:
     with pytest.raises(ProtocolError):
         parse_version_range(bad)
 
 
-def test_server_hello_has_exactly_version_and_time() -> None:
-    payload = server_hello(datetime(2024, 3, 5, 15, 0, tzinfo=UTC))[4:]
-    assert decode_fields(payload) == ["178", "20240305 15:00:00 UTC"]
+@pytest.mark.parametrize(
+    ("offer", "answer"),
+    [
+        (b"v157..178", 178),
+        (b"v157..176", 176),
+        (b"v100..157", 157),  # the official ibapi 9.81 client
+        (b"v100..217 +PACEAPI", 178),  # a newer official client
+        (b"v163..163", 163),
+    ],
+)
+def test_negotiate_answers_the_lower_of_the_two_maxima(offer: bytes, answer: int) -> None:
+    assert negotiate(offer) == answer
+
+
+@pytest.mark.parametrize("offer", [b"v100..156", b"v10..20", b"v179..200", b"v300..400"])
+def test_negotiate_refuses_a_range_without_a_version_ibsim_speaks(offer: bytes) -> None:
+    with pytest.raises(ProtocolError, match="do not overlap"):
+        negotiate(offer)
+
+
+def test_server_hello_has_exactly_the_negotiated_version_and_time() -> None:
+    payload = server_hello(176, datetime(2024, 3, 5, 15, 0, tzinfo=UTC))[4:]
+    assert decode_fields(payload) == ["176", "20240305 15:00:00 UTC"]
+
+
+def test_server_hello_writes_the_time_in_the_login_zone() -> None:
+    hello = server_hello(178, datetime(2024, 3, 5, 15, 0, tzinfo=UTC), zone="US/Eastern")
+    assert decode_fields(hello[4:]) == ["178", "20240305 10:00:00 US/Eastern"]
