@@ -80,11 +80,11 @@ def bench(
     peer_parquet = work / f"{size}.parquet"
 
     def store_write() -> None:
-        BarStore(store_root).write(f"W{next(counter)}", size, frame)
+        BarStore(store_root).write(f"W{next(counter)}.NYSE", size, frame)
 
     store = BarStore(store_root)
-    store.write("AAPL", size, frame)
-    symbol_dir = store_root / f"bar_size={size}" / "symbol=AAPL"  # all year partitions
+    store.write("AAPL.NASDAQ", size, frame)
+    symbol_dir = store_root / f"bar_size={size}" / "instrument=AAPL.NASDAQ"  # all year partitions
     frame.to_csv(csv)
     frame.to_parquet(peer_parquet)
 
@@ -97,7 +97,7 @@ def bench(
     )
     check = csv_read()
     assert len(check) == len(frame) and str(check.index.dtype).endswith("UTC]"), check.index.dtype
-    pd.testing.assert_frame_equal(store.read("AAPL", size), frame, check_freq=False)
+    pd.testing.assert_frame_equal(store.read("AAPL.NASDAQ", size), frame, check_freq=False)
 
     return [
         (name, "write  BarStore.write", median_ms(store_write, runs=runs)),
@@ -107,7 +107,11 @@ def bench(
             "write  DataFrame.to_parquet",
             median_ms(lambda: frame.to_parquet(peer_parquet), runs=runs),
         ),
-        (name, "read   BarStore.read", median_ms(lambda: store.read("AAPL", size), runs=runs)),
+        (
+            name,
+            "read   BarStore.read",
+            median_ms(lambda: store.read("AAPL.NASDAQ", size), runs=runs),
+        ),
         (name, "read   pandas.read_csv", median_ms(csv_read, runs=runs)),
         (
             name,
@@ -119,7 +123,7 @@ def bench(
             "read   BarStore.read (one week)",
             median_ms(
                 lambda: store.read(
-                    "AAPL",
+                    "AAPL.NASDAQ",
                     size,
                     frame.index[len(frame) // 2],
                     frame.index[len(frame) // 2] + pd.Timedelta("7D"),

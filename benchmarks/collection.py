@@ -85,7 +85,7 @@ def requests_for(store: BarStore, targets: list[plan.Target]) -> int:
     total = 0
     for t in targets:
         size = parse_bar_size(t.bar_size)
-        gaps = store.missing(t.symbol, t.bar_size, t.start, t.end, calendar=t.calendar)
+        gaps = store.missing(t.key, t.bar_size, t.start, t.end, calendar=t.calendar)
         for lo, hi in plan.per_session(gaps, bar_size=t.bar_size, calendar=t.calendar):
             total += len(plan_chunks(size, lo, hi))
     return total

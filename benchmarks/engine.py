@@ -132,6 +132,7 @@ def signals_and_fills(bars: pd.DataFrame) -> Any:
     costs = run_costs(
         strat,
         commission=0.001,
+        currencies=["USD"],
         slippage_bps=0.0,
         stop_loss_pct=None,
         take_profit_pct=None,
