@@ -14,6 +14,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,9 +72,11 @@ def test_readme_collecting_block_runs_as_printed_on_the_whole_universe(ray_sessi
         assert up.returncode == 0, up.stdout + up.stderr
         outputs = {}
         for line in lines:
+            began = time.monotonic()
             done = run(env, line)
             assert done.returncode == 0, f"{line}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
             outputs[line] = done.stdout
+            print(f"{time.monotonic() - began:7.1f} s  {line}")  # the figures for the notes
     finally:
         subprocess.run([SCIZOR, "down"], env=env, capture_output=True, timeout=120, check=False)
     populate = next(out for line, out in outputs.items() if "symbols populate" in line)
