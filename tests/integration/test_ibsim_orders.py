@@ -90,3 +90,33 @@ def test_large_order_fills_in_several_partial_executions(sim: IBSim) -> None:
     assert ("Submitted", 1000.0) in statuses or ("Submitted", 2000.0) in statuses
     assert trade.orderStatus.status == "Filled"
     assert sum(f.commissionReport.commission for f in trade.fills) == pytest.approx(12.5)
+
+
+def test_completed_orders_of_an_earlier_session_are_found_by_a_restarted_client(
+    sim: IBSim,
+) -> None:
+    async def first_session(ib: IB):  # type: ignore[no-untyped-def]
+        c = (await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD")))[0]
+        filled = ib.placeOrder(c, MarketOrder("BUY", 20, orderRef="gw-1"))
+        resting = ib.placeOrder(c, LimitOrder("BUY", 5, 1.00, orderRef="gw-2"))
+        await eventually_async(
+            lambda: filled.isDone() and resting.orderStatus.status == "Submitted"
+        )
+        ib.cancelOrder(resting.order)
+        await eventually_async(resting.isDone)
+        return {t.order.orderRef: t.order.permId for t in (filled, resting)}
+
+    async def restarted(ib: IB):  # type: ignore[no-untyped-def]
+        at_connect = {t.order.orderRef for t in ib.trades()}  # ib_async asks at connect too
+        return at_connect, await ib.reqCompletedOrdersAsync(apiOnly=False)
+
+    perm_ids = run(sim, first_session)
+    at_connect, completed = run(sim, restarted)  # a new connection, as after a restart
+    found = {t.order.orderRef: t for t in completed}
+    assert set(found) == {"gw-1", "gw-2"} and at_connect == {"gw-1", "gw-2"}
+    assert {ref: t.order.permId for ref, t in found.items()} == perm_ids
+    assert found["gw-1"].orderStatus.status == "Filled"
+    assert found["gw-1"].order.filledQuantity == 20
+    assert found["gw-2"].orderStatus.status == "Cancelled"
+    assert found["gw-2"].order.filledQuantity == 0
+    assert all(t.contract.symbol == "AAPL" for t in completed)
