@@ -18,6 +18,12 @@ that limit for itself, so later or lower-priority requests cannot starve it. A
 :attr:`Priority.LIVE` order message therefore never waits behind backfill requests, which
 only compete with it for message tokens, and those are handed out highest priority first.
 
+The server times a request when it *arrives*, which may be later than the pacer released it
+(a busy event loop, the network), so the hard-paced windows of a request are timed from its
+*completion* (the answer has arrived, so the request had arrived before): a request still
+open holds its place in every window, and its windows start when it completes. No guess of
+the network's lag is needed, and a loaded machine cannot make the pacer release early.
+
 The pacer is a plain class with no Ray and no ib_async; it reads time from a
 :class:`core.clock.Clock`, so tests drive it with :class:`core.clock.ManualClock`.
 """
@@ -70,13 +76,18 @@ class _Waiter:
 
 
 class _Window:
-    """Timestamps with weights inside a sliding window."""
+    """Timestamps with weights inside a sliding window, plus the weight still open.
 
-    __slots__ = ("entries", "total")
+    Open weight belongs to requests sent but not answered yet: it counts against the limit
+    and cannot expire until :meth:`close` gives it its completion time.
+    """
+
+    __slots__ = ("entries", "open", "total")
 
     def __init__(self) -> None:
         self.entries: deque[tuple[float, int]] = deque()
         self.total = 0
+        self.open = 0
 
     def prune(self, now: float, window: float) -> None:
         while self.entries and self.entries[0][0] + window <= now:
@@ -86,9 +97,20 @@ class _Window:
         self.entries.append((at, weight))
         self.total += weight
 
+    def add_open(self, weight: int) -> None:
+        self.open += weight
+
+    def close(self, at: float, weight: int) -> None:
+        """Time ``weight`` of open requests from ``at``, their completion."""
+        self.open -= weight
+        self.add(at, weight)
+
     def ready_at(self, *, now: float, window: float, weight: int, limit: int) -> float:
-        """When ``weight`` more fits under ``limit`` (``now`` if it fits already)."""
-        excess = self.total + weight - limit
+        """When ``weight`` more fits under ``limit`` (``now`` if it fits already).
+
+        ``inf`` when only open requests could make room: they expire once completed.
+        """
+        excess = self.total + self.open + weight - limit
         if excess <= 0:
             return now
         for at, w in self.entries:
@@ -157,13 +179,14 @@ class Pacer:
         """Wait until ``key`` may be sent, hold an open-request slot, release it on exit.
 
         Send the request inside the block and leave the block when its answer (or error)
-        has arrived: the open-request slot is held until then.
+        has arrived: the open-request slot is held until then, and the request's pacing
+        windows start then.
         """
         await self._acquire(kind="historical", key=key, priority=priority, needs=self._needs(key))
         try:
             yield
         finally:
-            self._open -= 1
+            self._complete(key)
             self._dispatch()
 
     @contextlib.asynccontextmanager
@@ -176,7 +199,8 @@ class Pacer:
         """Return seconds until a request for ``key`` could be released by the time rules.
 
         Requests already waiting and the open-request cap (which frees when requests
-        complete, not with time) are not counted: this is a lower bound.
+        complete, not with time) are not counted: this is a lower bound. It is ``inf`` while
+        the rules wait for requests still open (their windows start when they complete).
         """
         now = self._clock.monotonic()
         needs = self._needs(key) - {_OPEN}
@@ -229,8 +253,8 @@ class Pacer:
         except asyncio.CancelledError:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
-            elif kind == "historical":  # granted, then cancelled before the caller ran
-                self._open -= 1
+            elif kind == "historical" and key is not None:  # granted, cancelled before use
+                self._complete(key)
             self._dispatch()
             raise
 
@@ -296,10 +320,10 @@ class Pacer:
         if waiter.kind == "historical":
             self._open += 1
             key = waiter.key
-            if key is not None and key.hard_paced:
-                self._rolling.add(now, waiter.weight)
-                self._groups.setdefault(key.group, _Window()).add(now, waiter.weight)
-                self._identical[key] = now
+            if key is not None and key.hard_paced:  # timed from completion: see _complete
+                self._rolling.add_open(waiter.weight)
+                self._groups.setdefault(key.group, _Window()).add_open(waiter.weight)
+                self._identical[key] = math.inf
         waited = max(0.0, now - waiter.enqueued_at)
         self._granted += 1
         if waited > 0:
@@ -317,6 +341,16 @@ class Pacer:
                     waited=waited,
                 )
             )
+
+    def _complete(self, key: RequestKey) -> None:
+        """Free the open slot of a finished request and start its windows now."""
+        self._open -= 1
+        if not key.hard_paced:
+            return
+        now, weight = self._clock.monotonic(), self._weight(key)
+        self._rolling.close(now, weight)
+        self._groups.setdefault(key.group, _Window()).close(now, weight)
+        self._identical[key] = now
 
     def _arm_timer(self, at: float, now: float) -> None:
         if math.isinf(at):
@@ -338,4 +372,4 @@ class Pacer:
         if len(self._identical) > 4096:
             horizon = now - self._identical_w
             self._identical = {k: t for k, t in self._identical.items() if t > horizon}
-            self._groups = {g: w for g, w in self._groups.items() if w.entries}
+            self._groups = {g: w for g, w in self._groups.items() if w.entries or w.open}

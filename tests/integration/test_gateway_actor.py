@@ -31,7 +31,7 @@ def test_gateway_actor_is_one_named_detached_actor_serving_bars(
 
     settings = IBSettings(host="127.0.0.1", port=sim.port, client_id=901, account=None, timeout=10)
     kw = {"namespace": "scizor-test", "name": "scizor-gateway-test"}
-    gateway = get_gateway(settings, time_scale=300.0, rules=PacingRules.ibkr(margin_s=0.25), **kw)
+    gateway = get_gateway(settings, time_scale=300.0, rules=PacingRules.ibkr(), **kw)
     try:
         health = ray.get(gateway.ready.remote(), timeout=60)
         assert health["connected"] and health["client_id"] == 901

@@ -46,7 +46,9 @@ def service(sim: IBSim, **kw: Any) -> GatewayService:
     )
     kw.setdefault("time_scale", SPEED)
     kw.setdefault("backoff", Backoff(initial=0.05, cap=0.5))
-    kw.setdefault("rules", PacingRules.ibkr(margin_s=0.25))
+    # No margin: the pacer times windows from each request's completion, so however late a
+    # loaded machine delivers a request, ibsim (timing arrivals) never sees it early.
+    kw.setdefault("rules", PacingRules.ibkr(margin_s=0.0))
     kw.setdefault("request_timeout", 20)
     return GatewayService(settings, **kw)
 
@@ -174,10 +176,12 @@ def test_gateway_recovers_from_a_dropped_connection_mid_request(sim: IBSim) -> N
     lo, hi = datetime(2024, 3, 4, tzinfo=UTC), datetime(2024, 3, 5, tzinfo=UTC)
 
     async def body(svc: GatewayService) -> pd.DataFrame:
-        sim.stall(0.5)  # hold the request in flight while the connection drops
-        task = asyncio.create_task(svc.historical_bars("AMZN", bar_size="1m", start=lo, end=hi))
+        amzn = await svc.resolve("AMZN")  # known now: only the history request is held below
+        sim.stall(5.0)  # far longer than the drop takes, so the request cannot finish first
+        task = asyncio.create_task(svc.historical_bars(amzn, bar_size="1m", start=lo, end=hi))
         await eventually(lambda: svc.pacer.stats().open_requests == 1)
         await asyncio.to_thread(sim.drop_all)
+        sim.stall(0.0)  # requests arriving from now on (the reconnect, the retry) are served
         frame = await task
         assert svc.health().reconnects == 1 and svc.health().connected
         return frame

@@ -298,3 +298,56 @@ async def _random_request(pacer: Pacer, rng: random.Random) -> None:
     async with pacer.historical(k, priority):
         for _ in range(rng.randint(0, 5)):
             await asyncio.sleep(0)
+
+
+SMALL = PacingRules(
+    identical_window_s=15,
+    same_contract_window_s=2,
+    same_contract_max=5,
+    rolling_window_s=10,
+    rolling_max=1,
+    max_open=50,
+    messages_per_window=45,
+)
+
+
+async def _slow_then_next(first: RequestKey, second: RequestKey) -> list[tuple[str, float]]:
+    """Release ``first``, queue ``second`` while it is open, answer ``first`` at t=12."""
+    clock = ManualClock()
+    releases: list[tuple[str, float]] = []
+    pacer = Pacer(
+        clock, rules=SMALL, on_grant=lambda e: releases.append((str(e.key.contract), e.at))
+    )
+    answered = asyncio.Event()
+
+    async def slow() -> None:
+        async with pacer.historical(first):
+            await answered.wait()
+
+    slow_task = asyncio.create_task(slow())
+    await eventually(lambda: pacer.stats().open_requests == 1)
+    next_task = asyncio.create_task(fetch(pacer, second))
+    await eventually(lambda: pacer.stats().queue_depth == 1)
+    clock.advance(12.0)  # past the first's release + window: still open, so still counted
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert pacer.stats().queue_depth == 1 and len(releases) == 1
+    answered.set()
+    await asyncio.gather(slow_task, next_task)
+    return releases
+
+
+def test_pacer_times_the_rolling_window_from_completion_not_release() -> None:
+    # IBKR times a request when it arrives; an answer that took 12 s means it may have
+    # arrived as late as t=12, so the next request in a full window goes at 12 + 10.
+    releases = run(_slow_then_next(key("A"), key("B")))
+    assert releases == [("A", 0.0), ("B", pytest.approx(22.0))]
+
+
+def test_pacer_times_the_identical_rule_from_completion_not_release() -> None:
+    same = key("A", end="20240102 16:00:00 UTC")
+    releases = run(_slow_then_next(same, same))
+    assert releases == [
+        ("A", 0.0),
+        ("A", pytest.approx(27.0)),
+    ]  # 12 + 15 s; the rolling window alone: 22
