@@ -1,4 +1,9 @@
-"""IBKR historical pacing, enforced by ibsim and observed through ib_async's errorEvent."""
+"""IBKR historical pacing, enforced by ibsim and observed through ib_async's errorEvent.
+
+Every test drives ibsim's simulated clock by hand (a ManualClock): requests made while it
+stands still are "at once" however slowly a loaded machine sends them, and the windows slide
+only when the test advances the clock. So the tests assert order and counts, never timings.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,9 @@ from datetime import UTC, datetime
 import pytest
 from ib_async import IB, Stock
 
+from core.clock import ManualClock
 from ibsim.server import IBSim
-from ibsim.testing import eventually_async, running_ibsim
+from ibsim.testing import running_ibsim
 
 pytestmark = pytest.mark.integration
 START = datetime(2024, 3, 5, 15, 0, tzinfo=UTC)
@@ -36,37 +42,44 @@ def _pacing(codes: list[tuple[int, int]]) -> int:
 
 
 def test_identical_request_within_15_seconds_gets_162_and_later_succeeds() -> None:
-    async def scenario(sim: IBSim) -> tuple[int, int, int, int]:
+    clock = ManualClock(START)
+
+    async def scenario(sim: IBSim) -> tuple[int, int, int, int, int]:
         ib, codes = await _connect(sim)
         first = await _history(ib, "AAPL", "300 S")
         repeat = await _history(ib, "AAPL", "300 S")
         violations = _pacing(codes)
-        t0 = sim.clock.monotonic()
-        await eventually_async(lambda: sim.clock.monotonic() - t0 > 15.2, timeout=10)
+        clock.advance(14.9)
+        still = await _history(ib, "AAPL", "300 S")
+        clock.advance(0.2)  # now 15.1 s after the first request
         later = await _history(ib, "AAPL", "300 S")
         ib.disconnect()
-        return first, repeat, violations, later + 1000 * (_pacing(codes) - violations)
+        return first, repeat, violations, still, later + 1000 * (_pacing(codes) - violations)
 
-    with running_ibsim(start=START, speed=8) as sim:
-        first, repeat, violations, later = asyncio.run(scenario(sim))
-    assert first == 60 and repeat == 0 and violations == 1
-    assert later > 0 and later < 1000  # data again, and no new 162
+    with running_ibsim(clock=clock) as sim:
+        first, repeat, violations, still, later = asyncio.run(scenario(sim))
+    assert first == 60 and repeat == 0 and violations == 1 and still == 0
+    assert later // 1000 == 1 and later % 1000 == 60  # only the 14.9 s repeat was refused
 
 
 def test_five_quick_requests_pass_and_the_sixth_for_one_contract_gets_162() -> None:
-    async def scenario(sim: IBSim) -> tuple[list[int], int, int, int]:
+    clock = ManualClock(START)
+
+    async def scenario(sim: IBSim) -> tuple[list[int], int, int, int, int, int]:
         ib, codes = await _connect(sim)
         sizes = [await _history(ib, "MSFT", d) for d in DURATIONS[:5]]
         after_five = _pacing(codes)
         sixth = await _history(ib, "MSFT", DURATIONS[5])
         other = await _history(ib, "NVDA", DURATIONS[5])  # another contract is fine
+        clock.advance(2.0)  # the two-second window has passed
+        seventh = await _history(ib, "MSFT", DURATIONS[6])
         ib.disconnect()
-        return sizes, after_five, sixth, _pacing(codes) * 1000 + other
+        return sizes, after_five, sixth, other, seventh, _pacing(codes)
 
-    with running_ibsim(start=START, speed=1) as sim:
-        sizes, after_five, sixth, tail = asyncio.run(scenario(sim))
+    with running_ibsim(clock=clock) as sim:
+        sizes, after_five, sixth, other, seventh, violations = asyncio.run(scenario(sim))
     assert all(n > 0 for n in sizes) and after_five == 0
-    assert sixth == 0 and tail // 1000 == 1 and tail % 1000 > 0
+    assert sixth == 0 and other > 0 and seventh > 0 and violations == 1
 
 
 def test_sixty_first_request_in_ten_minutes_gets_162() -> None:
@@ -87,18 +100,23 @@ def test_sixty_first_request_in_ten_minutes_gets_162() -> None:
     ]
     plan = [(s, d) for s in symbols for d in DURATIONS[:5]][:61]
 
-    async def scenario(sim: IBSim) -> tuple[int, int]:
+    clock = ManualClock(START)
+
+    async def scenario(sim: IBSim) -> tuple[int, int, int, int]:
         ib, codes = await _connect(sim)
         for symbol, duration in plan[:60]:
             await _history(ib, symbol, duration, bar="30 secs")
         before = _pacing(codes)
-        await _history(ib, *plan[60], bar="30 secs")
+        refused = await _history(ib, *plan[60], bar="30 secs")
+        after = _pacing(codes)
+        clock.advance(600.0)  # the first sixty are ten minutes old
+        again = await _history(ib, *plan[60], bar="30 secs")
         ib.disconnect()
-        return before, _pacing(codes)
+        return before, after, refused, again
 
-    with running_ibsim(start=START, speed=1) as sim:
-        before, after = asyncio.run(scenario(sim))
-    assert (before, after) == (0, 1)
+    with running_ibsim(clock=clock) as sim:
+        before, after, refused, again = asyncio.run(scenario(sim))
+    assert (before, after, refused) == (0, 1, 0) and again > 0
 
 
 def test_one_minute_bars_are_never_hard_paced() -> None:
@@ -108,7 +126,7 @@ def test_one_minute_bars_are_never_hard_paced() -> None:
         ib.disconnect()
         return _pacing(codes), sizes
 
-    with running_ibsim(start=START, speed=1) as sim:
+    with running_ibsim(clock=ManualClock(START)) as sim:
         violations, sizes = asyncio.run(scenario(sim))
     assert violations == 0 and all(n == 30 for n in sizes)
 
@@ -121,7 +139,7 @@ def test_pacing_off_allows_everything() -> None:
         ib.disconnect()
         return _pacing(codes)
 
-    with running_ibsim(start=START, speed=1, pacing="off") as sim:
+    with running_ibsim(clock=ManualClock(START), pacing="off") as sim:
         assert asyncio.run(scenario(sim)) == 0
 
 
@@ -135,5 +153,5 @@ def test_bad_duration_for_bar_size_gets_error_321() -> None:
         assert not bars
         return [code for _, code in codes]
 
-    with running_ibsim(start=START) as sim:
+    with running_ibsim(clock=ManualClock(START)) as sim:
         assert 321 in asyncio.run(scenario(sim))
