@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ISO",
         help="simulated start time, e.g. 2024-03-05T15:00:00+00:00",
     )
+    _add_session_options(parser)
+    return parser
+
+
+def _add_session_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the simulated gateway itself: control port, account, login zone, logging."""
     parser.add_argument(
         "--control-port",
         type=int,
@@ -58,7 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="TWS login zone: how an endDateTime without a zone is read (default UTC)",
     )
     parser.add_argument("--log-level", default="WARNING", help="logging level")
-    return parser
 
 
 async def serve(args: argparse.Namespace) -> None:

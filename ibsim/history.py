@@ -66,20 +66,10 @@ def parse_request(
     Raises:
         HistoryError: 321 for invalid combinations, as IBKR answers them.
     """
-    try:
-        bar = from_ib(fields["barSize"])
-        duration = parse_duration(fields["duration"])
-    except ValidationError as exc:
-        raise HistoryError(321, f"Error validating request.-'bP' : cause - {exc}") from None
+    bar, duration = _sizes(fields)
     what = fields["whatToShow"].upper()
     if what not in WHAT_TO_SHOW:
         raise HistoryError(321, f"Error validating request.-'bP' : cause - whatToShow {what}")
-    if not duration_allowed(duration, bar):
-        raise HistoryError(
-            321,
-            "Error validating request.-'bP' : cause - Historical data bar size setting is "
-            f"invalid for duration {duration}: {bar.ib} bars; see IBKR's step table",
-        )
     keep = fields.get("keepUpToDate", "0") == "1"
     if keep and fields["end"].strip():
         raise HistoryError(
@@ -96,6 +86,22 @@ def parse_request(
         format_date=int(fields.get("formatDate") or 1),
         keep_up_to_date=keep,
     )
+
+
+def _sizes(fields: dict[str, str]) -> tuple[BarSize, Duration]:
+    """The bar size and duration of a request, if IBKR's step table allows the pair."""
+    try:
+        bar = from_ib(fields["barSize"])
+        duration = parse_duration(fields["duration"])
+    except ValidationError as exc:
+        raise HistoryError(321, f"Error validating request.-'bP' : cause - {exc}") from None
+    if not duration_allowed(duration, bar):
+        raise HistoryError(
+            321,
+            "Error validating request.-'bP' : cause - Historical data bar size setting is "
+            f"invalid for duration {duration}: {bar.ib} bars; see IBKR's step table",
+        )
+    return bar, duration
 
 
 def parse_end(text: str, now: datetime, *, login_zone: str = "UTC") -> datetime:

@@ -274,7 +274,24 @@ class Broker:
             order.status = "Submitted"
         signed = qty if order.action == "BUY" else -qty
         realized = self._book(c, signed=signed, price=price, commission=commission)
-        execution = Execution(
+        costs = (commission, round(realized, 4))
+        execution = self._execution(order, qty=qty, price=price, now=now, costs=costs)
+        self._next_exec += 1
+        self.executions.append(execution)
+        return FillEvent(order, execution)
+
+    def _execution(
+        self,
+        order: SimOrder,
+        *,
+        qty: Decimal,
+        price: float,
+        now: datetime,
+        costs: tuple[float, float],
+    ) -> Execution:
+        """The report of filling ``qty`` of ``order`` at ``price``; costs: commission, P&L."""
+        c = order.contract
+        return Execution(
             exec_id=f"0000e0d5.{self._next_exec:08x}.01.01",
             order_id=order.order_id,
             client_id=order.client_id,
@@ -290,13 +307,10 @@ class Broker:
             cum_qty=order.filled,
             avg_price=round(order.avg_fill_price, 6),
             order_ref=order.order_ref,
-            commission=commission,
+            commission=costs[0],
             currency=c.currency,
-            realized_pnl=round(realized, 4),
+            realized_pnl=costs[1],
         )
-        self._next_exec += 1
-        self.executions.append(execution)
-        return FillEvent(order, execution)
 
     def _book(self, c: ContractInfo, *, signed: Decimal, price: float, commission: float) -> float:
         """Update cash and the position; return the realized P&L of this fill."""

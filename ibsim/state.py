@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from core.clock import Clock
 from ibsim import messages as m
@@ -59,6 +60,15 @@ class Peer(Protocol):
         """Stop the connection's streams and close its socket."""
 
 
+def _check_zone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (KeyError, ValueError, OSError):  # unknown, malformed, or a folder of zones
+        raise ValueError(
+            f"time_zone {name!r} is not an IANA zone name; use e.g. 'UTC' or 'America/New_York'"
+        ) from None
+
+
 class SimState:
     """Market, account and order book shared by every connection of one ibsim.
 
@@ -85,6 +95,7 @@ class SimState:
         time_zone: str = "UTC",
         rate_clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        _check_zone(time_zone)
         self.clock = clock
         self.world = world
         self.market = market

@@ -18,6 +18,7 @@ from ibsim.protocol import (
     parse_version_range,
     server_hello,
 )
+from ibsim.server import IBSim
 
 
 def test_encode_message_prefixes_big_endian_length_and_nul_terminates_fields() -> None:
@@ -101,3 +102,9 @@ def test_server_hello_has_exactly_the_negotiated_version_and_time() -> None:
 def test_server_hello_writes_the_time_in_the_login_zone() -> None:
     hello = server_hello(178, datetime(2024, 3, 5, 15, 0, tzinfo=UTC), zone="US/Eastern")
     assert decode_fields(hello[4:]) == ["178", "20240305 10:00:00 US/Eastern"]
+
+
+def test_ibsim_refuses_a_login_zone_that_is_not_a_zone() -> None:
+    with pytest.raises(ValueError, match="'Mars/Olympus' is not an IANA zone name"):
+        IBSim(time_zone="Mars/Olympus")
+    assert IBSim(time_zone="Australia/Sydney").time_zone == "Australia/Sydney"
