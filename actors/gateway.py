@@ -134,6 +134,10 @@ class GatewayActor:
         """See :meth:`GatewayService.executions`."""
         return await (await self._svc()).executions()
 
+    async def poll_fills(self) -> list[Fill]:
+        """See :meth:`GatewayService.poll_fills`."""
+        return await (await self._svc()).poll_fills()
+
     async def account_summary(self) -> dict[str, dict[str, str]]:
         """See :meth:`GatewayService.account_summary`."""
         return await (await self._svc()).account_summary()

@@ -63,6 +63,8 @@ class GatewayHealth:
     pacing_waits: int
     pacing_wait_seconds: float
     streams: int
+    fills_awaiting_commission: int = 0
+    fill_conflicts: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Return the record as plain values (for JSON)."""

@@ -31,6 +31,7 @@ from actors import ib_convert as conv
 from actors.bar_streams import BarStreams
 from actors.contract_resolver import ContractResolver
 from actors.contracts import ContractBook
+from actors.fill_feed import FillFeed
 from actors.gateway_health import GatewayHealth, GatewayObserver, NoObserver
 from actors.gateway_orders import OrderDesk
 from actors.history_plan import Chunk, check_range, plan_chunks
@@ -117,6 +118,7 @@ class GatewayService:
         )
         self.contracts = ContractResolver(self.link, ContractBook())
         self.orders = OrderDesk(self.link, self.contracts)
+        self.fills = FillFeed(self.link, self.contracts)
         self.streams = BarStreams(self.link)
         self.conn.on_restore(self.streams.resubscribe)
 
@@ -160,6 +162,8 @@ class GatewayService:
             pacing_waits=ps.waits,
             pacing_wait_seconds=ps.wait_seconds,
             streams=len(self.streams),
+            fills_awaiting_commission=self.fills.book.awaiting_commission,
+            fill_conflicts=self.fills.conflicts,
         )
 
     # --- contracts ----------------------------------------------------------------------------
@@ -366,12 +370,20 @@ class GatewayService:
         ]
 
     async def executions(self) -> list[Fill]:
-        """Return today's executions (with commissions when reported)."""
-        fills = await self.link.paced_request("executions", self.ib.reqExecutionsAsync)
-        return [
-            conv.to_fill(f, instrument=await self.contracts.instrument_id(f.contract))
-            for f in fills
-        ]
+        """Return today's fills whose commission report is in (see :mod:`actors.fills`).
+
+        An execution whose report has not arrived is left out (and counted in the health
+        record's ``fills_awaiting_commission``); a later call returns it complete. A fill
+        returned again always has the same values.
+        """
+        return await self.fills.executions()
+
+    async def poll_fills(self) -> list[Fill]:
+        """Return the complete fills not returned before: each fill once per session.
+
+        A fill is complete once IB's commission report is in, so its commission is final.
+        """
+        return self.fills.poll()
 
     async def account_summary(self) -> dict[str, dict[str, str]]:
         """Return account values as ``{account: {tag: value}}``."""

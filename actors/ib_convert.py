@@ -3,7 +3,8 @@
 Nothing outside ``actors/`` sees an ib_async object: contracts become
 :class:`core.types.Instrument`, bars become SCIZOR's bar frame (UTC ``ts`` index, float64
 ``open high low close volume wap bar_count``), executions become :class:`core.types.Fill`
-with ``Decimal`` quantities and prices, and IB errors become :mod:`core.errors` exceptions.
+with ``Decimal`` quantities and prices (joined with their commission reports in
+:mod:`actors.fills`), and IB errors become :mod:`core.errors` exceptions.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import ib_async
 import pandas as pd
 
 from actors.contracts import venue_from
-from core.errors import BrokerError, NotFound, PacingViolation
+from actors.fills import Commission, Execution
+from core.errors import BrokerError, DataError, NotFound, PacingViolation
 from core.instruments import VENUES
-from core.types import Fill, Instrument, OrderStatus, OrderType, Position, SecType, Side
+from core.types import Instrument, OrderStatus, OrderType, Position, SecType, Side
 from core.types import Order as CoreOrder
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume", "wap", "bar_count")
@@ -232,12 +234,11 @@ def trade_ack(trade: ib_async.Trade, *, instrument: str) -> OrderAck:
     )
 
 
-def to_fill(fill: ib_async.Fill, *, instrument: str) -> Fill:
-    """Return a SCIZOR :class:`core.types.Fill` of listing ``instrument`` for an ib_async fill."""
+def execution_of(fill: ib_async.Fill, *, instrument: str) -> Execution:
+    """Return what an ib_async fill says traded (listing ``instrument``), commission aside."""
     ex = fill.execution
-    commission = fill.commissionReport.commission if fill.commissionReport else 0.0
     when = ex.time if ex.time.tzinfo else ex.time.replace(tzinfo=UTC)
-    return Fill(
+    return Execution(
         exec_id=ex.execId,
         order_ref=ex.orderRef or str(ex.orderId),
         instrument=instrument,
@@ -245,8 +246,25 @@ def to_fill(fill: ib_async.Fill, *, instrument: str) -> Fill:
         side=Side.BUY if ex.side.upper() in ("BOT", "BUY") else Side.SELL,
         quantity=decimal(ex.shares),
         price=decimal(ex.price),
-        commission=decimal(commission if math.isfinite(commission) else 0.0),
         time=when.astimezone(UTC),
+    )
+
+
+def commission_of(report: ib_async.CommissionReport) -> Commission | None:
+    """Return IB's commission report, or None while it has not arrived (no execId yet).
+
+    Raises:
+        DataError: if the report carries no finite commission.
+    """
+    if not report.execId:
+        return None
+    if not math.isfinite(report.commission):
+        raise DataError(
+            f"commission report of {report.execId} has no commission ({report.commission})",
+            field="commission",
+        )
+    return Commission(
+        exec_id=report.execId, commission=decimal(report.commission), currency=report.currency
     )
 
 

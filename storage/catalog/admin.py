@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from core.errors import NotFound, ValidationError
 from core.instruments import parse
 from core.types import Position, utcnow
-from storage.catalog.db import Database
+from storage.catalog.db import Database, corrupt_row
 from storage.catalog.models import ApiTokenRow, AuditRow, PositionRow, RiskEventRow, RiskLimitRow
 from storage.catalog.records import AuditEntry, RiskEvent, RiskLimit, TokenRecord, TokenScope
 
@@ -95,13 +95,20 @@ class PositionRepository:
 
     @staticmethod
     def _position(row: PositionRow) -> Position:
-        return Position(
-            instrument=row.instrument,
-            quantity=row.quantity,
-            avg_cost=row.avg_cost,
-            account=row.account,
-            con_id=row.con_id,
-        )
+        """Return ``row`` as a position (StorageError naming the row if it is not one)."""
+        try:
+            return Position(
+                instrument=row.instrument,
+                quantity=row.quantity,
+                avg_cost=row.avg_cost,
+                account=row.account,
+                con_id=row.con_id,
+            )
+        except (ValueError, ValidationError) as exc:
+            where = (
+                f"position of account {row.account!r} in {row.instrument!r} (positions.id={row.id})"
+            )
+            raise corrupt_row(where, exc) from exc
 
 
 class RiskRepository:

@@ -119,6 +119,24 @@ class Database:
         self.engine.dispose()
 
 
+def corrupt_row(what: str, exc: Exception) -> StorageError:
+    """Return the error for a stored row the domain types refuse to read back.
+
+    Args:
+        what: The row, as a user finds it, e.g. ``"order 'o-1' (orders.id=3)"``.
+        exc: Why the domain type refused it.
+    """
+    hint = "repair or delete that row"
+    if getattr(exc, "field", None) == "instrument":
+        # Revision 0003 keeps a bare symbol it could not map to one listing (e.g. VEA).
+        hint = (
+            "if it predates instrument ids, its symbol named several listings: set its "
+            "instrument to the listing's id (SYMBOL.VENUE, see 'scizor symbols list'), or "
+            "delete that row"
+        )
+    return StorageError(f"stored {what} is corrupt: {exc}; {hint}")
+
+
 # --- error translation -----------------------------------------------------------------------
 
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)")

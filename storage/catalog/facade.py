@@ -8,13 +8,14 @@ from storage.catalog import migrate
 from storage.catalog.admin import AuditLog, PositionRepository, RiskRepository, TokenRepository
 from storage.catalog.collection_runs import CollectionRunRepository
 from storage.catalog.db import Database
+from storage.catalog.executions import ExecutionRepository
 from storage.catalog.research import (
     BacktestRepository,
     OptimizationRepository,
     StrategyRepository,
 )
 from storage.catalog.symbols import SymbolRepository
-from storage.catalog.trading import DeploymentRepository, ExecutionRepository, OrderRepository
+from storage.catalog.trading import DeploymentRepository, OrderRepository
 
 
 class Catalog:

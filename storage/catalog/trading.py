@@ -1,31 +1,26 @@
-"""Deployments, orders and executions: the trading state any actor can restart from.
+"""Deployments and orders: the trading state any actor can restart from.
 
 Order status moves follow :func:`core.orders.transition` (an illegal move is a
-:class:`~core.errors.Conflict`). Executions are idempotent by ``exec_id``: IB re-sends
-execDetails after a reconnect or on ``reqExecutions``, so adding the same fill twice is a
-no-op that returns False; the same ``exec_id`` with *different* content is a Conflict. A
-fill must also fit its order: same instrument and side, and all of the order's fills together no
-more than its quantity (checked in the same transaction, with the order row locked).
+:class:`~core.errors.Conflict`). Executions are in :mod:`storage.catalog.executions`.
 """
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.errors import Conflict, NotFound, StorageError, ValidationError
+from core.errors import Conflict, NotFound, ValidationError
 from core.instruments import parse
 from core.orders import TERMINAL, transition
-from core.types import Fill, Order, OrderStatus, OrderType, Side, TimeInForce, TradingMode, utcnow
-from storage.catalog.db import Database
-from storage.catalog.models import DeploymentRow, ExecutionRow, OrderRow
+from core.types import Order, OrderStatus, OrderType, Side, TimeInForce, TradingMode, utcnow
+from storage.catalog.db import Database, corrupt_row
+from storage.catalog.models import DeploymentRow, OrderRow
 from storage.catalog.records import (
     DEPLOYMENT_TRANSITIONS,
     DeploymentRecord,
@@ -142,10 +137,7 @@ def _order(row: OrderRow) -> OrderRecord:
             created_at=row.created_at,
         )
     except (ValueError, ValidationError) as exc:  # what core.types raises for a bad order
-        raise StorageError(
-            f"stored order {row.order_ref!r} (orders.id={row.id}) is corrupt: {exc}; "
-            "repair or delete that row"
-        ) from exc
+        raise corrupt_row(f"order {row.order_ref!r} (orders.id={row.id})", exc) from exc
     return OrderRecord(
         id=row.id,
         order=order,
@@ -158,7 +150,7 @@ def _order(row: OrderRow) -> OrderRecord:
     )
 
 
-def _order_row(session: Session, order_ref: str, *, lock: bool = False) -> OrderRow:
+def order_row(session: Session, order_ref: str, *, lock: bool = False) -> OrderRow:
     """Return the order row named ``order_ref``; ``lock`` holds it until the transaction ends.
 
     Raises:
@@ -214,7 +206,7 @@ class OrderRepository:
     def get(self, order_ref: str) -> OrderRecord:
         """Return an order by ``order_ref`` (NotFound if absent)."""
         with self._db.transaction() as session:
-            return _order(_order_row(session, order_ref))
+            return _order(order_row(session, order_ref))
 
     def list(
         self,
@@ -252,7 +244,7 @@ class OrderRepository:
                 exceeds the quantity or goes backwards; nothing is written.
         """
         with self._db.transaction() as session:
-            row = _order_row(session, order_ref)
+            row = order_row(session, order_ref)
             row.status = transition(OrderStatus(row.status), OrderStatus(status)).value
             if filled is not None:
                 filled = to_money(filled, field="filled")
@@ -273,144 +265,6 @@ class OrderRepository:
             return _order(row)
 
 
-def _fill(row: ExecutionRow, order_ref: str) -> Fill:
-    return Fill(
-        exec_id=row.exec_id,
-        order_ref=order_ref,
-        instrument=row.instrument,
-        con_id=row.con_id,
-        side=Side(row.side),
-        quantity=row.quantity,
-        price=row.price,
-        commission=row.commission,
-        time=row.time,
-    )
-
-
-class ExecutionRepository:
-    """Fills, idempotent by ``exec_id`` (see the module docstring)."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    def add(self, fill: Fill) -> bool:
-        """Store a fill; return False when it is already stored.
-
-        A fill stored with commission 0 whose ``exec_id`` comes back with a commission (IB's
-        commission report follows its execution) gets that commission, and True is returned.
-
-        Raises:
-            NotFound: if ``fill.order_ref`` names no order.
-            Conflict: if the ``exec_id`` is stored with different content (or for another
-                order); if the fill's symbol or side differ from its order's; or if the
-                order's stored fills plus this one exceed the order quantity. Nothing is
-                written.
-        """
-        normalised = _normalised(fill)
-        with self._db.transaction() as session:
-            order = _order_row(session, fill.order_ref, lock=True)
-            existing = session.scalars(
-                select(ExecutionRow).where(ExecutionRow.exec_id == fill.exec_id)
-            ).first()
-            if existing is not None:
-                return _merge_commission(existing, order, normalised)
-            _check_fill_matches_order(session, normalised, order)
-            session.add(
-                ExecutionRow(
-                    exec_id=fill.exec_id,
-                    order_id=order.id,
-                    instrument=normalised.instrument,
-                    con_id=normalised.con_id,
-                    side=normalised.side.value,
-                    quantity=fill.quantity,
-                    price=fill.price,
-                    commission=fill.commission,
-                    time=fill.time,
-                )
-            )
-            session.flush()
-            return True
-
-    def list(
-        self, *, order_ref: str | None = None, since: datetime | None = None
-    ) -> builtins.list[Fill]:
-        """Return fills in time order, optionally of one order and/or since a time."""
-        stmt = (
-            select(ExecutionRow, OrderRow.order_ref)
-            .join(OrderRow, ExecutionRow.order_id == OrderRow.id)
-            .order_by(ExecutionRow.time, ExecutionRow.id)
-        )
-        if order_ref is not None:
-            stmt = stmt.where(OrderRow.order_ref == order_ref)
-        if since is not None:
-            stmt = stmt.where(ExecutionRow.time >= since)
-        with self._db.transaction() as session:
-            return [_fill(row, ref) for row, ref in session.execute(stmt)]
-
-
-def _merge_commission(existing: ExecutionRow, order: OrderRow, fill: Fill) -> bool:
-    """Take the commission of a fill seen again; return True when it changed the row.
-
-    IB sends an execution before its commission report, so a fill first stored with
-    commission 0 is completed when the same ``exec_id`` comes back with the commission.
-
-    Raises:
-        Conflict: if anything but a missing commission differs (executions are immutable).
-    """
-    stored = _fill(existing, order.order_ref)
-    same = existing.order_id == order.id and replace(stored, commission=Decimal(0)) == replace(
-        fill, commission=Decimal(0)
-    )
-    if same and (stored.commission == fill.commission or fill.commission == 0):
-        return False  # seen before (a replay without its commission report changes nothing)
-    if same and stored.commission == 0:
-        existing.commission = fill.commission
-        return True
-    raise Conflict(
-        f"exec_id {fill.exec_id!r} is already stored with different details "
-        "(or for another order); executions are immutable once their commission is known"
-    )
-
-
 def _ids(instruments: Sequence[str]) -> list[str]:
     """Canonical ids of ``instruments``, in order, without duplicates."""
     return list(dict.fromkeys(str(parse(i, field="instruments")) for i in instruments))
-
-
-def _check_fill_matches_order(session: Session, fill: Fill, order: OrderRow) -> None:
-    """Raise Conflict, naming the field, if ``fill`` cannot be an execution of ``order``."""
-    where = f"fill {fill.exec_id!r} of order {order.order_ref!r}"
-    if fill.instrument != order.instrument:
-        raise Conflict(
-            f"{where}: instrument {fill.instrument} differs from the order's "
-            f"{order.instrument}; a fill must be for its order's instrument"
-        )
-    if fill.side.value != order.side:
-        raise Conflict(
-            f"{where}: side {fill.side} differs from the order's {order.side}; "
-            "a fill must be on its order's side"
-        )
-    stored = session.scalars(
-        select(ExecutionRow.quantity).where(ExecutionRow.order_id == order.id)
-    ).all()
-    filled = sum(stored, Decimal(0))
-    if filled + fill.quantity > order.quantity:
-        raise Conflict(
-            f"{where}: quantity {fill.quantity} on top of the {filled} already executed exceeds "
-            f"the order quantity {order.quantity}; a fill cannot overfill its order"
-        )
-
-
-def _normalised(fill: Fill) -> Fill:
-    """Return ``fill`` as it reads back from the database (8-place decimals, UTC)."""
-    return Fill(
-        exec_id=fill.exec_id,
-        order_ref=fill.order_ref,
-        instrument=fill.instrument,
-        con_id=fill.con_id,
-        side=Side(fill.side),
-        quantity=to_money(fill.quantity, field="quantity"),
-        price=to_money(fill.price, field="price"),
-        commission=to_money(fill.commission, field="commission"),
-        time=fill.time.astimezone(UTC),
-    )
