@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy.engine import URL
+from collections.abc import Callable
 
+from sqlalchemy import Engine
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.errors import StorageError
 from storage.catalog import migrate
 from storage.catalog.admin import AuditLog, PositionRepository, RiskRepository, TokenRepository
 from storage.catalog.collection_runs import CollectionRunRepository
@@ -58,14 +63,23 @@ class Catalog:
         """Create or migrate the schema to ``revision`` (idempotent).
 
         Raises:
-            StorageError: if the database cannot be reached or the migration fails.
+            StorageError: if the database cannot be reached or the migration fails (nothing
+                is changed).
         """
-        from sqlalchemy.exc import SQLAlchemyError
+        self._migrate(migrate.upgrade, revision)
 
-        from core.errors import StorageError
+    def downgrade(self, revision: str) -> None:
+        """Revert the schema to ``revision`` (e.g. ``"0002"``), in one transaction.
 
+        Raises:
+            StorageError: if the database cannot be reached, or a revision refuses to revert
+                because its data would not fit the older schema (nothing is changed).
+        """
+        self._migrate(migrate.downgrade, revision)
+
+    def _migrate(self, step: Callable[[Engine, str], None], revision: str) -> None:
         try:
-            migrate.upgrade(self.db.engine, revision)
+            step(self.db.engine, revision)
         except SQLAlchemyError as exc:
             raise StorageError(
                 f"cannot migrate the catalog at {self.url.render_as_string(hide_password=True)}: "

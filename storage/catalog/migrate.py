@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,18 +36,35 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     Raises:
         StorageError: if, on SQLite, the migrated tables fail ``PRAGMA foreign_key_check``
-            (the migration is rolled back).
+            (the migration is rolled back), or a revision refuses the data it finds.
     """
+    _migrate(engine, lambda config: command.upgrade(config, revision))
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Revert the database behind ``engine`` to ``revision``, in one transaction.
+
+    On SQLite, foreign keys are off while tables are rebuilt, as for :func:`upgrade`:
+    otherwise rebuilding ``orders`` fails against its executions and rebuilding
+    ``collection_runs`` silently deletes every collection item (``ON DELETE CASCADE``).
+
+    Raises:
+        StorageError: as for :func:`upgrade`, e.g. when a revision refuses to revert because
+            it would lose what the data says.
+    """
+    _migrate(engine, lambda config: command.downgrade(config, revision))
+
+
+def _migrate(engine: Engine, step: Callable[[Config], None]) -> None:
     config = alembic_config()
     with engine.connect() as connection:
+        config.attributes["connection"] = connection
         if connection.dialect.name != "sqlite":
             with connection.begin():
-                config.attributes["connection"] = connection
-                command.upgrade(config, revision)
+                step(config)
             return
         with _sqlite_migration(connection):
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            step(config)
             _check_foreign_keys(connection)
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -95,8 +96,7 @@ def _json_lists(table: str) -> None:
         ).all()
     )
     for row_id, raw in connection.execute(sa.text(f"SELECT id, symbols FROM {table}")).all():
-        names = json.loads(raw) if isinstance(raw, str) else list(raw or [])
-        mapped = [unique.get(str(n).upper(), str(n).upper()) for n in names]
+        mapped = [unique.get(n.upper(), n.upper()) for n in _json(raw)]
         update = sa.text(f"UPDATE {table} SET instruments = :v WHERE id = :id").bindparams(
             sa.bindparam("v", type_=sa.JSON())
         )
@@ -152,10 +152,61 @@ def _bare(column: str) -> str:
         return f"split_part({column}, '.', 1)"
     dot = f"instr({column}, '.')"
     return f"CASE WHEN {dot} > 0 THEN substr({column}, 1, {dot} - 1) ELSE {column} END"
-_CLASHES = (
-    ("collection_items", "run_id || ':' || bar_size"),
-    ("positions", "account"),
-)
+_ID_TABLES = ("orders", "executions", "positions", "collection_items")
+_JSON_TABLES = ("backtests", "deployments")
+
+
+def _json(raw: object) -> list[str]:
+    """A JSON list column's value (text on SQLite, already a list on PostgreSQL)."""
+    names: Any = json.loads(raw) if isinstance(raw, str) else raw
+    return [str(n) for n in names or []]
+
+
+def _values_by_symbol() -> dict[str, dict[str, set[str]]]:
+    """``{bare symbol: {table: instrument values}}`` over every table naming instruments."""
+    connection = op.get_bind()
+    found: dict[str, dict[str, set[str]]] = {}
+    for table in _ID_TABLES:
+        for (value,) in connection.execute(sa.text(f"SELECT DISTINCT instrument FROM {table}")):
+            found.setdefault(str(value).split(".", 1)[0], {}).setdefault(table, set()).add(value)
+    for table in _JSON_TABLES:
+        for (raw,) in connection.execute(sa.text(f"SELECT instruments FROM {table}")):
+            for value in _json(raw):
+                found.setdefault(value.split(".", 1)[0], {}).setdefault(table, set()).add(value)
+    return found
+
+
+def _refuse_merging_listings() -> None:
+    """Raise StorageError when rows of two listings would share one bare symbol.
+
+    Refused even where no unique key would break (orders, executions, a backtest's list):
+    once both listings' rows say ``VEA``, nobody can tell them apart again.
+    """
+    clashes = []
+    for bare, tables in sorted(_values_by_symbol().items()):
+        listings = sorted(set().union(*tables.values()))
+        if len(listings) > 1:
+            clashes.append(f"{bare} ({', '.join(listings)}) in {', '.join(tables)}")
+    if clashes:
+        raise StorageError(
+            "cannot revert revision 0003: bare symbols cannot tell apart the listings of "
+            + "; ".join(clashes)
+            + "; nothing was changed: keep revision 0003, or restore a backup from before "
+            "the upgrade"
+        )
+
+
+def _json_lists_back(table: str) -> None:
+    """``instruments`` JSON lists -> ``symbols`` of bare symbols."""
+    connection = op.get_bind()
+    with op.batch_alter_table(table) as batch:
+        batch.alter_column("instruments", new_column_name="symbols")
+    update = sa.text(f"UPDATE {table} SET symbols = :v WHERE id = :id").bindparams(
+        sa.bindparam("v", type_=sa.JSON())
+    )
+    for row_id, raw in connection.execute(sa.text(f"SELECT id, symbols FROM {table}")).all():
+        bare = [value.split(".", 1)[0] for value in _json(raw)]
+        connection.execute(update, {"v": bare, "id": row_id})
 
 
 def _back_to_symbol(table: str, *, con_id: bool) -> None:
@@ -171,20 +222,9 @@ def _back_to_symbol(table: str, *, con_id: bool) -> None:
 
 def downgrade() -> None:
     """Revert this revision; refused when bare symbols would merge two listings' rows."""
-    connection = op.get_bind()
-    for table, key in _CLASHES:
-        bare = _bare("instrument")
-        clash = connection.execute(
-            sa.text(f"SELECT {key}, {bare} FROM {table} GROUP BY 1, 2 HAVING count(*) > 1")
-        ).first()
-        if clash is not None:
-            raise StorageError(
-                f"cannot revert revision 0003: {table} holds two listings of {clash[1]} that "
-                "bare symbols cannot tell apart; restore a backup from before the upgrade"
-            )
-    for table in ("backtests", "deployments"):
-        with op.batch_alter_table(table) as batch:
-            batch.alter_column("instruments", new_column_name="symbols")
+    _refuse_merging_listings()
+    for table in _JSON_TABLES:
+        _json_lists_back(table)
     with op.batch_alter_table("positions") as batch:
         batch.drop_constraint(op.f("uq_positions_account_instrument"), type_="unique")
     for table in ("orders", "executions", "positions"):
