@@ -13,8 +13,6 @@ from typing import Any
 
 import pytest
 from ib_async.decoder import Decoder
-from ibapi.comm import read_fields
-from ibapi.decoder import Decoder as OfficialDecoder
 
 from ibsim import versions
 from ibsim.contracts import ContractInfo, default_world
@@ -92,12 +90,17 @@ class OfficialHarness:
     version = versions.MIN_VERSION
 
     def __init__(self) -> None:
+        # Imported here so that only the official-client tests need the ibapi package.
+        from ibapi.comm import read_fields
+        from ibapi.decoder import Decoder as OfficialDecoder
+
+        self.read_fields = read_fields
         self.wrapper = RecordingWrapper()
         self.decoder = OfficialDecoder(self.wrapper, self.version)
 
     def decode_all(self, fields: list[Any]) -> list[tuple[str, tuple[Any, ...]]]:
         """Decode one message and return every callback it produced."""
-        wire = read_fields(encode_fields(fields))
+        wire = self.read_fields(encode_fields(fields))
         info = self.decoder.msgId2handleInfo[int(wire[0])]
         before = len(self.wrapper.calls)
         if info.wrapperMeth is not None:
