@@ -24,6 +24,7 @@ import ray
 from actors.gateway_service import GatewayService
 from actors.ib_convert import OrderAck
 from actors.pacing import Priority
+from actors.stream_status import StreamBatch, StreamStatus
 from core.settings import IBSettings, Settings
 from core.types import Fill, Instrument, Order, Position
 
@@ -106,9 +107,13 @@ class GatewayActor:
         """See :meth:`GatewayService.stream_bars`."""
         return await (await self._svc()).stream_bars(instrument, bar_size)
 
-    async def poll_stream(self, stream_id: str) -> pd.DataFrame:
+    async def poll_stream(self, stream_id: str) -> StreamBatch:
         """See :meth:`GatewayService.poll_stream`."""
         return await (await self._svc()).poll_stream(stream_id)
+
+    async def stream_status(self, stream_id: str) -> StreamStatus:
+        """See :meth:`GatewayService.stream_status`."""
+        return await (await self._svc()).stream_status(stream_id)
 
     async def cancel_stream(self, stream_id: str) -> None:
         """See :meth:`GatewayService.cancel_stream`."""

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from actors.stream_status import StreamStatus
+
 
 class GatewayObserver(Protocol):
     """Receives counts for metrics (the Ray actor feeds ``ray.util.metrics`` from these)."""
@@ -26,6 +28,14 @@ class GatewayObserver(Protocol):
         """Record whether the connection is up."""
         ...
 
+    def streams(self, *, live: int, stale: int) -> None:
+        """Record how many live bar streams are delivering and how many are stale."""
+        ...
+
+    def stream_failure(self) -> None:
+        """Count one failed (re-)subscription of a live bar stream."""
+        ...
+
 
 class NoObserver:
     """An observer that ignores everything (the default)."""
@@ -42,10 +52,20 @@ class NoObserver:
     def connected(self, up: bool) -> None:
         pass
 
+    def streams(self, *, live: int, stale: int) -> None:
+        pass
+
+    def stream_failure(self) -> None:
+        pass
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GatewayHealth:
-    """A snapshot of the gateway's state, for ``/health`` and the dashboard."""
+    """A snapshot of the gateway's state, for ``/health`` and the dashboard.
+
+    ``streams`` counts the live bar streams, ``streams_stale`` those not delivering, and
+    ``stream_states`` holds each one's :class:`actors.stream_status.StreamStatus`.
+    """
 
     connected: bool
     broker_connectivity: bool
@@ -63,6 +83,8 @@ class GatewayHealth:
     pacing_waits: int
     pacing_wait_seconds: float
     streams: int
+    streams_stale: int = 0
+    stream_states: tuple[StreamStatus, ...] = ()
     fills_awaiting_commission: int = 0
     fill_conflicts: int = 0
 
@@ -70,4 +92,5 @@ class GatewayHealth:
         """Return the record as plain values (for JSON)."""
         out = asdict(self)
         out["last_error_time"] = self.last_error_time.isoformat() if self.last_error_time else None
+        out["stream_states"] = [s.as_dict() for s in self.stream_states]
         return out

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Iterable
 from datetime import datetime
@@ -28,19 +29,20 @@ import ib_async
 import pandas as pd
 
 from actors import ib_convert as conv
-from actors.bar_streams import BarStreams
+from actors.bar_streams import RETRY_BACKOFF, BarStreams
 from actors.contract_resolver import ContractResolver
 from actors.contracts import ContractBook
 from actors.fill_feed import FillFeed
 from actors.gateway_health import GatewayHealth, GatewayObserver, NoObserver
+from actors.gateway_history import history_chunk
 from actors.gateway_orders import OrderDesk
-from actors.history_plan import Chunk, check_range, plan_chunks
-from actors.ib_connection import Backoff, IBConnection
+from actors.history_plan import check_range, plan_chunks
+from actors.ib_connection import CONNECTIVITY_LOST, Backoff, IBConnection
 from actors.ib_link import IBLink
-from actors.pacing import GrantEvent, Pacer, PacingRules, Priority, RequestKey
+from actors.pacing import GrantEvent, Pacer, PacingRules, Priority
+from actors.stream_status import StreamBatch, StreamStatus
 from core.barsize import BarSize, bar_size
 from core.clock import Clock, RealClock
-from core.errors import BrokerError
 from core.settings import IBSettings, Settings
 from core.types import Fill, Instrument, Order, Position
 
@@ -66,7 +68,8 @@ class GatewayService:
         retries: Retries after a pacing violation (162) or a dropped connection.
         violation_backoff_s: First wait after a pacing violation (doubles per retry).
         observer: Receives counts for metrics.
-        seed: Seed of the reconnect jitter.
+        seed: Seed of the reconnect and stream-retry jitter.
+        stream_backoff: Waits between re-subscription attempts of a stale bar stream.
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class GatewayService:
         violation_backoff_s: float = 15.0,
         observer: GatewayObserver | None = None,
         seed: int | None = None,
+        stream_backoff: Backoff | None = None,
     ) -> None:
         ib = settings.ib if isinstance(settings, Settings) else settings
         self._clock = clock or RealClock()
@@ -101,8 +105,8 @@ class GatewayService:
             backoff=backoff,
             clock=self._clock,
             seed=seed,
-            on_error=lambda code, _msg: self.observer.error(code),
-            on_connected=lambda up: self.observer.connected(up),
+            on_error=self._on_ib_error,
+            on_connected=self._on_connected,
         )
         self.ib = self.conn.ib
         self.link = IBLink(
@@ -119,7 +123,9 @@ class GatewayService:
         self.contracts = ContractResolver(self.link, ContractBook())
         self.orders = OrderDesk(self.link, self.contracts)
         self.fills = FillFeed(self.link, self.contracts)
-        self.streams = BarStreams(self.link)
+        self.streams = BarStreams(
+            self.link, observer=self.observer, backoff=stream_backoff or RETRY_BACKOFF, seed=seed
+        )
         self.conn.on_restore(self.streams.resubscribe)
 
     @property
@@ -144,7 +150,7 @@ class GatewayService:
 
     def health(self) -> GatewayHealth:
         """Return the current health record."""
-        st, ps = self.conn.state, self.pacer.stats()
+        st, ps, statuses = self.conn.state, self.pacer.stats(), self.streams.statuses()
         return GatewayHealth(
             connected=st.connected and self.ib.isConnected(),
             broker_connectivity=st.broker_connectivity,
@@ -162,6 +168,8 @@ class GatewayService:
             pacing_waits=ps.waits,
             pacing_wait_seconds=ps.wait_seconds,
             streams=len(self.streams),
+            streams_stale=sum(s.stale for s in statuses),
+            stream_states=tuple(statuses),
             fills_awaiting_commission=self.fills.book.awaiting_commission,
             fill_conflicts=self.fills.conflicts,
         )
@@ -228,59 +236,12 @@ class GatewayService:
         check_range(start, end)
         contract = conv.to_contract(await self.resolve(instrument))
         chunks = plan_chunks(bar, start, end)
-        frames = await asyncio.gather(
-            *(
-                self._chunk(contract, bar, c, what=what_to_show, rth=use_rth, priority=priority)
-                for c in chunks
-            )
+        fetch = functools.partial(
+            history_chunk, self.link, contract=contract, bar=bar, what=what_to_show, rth=use_rth
         )
+        frames = await asyncio.gather(*(fetch(c, priority=priority) for c in chunks))
         merged = conv.merge_bars(list(frames))
         return merged[(merged.index >= start) & (merged.index < end)]
-
-    async def _chunk(
-        self,
-        contract: ib_async.Contract,
-        bar: BarSize,
-        chunk: Chunk,
-        *,
-        what: str,
-        rth: bool,
-        priority: Priority,
-    ) -> pd.DataFrame:
-        key = RequestKey(
-            contract=contract.conId or contract.symbol,
-            exchange=contract.exchange,
-            what_to_show=what,
-            bar_size=bar.name,
-            end=chunk.end.isoformat(),
-            duration=str(chunk.duration),
-            use_rth=rth,
-        )
-
-        async def fetch() -> list[ib_async.BarData]:
-            started = asyncio.get_running_loop().time()
-            try:
-                bars = await self.ib.reqHistoricalDataAsync(
-                    contract,
-                    endDateTime=chunk.end,
-                    durationStr=str(chunk.duration),
-                    barSizeSetting=bar.ib,
-                    whatToShow=what,
-                    useRTH=rth,
-                    formatDate=1 if bar.is_daily else 2,
-                    timeout=self.request_timeout,
-                )
-            except ib_async.RequestError as exc:
-                if exc.code == 162 and "returned no data" in exc.message:
-                    return []  # a chunk with no sessions in it (night, weekend, holiday)
-                raise
-            # ib_async answers a timeout with an empty list; never mistake it for "no data"
-            if not bars and asyncio.get_running_loop().time() - started >= self.request_timeout:
-                raise BrokerError(0, f"historical request for {key} timed out; retry later")
-            return list(bars)
-
-        bars = await self.link.paced_request("historical", fetch, key=key, priority=priority)
-        return conv.bars_to_frame(bars)
 
     # --- market data ---------------------------------------------------------------------------
 
@@ -318,13 +279,34 @@ class GatewayService:
     ) -> str:
         """Start a live bar stream; return its id for :meth:`poll_stream`.
 
-        The stream is re-subscribed after a reconnect or a 1101/1102 restore.
+        The stream turns stale when its subscription is lost (disconnect, 1100) and is
+        re-subscribed after a reconnect or a 1101/1102 restore; a failed re-subscription is
+        retried with backoff until the stream is live again.
+
+        Raises:
+            NotFound: for an unknown listing.
+            BrokerError: if IB refuses or does not answer the subscription.
         """
         return await self.streams.open(await self.resolve(instrument), bar_size, **kw)
 
-    async def poll_stream(self, stream_id: str) -> pd.DataFrame:
-        """Return the completed bars of a stream not returned before (may be empty)."""
+    async def poll_stream(self, stream_id: str) -> StreamBatch:
+        """Return the completed bars of a stream not returned before, and its status.
+
+        The bars may be empty; ``status.stale`` says whether that means nothing traded or
+        the subscription is not delivering (it is being re-established).
+
+        Raises:
+            NotFound: for an unknown stream id.
+        """
         return self.streams.poll(stream_id)
+
+    async def stream_status(self, stream_id: str) -> StreamStatus:
+        """Return a stream's status (``live``/``stale``, last bar, failures, error).
+
+        Raises:
+            NotFound: for an unknown stream id.
+        """
+        return self.streams.status(stream_id)
 
     async def cancel_stream(self, stream_id: str) -> None:
         """Stop a live bar stream."""
@@ -392,6 +374,16 @@ class GatewayService:
         for v in values:
             out.setdefault(v.account, {})[v.tag] = v.value
         return out
+
+    def _on_ib_error(self, code: int, message: str) -> None:
+        self.observer.error(code)
+        if code == CONNECTIVITY_LOST:
+            self.streams.lost(f"IB connectivity lost (1100): {message}")
+
+    def _on_connected(self, up: bool) -> None:
+        self.observer.connected(up)
+        if not up:
+            self.streams.lost("the connection to IB dropped")
 
     def _on_grant(self, event: GrantEvent) -> None:
         if event.waited > 0:

@@ -37,6 +37,15 @@ class GatewayMetrics:
         self._connected = metrics.Gauge(
             "scizor_gateway_connected", description="1 when connected to IB, else 0."
         )
+        self._streams = metrics.Gauge(
+            "scizor_gateway_streams",
+            description="Live bar streams by state: live (delivering) or stale (not).",
+            tag_keys=("state",),
+        )
+        self._stream_failures = metrics.Counter(
+            "scizor_gateway_stream_failures",
+            description="Failed re-subscriptions of live bar streams (each is retried).",
+        )
 
     def request(self, kind: str) -> None:
         """Count one request of ``kind``."""
@@ -54,3 +63,12 @@ class GatewayMetrics:
     def connected(self, up: bool) -> None:
         """Record the connection state."""
         self._connected.set(1.0 if up else 0.0)
+
+    def streams(self, *, live: int, stale: int) -> None:
+        """Record the number of live and stale bar streams."""
+        self._streams.set(float(live), tags={"state": "live"})
+        self._streams.set(float(stale), tags={"state": "stale"})
+
+    def stream_failure(self) -> None:
+        """Count one failed re-subscription."""
+        self._stream_failures.inc(1)

@@ -53,3 +53,33 @@ def test_gateway_actor_is_one_named_detached_actor_serving_bars(
         assert len(bars) == 250 and str(bars.index.tz) == "UTC"
     finally:
         ray.kill(gateway)
+
+
+def test_gateway_actor_reports_stream_states_in_health_and_metrics(
+    ray_session: None, sim: IBSim
+) -> None:
+    import ray
+
+    from actors.metrics import GatewayMetrics
+
+    metrics = GatewayMetrics()  # the tag keys Ray checks on every call must match
+    metrics.streams(live=1, stale=0)
+    metrics.stream_failure()
+
+    settings = IBSettings(host="127.0.0.1", port=sim.port, client_id=911, account=None, timeout=10)
+    kw = {"namespace": "scizor-test", "name": "scizor-gateway-streams-test"}
+    gateway = get_gateway(settings, time_scale=300.0, rules=PacingRules.ibkr(), **kw)
+    try:
+        stream_id = ray.get(gateway.stream_bars.remote("AAPL.NASDAQ", "5s"), timeout=60)
+        batch = ray.get(gateway.poll_stream.remote(stream_id), timeout=30)
+        assert batch.status.stream_id == stream_id and not batch.status.stale
+        health = ray.get(gateway.health.remote(), timeout=30)
+        assert (health["streams"], health["streams_stale"]) == (1, 0)
+        [state] = health["stream_states"]
+        assert (state["instrument"], state["state"], state["con_id"]) == (
+            "AAPL.NASDAQ",
+            "live",
+            420681219,
+        )
+    finally:
+        ray.kill(gateway)

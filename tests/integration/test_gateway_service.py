@@ -193,14 +193,18 @@ def test_gateway_recovers_from_a_dropped_connection_mid_request(sim: IBSim) -> N
 def test_gateway_survives_1100_1102_and_resubscribes_streams(sim: IBSim) -> None:
     async def body(svc: GatewayService) -> None:
         stream_id = await svc.stream_bars("AAPL", "5s")
-        assert svc.streams.info(stream_id)["subscriptions"] == 1
+        assert svc.streams.status(stream_id).subscriptions == 1
         await asyncio.to_thread(sim.connectivity_flap)
-        await eventually(lambda: svc.streams.info(stream_id)["subscriptions"] == 2)
+        await eventually(lambda: svc.streams.status(stream_id).subscriptions == 2)
         health = svc.health()
         assert health.errors_by_code.get(1100) == 1 and health.errors_by_code.get(1102) == 1
         assert health.broker_connectivity and health.connected
+        assert (health.streams, health.streams_stale) == (1, 0)
         bars = await eventually_async_frame(svc, stream_id)
         assert bars.index.is_unique
+        status = svc.streams.status(stream_id)
+        assert not status.stale and status.failures == 0 and status.instrument == "AAPL.NASDAQ"
+        assert status.last_bar_at is not None and status.last_bar_at >= bars.index[-1]
 
     run(body, service(sim))
 
@@ -213,7 +217,7 @@ async def eventually_async_frame(svc: GatewayService, stream_id: str) -> pd.Data
 
     deadline = time.monotonic() + 15
     while not polled():
-        frames.append(await svc.poll_stream(stream_id))
+        frames.append((await svc.poll_stream(stream_id)).bars)
         if time.monotonic() > deadline:
             raise AssertionError("stream produced no completed bars")
         await asyncio.sleep(0.05)
