@@ -7,6 +7,8 @@ One run of a kind works at a time. A running run holds a lease (``owner``, ``lea
 that its driver renews while it works (:meth:`CollectionRunRepository.renew`). Creating a
 run of the same kind while another's lease holds is a :class:`~core.errors.Conflict` naming
 the owner; a run whose lease ran out (its driver was killed) is closed as interrupted first.
+The database holds one running run per kind (revision 0004), so two drivers starting at the
+same moment cannot both win.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import builtins
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.barsize import bar_size as parse_bar_size
@@ -23,7 +26,7 @@ from core.errors import Conflict, NotFound, ValidationError
 from core.instruments import parse
 from core.types import utcnow
 from storage.catalog.db import Database
-from storage.catalog.models import CollectionItemRow, CollectionRunRow
+from storage.catalog.models import RUNNING_RUN_INDEX, CollectionItemRow, CollectionRunRow
 from storage.catalog.records import CollectionItem, CollectionRun, ItemStatus, RunStatus
 
 ItemSpec = tuple[str, str, datetime | None, datetime | None]
@@ -95,6 +98,23 @@ def _new_item(spec: ItemSpec) -> CollectionItemRow:
     )
 
 
+def _flush_new_run(session: Session, kind: str) -> None:
+    """Insert the new run; a run of ``kind`` created at the same moment is a Conflict.
+
+    Two drivers may both find no live run and insert one; the database's one-running-run-
+    per-kind index (revision 0004) refuses the second.
+    """
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        if RUNNING_RUN_INDEX not in str(exc) and "collection_runs.kind" not in str(exc):
+            raise
+        raise Conflict(
+            f"another {kind} collection was started at the same moment and is running; wait "
+            "for it to finish, or stop it, before starting another"
+        ) from exc
+
+
 class CollectionRunRepository:
     """Create runs, move their items through pending → running → done | failed."""
 
@@ -131,7 +151,7 @@ class CollectionRunRepository:
                 owner=owner or None, lease_until=now + lease,
             )  # fmt: skip
             session.add(run)
-            session.flush()
+            _flush_new_run(session, kind)
             for item in rows:
                 item.run_id = run.id
             session.add_all(rows)
@@ -147,12 +167,23 @@ class CollectionRunRepository:
             Conflict: if the run is no longer running (another driver closed it).
         """
         now = at or utcnow()
+        # One conditional UPDATE, so a run closed by another driver meanwhile stays closed.
+        renewal = (
+            update(CollectionRunRow)
+            .where(
+                CollectionRunRow.id == run_id, CollectionRunRow.status == RunStatus.RUNNING.value
+            )
+            .values(lease_until=now + lease)
+        )
         with self._db.transaction() as session:
+            renewed = session.execute(renewal).rowcount  # type: ignore[attr-defined]
             row = self._run_row(session, run_id)
-            if row.status != RunStatus.RUNNING.value:
-                raise Conflict(f"collection run {run_id} is {row.status}; its lease is gone")
-            row.lease_until = now + lease
-            session.flush()
+            if not renewed:
+                raise Conflict(
+                    f"collection run {run_id} is {row.status}, so its lease is gone (another "
+                    "driver closed it when its lease ran out): stop this driver; the next run "
+                    "collects what is still missing"
+                )
             return _run(session, row)
 
     @staticmethod
@@ -289,7 +320,8 @@ class CollectionRunRepository:
         )
         if kind is not None:
             stmt = stmt.where(CollectionRunRow.kind == kind)
-        runs = list(session.scalars(stmt))
+        # FOR UPDATE (PostgreSQL): a renewal committed meanwhile takes the run out of the set.
+        runs = list(session.scalars(stmt.with_for_update()))
         for run in runs:
             stuck = select(CollectionItemRow).where(
                 CollectionItemRow.run_id == run.id,
@@ -304,6 +336,7 @@ class CollectionRunRepository:
             all_done = current.counts[ItemStatus.DONE] == current.total
             run.status = (RunStatus.DONE if all_done else RunStatus.FAILED).value
             run.finished_at, run.lease_until = now, None
+        session.flush()  # closed before any new run of the kind is inserted (one running)
         return [int(run.id) for run in runs]
 
     @staticmethod

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -110,9 +111,22 @@ class SymbolRow(Base):
     added_at: Mapped[datetime]
 
 
+RUNNING_RUN_INDEX = "uq_collection_runs_kind_running"
+"""One running collection run per kind, whoever writes (revision 0004)."""
+
+
 class CollectionRunRow(Base):
     __tablename__ = "collection_runs"
-    __table_args__ = (one_of("status", RunStatus),)
+    __table_args__ = (
+        one_of("status", RunStatus),
+        Index(
+            RUNNING_RUN_INDEX,
+            "kind",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))

@@ -10,6 +10,7 @@ two listings' rows would merge under one bare symbol.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,6 +20,7 @@ from core.errors import StorageError
 from core.instruments import AmbiguousInstrument
 from core.types import Fill, Order, Position, Side
 from storage.catalog import Catalog, ItemStatus, RunStatus, SymbolRecord
+from storage.catalog.migrate import head_revision
 from tests.unit.storage import legacy_catalog as legacy
 from tests.unit.storage.legacy_catalog import T0
 
@@ -78,7 +80,7 @@ def test_upgrade_names_every_listing_by_its_instrument_id(db_url):
         with catalog.db.engine.begin() as conn:
             _legacy_rows(conn)
         catalog.upgrade()
-        assert catalog.revision() == "0003"
+        assert catalog.revision() == head_revision()
         assert _rows(
             catalog,
             "SELECT instrument_id, symbol, primary_exchange, currency, con_id FROM symbols "
@@ -258,6 +260,57 @@ def test_downgrade_is_refused_unchanged_when_two_listings_would_merge(db_url, ta
             match=rf"cannot revert revision 0003:.*VEA \(VEA\.ARCA, VEA\.ASX\) in .*{table}",
         ):
             catalog.downgrade("0002")
-        assert catalog.revision() == "0003"
+        assert catalog.revision() == head_revision()
         assert _counts(catalog) == before
         assert "instrument" in _columns(catalog, "orders")
+
+
+# --- 0004: one running run per kind ------------------------------------------------------------
+
+
+def _raced_run(conn: Connection, kind: str, statuses: tuple[str, ...]) -> int:
+    """A running run as 0003 wrote it (leased), with items in ``statuses``."""
+    row = {"kind": kind, "status": "running", "created_at": legacy.stamp(conn)}
+    row["lease_until"] = legacy.stamp(conn, T0 + timedelta(minutes=2))
+    run_id = int(
+        conn.execute(
+            text(
+                "INSERT INTO collection_runs (kind, status, created_at, lease_until) "
+                "VALUES (:kind, :status, :created_at, :lease_until) RETURNING id"
+            ),
+            row,
+        ).scalar_one()
+    )
+    for n, status in enumerate(statuses):
+        conn.execute(
+            text(
+                "INSERT INTO collection_items (run_id, instrument, bar_size, status, "
+                "bars_written, attempts) VALUES (:run, :instrument, '1d', :status, 0, 0)"
+            ),
+            {"run": run_id, "instrument": f"X{n}.ASX", "status": status},
+        )
+    return run_id
+
+
+def test_upgrade_to_0004_closes_all_but_the_newest_running_run_of_each_kind(db_url):
+    with Catalog(db_url) as catalog:
+        catalog.upgrade("0003")
+        with catalog.db.engine.begin() as conn:  # drivers of 0003 raced: 3 daily runs at once
+            stale = _raced_run(conn, "daily", ("running", "pending"))
+            finished = _raced_run(conn, "daily", ("done", "done"))
+            newest = _raced_run(conn, "daily", ("running",))
+            history = _raced_run(conn, "history", ("running",))
+        catalog.upgrade()
+        assert catalog.revision() == head_revision()
+        runs = catalog.collection_runs
+        assert {r: runs.get(r).status for r in (stale, finished, newest, history)} == {
+            stale: RunStatus.FAILED,
+            finished: RunStatus.DONE,  # every item was done
+            newest: RunStatus.RUNNING,
+            history: RunStatus.RUNNING,
+        }
+        running, pending = runs.items(stale)
+        assert (running.status, pending.status) == (ItemStatus.FAILED, ItemStatus.PENDING)
+        assert "interrupted" in running.error and running.finished_at is not None
+        assert runs.get(stale).lease_until is None and runs.get(stale).finished_at is not None
+        assert [i.status for i in runs.items(newest)] == [ItemStatus.RUNNING]

@@ -29,7 +29,7 @@ def test_upgrade_creates_a_schema_identical_to_the_models(db_url):
     with Catalog(db_url) as catalog:
         assert catalog.revision() is None
         catalog.upgrade()
-        assert catalog.revision() == head_revision() == "0003"
+        assert catalog.revision() == head_revision() == "0004"
     assert _diff(db_url) == []
 
 
@@ -116,7 +116,7 @@ def test_downgrade_to_0001_and_back(db_url):
         assert catalog.revision() == "0001"
         assert _named_constraints(db_url) != _model_constraints()
         catalog.upgrade()
-        assert catalog.revision() == "0003"
+        assert catalog.revision() == "0004"
     assert _named_constraints(db_url) == _model_constraints()
 
 
