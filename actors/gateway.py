@@ -22,7 +22,8 @@ import pandas as pd
 import ray
 
 from actors.gateway_service import GatewayService
-from actors.ib_convert import OrderAck
+from actors.order_acks import OrderAck
+from actors.order_finder import OrderKey
 from actors.pacing import Priority
 from actors.stream_status import StreamBatch, StreamStatus
 from core.settings import IBSettings, Settings
@@ -123,9 +124,9 @@ class GatewayActor:
         """See :meth:`GatewayService.place_order`."""
         return await (await self._svc()).place_order(order)
 
-    async def order_status(self, order_id: int) -> OrderAck:
+    async def order_status(self, order: OrderKey) -> OrderAck:
         """See :meth:`GatewayService.order_status`."""
-        return await (await self._svc()).order_status(order_id)
+        return await (await self._svc()).order_status(order)
 
     async def cancel_order(self, order_id: int) -> OrderAck:
         """See :meth:`GatewayService.cancel_order`."""

@@ -16,6 +16,7 @@ from actors import ib_convert as conv
 from actors.contract_resolver import ContractResolver
 from actors.contracts import instrument_for_id
 from actors.ib_link import IBLink
+from actors.order_acks import OrderAck, trade_ack
 from core.errors import Conflict, NotFound, OrderRejected
 from core.types import Instrument, Order
 
@@ -34,7 +35,7 @@ class OrderDesk:
         self._link = link
         self._resolver = resolver
 
-    async def place(self, order: Order, *, wait: float) -> conv.OrderAck:
+    async def place(self, order: Order, *, wait: float) -> OrderAck:
         """Send ``order`` once (never retried) and return its state after IB's first answer.
 
         Raises:
@@ -49,7 +50,7 @@ class OrderDesk:
         async with self._link.live_message("place_order"):
             trade = self._link.ib.placeOrder(contract, ib_order)
         await _settled(trade, wait)
-        ack = conv.trade_ack(trade, instrument=inst.id)
+        ack = trade_ack(trade, instrument=inst.id)
         reason = _rejection(trade)
         if reason:
             raise OrderRejected(
@@ -71,7 +72,7 @@ class OrderDesk:
             raise Conflict(f"order for {order.instrument} resolved to {inst.id}; not sent")
         return inst
 
-    async def cancel(self, order_id: int) -> conv.OrderAck:
+    async def cancel(self, order_id: int) -> OrderAck:
         """Ask IB to cancel order ``order_id``; return its state.
 
         Raises:
@@ -82,9 +83,9 @@ class OrderDesk:
             self._link.ib.cancelOrder(trade.order)
         return await self.ack(trade)
 
-    async def ack(self, trade: ib_async.Trade) -> conv.OrderAck:
+    async def ack(self, trade: ib_async.Trade) -> OrderAck:
         """Return where ``trade`` stands, its listing named by canonical id."""
-        return conv.trade_ack(trade, instrument=await self._resolver.instrument_id(trade.contract))
+        return trade_ack(trade, instrument=await self._resolver.instrument_id(trade.contract))
 
     def trade(self, order_id: int) -> ib_async.Trade:
         """Return the trade of order ``order_id`` in this session.

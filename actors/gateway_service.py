@@ -39,6 +39,8 @@ from actors.gateway_orders import OrderDesk
 from actors.history_plan import check_range, plan_chunks
 from actors.ib_connection import CONNECTIVITY_LOST, Backoff, IBConnection
 from actors.ib_link import IBLink
+from actors.order_acks import OrderAck
+from actors.order_finder import OrderFinder, OrderKey, OrderLookup
 from actors.pacing import GrantEvent, Pacer, PacingRules, Priority
 from actors.stream_status import StreamBatch, StreamStatus
 from core.barsize import BarSize, bar_size
@@ -70,6 +72,8 @@ class GatewayService:
         observer: Receives counts for metrics.
         seed: Seed of the reconnect and stream-retry jitter.
         stream_backoff: Waits between re-subscription attempts of a stale bar stream.
+        order_lookup: SCIZOR's records of the orders it sent, ``order_lookup(order_ref) ->
+            Order | None`` (sync or async), for :meth:`order_status` of orders IB forgot.
     """
 
     def __init__(
@@ -86,6 +90,7 @@ class GatewayService:
         observer: GatewayObserver | None = None,
         seed: int | None = None,
         stream_backoff: Backoff | None = None,
+        order_lookup: OrderLookup | None = None,
     ) -> None:
         ib = settings.ib if isinstance(settings, Settings) else settings
         self._clock = clock or RealClock()
@@ -123,6 +128,7 @@ class GatewayService:
         self.contracts = ContractResolver(self.link, ContractBook())
         self.orders = OrderDesk(self.link, self.contracts)
         self.fills = FillFeed(self.link, self.contracts)
+        self.finder = OrderFinder(self.link, self.contracts, self.fills, order_lookup)
         self.streams = BarStreams(
             self.link, observer=self.observer, backoff=stream_backoff or RETRY_BACKOFF, seed=seed
         )
@@ -314,7 +320,7 @@ class GatewayService:
 
     # --- orders and account ----------------------------------------------------------------------
 
-    async def place_order(self, order: Order, *, wait: float = 5.0) -> conv.OrderAck:
+    async def place_order(self, order: Order, *, wait: float = 5.0) -> OrderAck:
         """Send ``order`` to the listing its id and conId name; return IB's first answer.
 
         Never retried after sending (an order must not be sent twice).
@@ -327,15 +333,20 @@ class GatewayService:
         """
         return await self.orders.place(order, wait=wait)
 
-    async def order_status(self, order_id: int) -> conv.OrderAck:
-        """Return where order ``order_id`` stands.
+    async def order_status(self, order: OrderKey) -> OrderAck:
+        """Return where an order stands, also one placed before a restart.
+
+        ``order`` is its ``order_ref`` (str), or an IB orderId of this connection or a
+        permId (int). See :mod:`actors.order_finder` for where the gateway looks; the
+        answer's ``source`` says where it found the order.
 
         Raises:
-            NotFound: if this session knows no such order.
+            NotFound: if neither IB nor the order lookup knows the order.
+            Conflict: if several IB orders carry the same ``order_ref``.
         """
-        return await self.orders.ack(self.orders.trade(order_id))
+        return await self.finder.status(order)
 
-    async def cancel_order(self, order_id: int) -> conv.OrderAck:
+    async def cancel_order(self, order_id: int) -> OrderAck:
         """Ask IB to cancel order ``order_id`` and return its state.
 
         Raises:

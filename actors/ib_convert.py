@@ -10,7 +10,6 @@ with ``Decimal`` quantities and prices (joined with their commission reports in
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -22,53 +21,10 @@ from actors.contracts import venue_from
 from actors.fills import Commission, Execution
 from core.errors import BrokerError, DataError, NotFound, PacingViolation
 from core.instruments import VENUES
-from core.types import Instrument, OrderStatus, OrderType, Position, SecType, Side
+from core.types import Instrument, OrderType, Position, SecType, Side
 from core.types import Order as CoreOrder
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume", "wap", "bar_count")
-
-_STATUS = {
-    "PendingSubmit": OrderStatus.PENDING_SUBMIT,
-    "ApiPending": OrderStatus.PENDING_SUBMIT,
-    "PreSubmitted": OrderStatus.PRE_SUBMITTED,
-    "Submitted": OrderStatus.SUBMITTED,
-    "ApiUpdate": OrderStatus.SUBMITTED,
-    "ValidationError": OrderStatus.SUBMITTED,  # a warning: the order is still live
-    "PendingCancel": OrderStatus.PENDING_CANCEL,
-    "Cancelled": OrderStatus.CANCELLED,
-    "ApiCancelled": OrderStatus.CANCELLED,
-    "Filled": OrderStatus.FILLED,
-    "Inactive": OrderStatus.INACTIVE,
-}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OrderAck:
-    """Where an order stands at the broker.
-
-    Attributes:
-        order_id: IB's order id (from nextValidId), the reference for cancels and lookups.
-        perm_id: IB's permanent id (0 until the broker assigns one).
-        instrument: The canonical instrument id (``VEA.ASX``).
-        con_id: IB's contract id of the listing.
-        status: SCIZOR order status.
-        filled: Quantity filled so far.
-        remaining: Quantity still working.
-        avg_fill_price: Average price of the fills, or None before the first fill.
-        order_ref: The caller's reference, echoed back.
-        message: The broker's last error or warning text for this order, if any.
-    """
-
-    order_id: int
-    perm_id: int
-    instrument: str
-    con_id: int | None
-    status: OrderStatus
-    filled: Decimal
-    remaining: Decimal
-    avg_fill_price: Decimal | None
-    order_ref: str = ""
-    message: str = ""
 
 
 def to_contract(instrument: Instrument) -> ib_async.Contract:
@@ -205,33 +161,6 @@ def to_ib_order(order: CoreOrder, *, account: str = "") -> ib_async.Order:
 def decimal(value: float) -> Decimal:
     """Return ``value`` as a Decimal without binary-float noise (``0.1`` → ``Decimal('0.1')``)."""
     return Decimal(repr(float(value)))
-
-
-def order_status(status: str, *, filled: float, remaining: float) -> OrderStatus:
-    """Map an IB order status string to SCIZOR's, marking partial fills."""
-    mapped = _STATUS.get(status, OrderStatus.SUBMITTED)
-    if mapped == OrderStatus.SUBMITTED and filled > 0 and remaining > 0:
-        return OrderStatus.PARTIALLY_FILLED
-    return mapped
-
-
-def trade_ack(trade: ib_async.Trade, *, instrument: str) -> OrderAck:
-    """Return where an ib_async trade of listing ``instrument`` stands, as an OrderAck."""
-    st = trade.orderStatus
-    message = trade.log[-1].message if trade.log else ""
-    avg = st.avgFillPrice
-    return OrderAck(
-        order_id=trade.order.orderId,
-        perm_id=trade.order.permId or st.permId,
-        instrument=instrument,
-        con_id=trade.contract.conId or None,
-        status=order_status(st.status, filled=st.filled, remaining=st.remaining),
-        filled=decimal(st.filled),
-        remaining=decimal(st.remaining),
-        avg_fill_price=decimal(avg) if avg and not math.isnan(avg) else None,
-        order_ref=trade.order.orderRef,
-        message=message,
-    )
 
 
 def execution_of(fill: ib_async.Fill, *, instrument: str) -> Execution:

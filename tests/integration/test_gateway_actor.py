@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -12,7 +14,7 @@ from actors.pacing import PacingRules
 from core.errors import NotFound
 from core.settings import IBSettings
 from ibsim.server import IBSim
-from ibsim.testing import running_ibsim
+from ibsim.testing import eventually, running_ibsim
 
 pytestmark = pytest.mark.integration
 
@@ -81,5 +83,44 @@ def test_gateway_actor_reports_stream_states_in_health_and_metrics(
             "live",
             420681219,
         )
+    finally:
+        ray.kill(gateway)
+
+
+def test_gateway_actor_restarted_by_ray_reports_an_order_filled_before(
+    ray_session: None, sim: IBSim
+) -> None:
+    import ray
+
+    from core.types import Order, OrderStatus, Side
+
+    settings = IBSettings(host="127.0.0.1", port=sim.port, client_id=921, account=None, timeout=10)
+    kw = {"namespace": "scizor-test", "name": "scizor-gateway-restart-test"}
+    gateway = get_gateway(settings, time_scale=300.0, rules=PacingRules.ibkr(), **kw)
+    order = Order(instrument="MSFT.NASDAQ", side=Side.BUY, quantity=Decimal(9), order_ref="a-1")
+    try:
+        ray.get(gateway.place_order.remote(order), timeout=60)
+        eventually(
+            lambda: (
+                ray.get(gateway.order_status.remote("a-1"), timeout=30).status == OrderStatus.FILLED
+            ),
+            timeout=30,
+        )
+        ray.kill(gateway, no_restart=False)  # Ray restarts it: a new process, a new connection
+
+        def restarted() -> Any:
+            try:
+                return ray.get(gateway.order_status.remote("a-1"), timeout=30)
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+                return None
+
+        ack = eventually(restarted, timeout=60)
+        assert (ack.status, ack.filled, ack.instrument) == (
+            OrderStatus.FILLED,
+            Decimal(9),
+            "MSFT.NASDAQ",
+        )
+        health = ray.get(gateway.health.remote(), timeout=30)
+        assert health["client_ids_tried"] == [921]  # a fresh service, the same client id
     finally:
         ray.kill(gateway)

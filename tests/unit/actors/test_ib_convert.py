@@ -12,6 +12,7 @@ import pytest
 
 from actors import ib_convert as conv
 from actors.ib_connection import Backoff
+from actors.order_acks import order_status
 from core.errors import BrokerError, NotFound, PacingViolation
 from core.types import Instrument, Order, OrderStatus, OrderType, Side
 
@@ -56,9 +57,9 @@ def test_to_ib_order_keeps_prices_and_quantity() -> None:
 
 
 def test_order_status_maps_partial_fills_and_api_states() -> None:
-    assert conv.order_status("Submitted", filled=1, remaining=2) == OrderStatus.PARTIALLY_FILLED
-    assert conv.order_status("ApiCancelled", filled=0, remaining=2) == OrderStatus.CANCELLED
-    assert conv.order_status("Filled", filled=3, remaining=0) == OrderStatus.FILLED
+    assert order_status("Submitted", filled=1, remaining=2) == OrderStatus.PARTIALLY_FILLED
+    assert order_status("ApiCancelled", filled=0, remaining=2) == OrderStatus.CANCELLED
+    assert order_status("Filled", filled=3, remaining=0) == OrderStatus.FILLED
 
 
 def test_to_contract_uses_con_id_when_known() -> None:
