@@ -18,7 +18,7 @@ broker's records need it:
   :mod:`storage.catalog.collection_runs`).
 
 Refused, with nothing changed, when two ``symbols`` rows would get the same id (the same
-symbol and venue in two currencies). Literal SQL, so the revision keeps producing the same
+symbol and venue in two currencies) or a row's id would not be ``SYMBOL.VENUE``. Literal SQL, so the revision keeps producing the same
 schema whatever the models become.
 
 Revision ID: 0003
@@ -29,6 +29,7 @@ Create Date: 2026-12-01 22:00:00.000000
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,19 +54,37 @@ _UNIQUE_LISTING = (
 )
 
 
-def _refuse_clashing_ids() -> None:
-    rows = op.get_bind().execute(
-        sa.text(
-            f"SELECT upper(symbol) || '.' || {VENUE} AS iid FROM symbols "
-            "GROUP BY iid HAVING count(*) > 1 ORDER BY iid"
+# The form of an id when this revision was written (core.instruments), kept literal here.
+_ID = re.compile(r"[A-Z0-9][A-Z0-9 &+\-]{0,30}\.[A-Z][A-Z0-9]{0,15}")
+
+
+def _refuse_bad_ids() -> None:
+    """Raise StorageError, changing nothing, if the ids the listings would get are unusable:
+    shared by two rows, or not of the form ``SYMBOL.VENUE`` (e.g. a symbol with a dot)."""
+    ids = [
+        str(r[0])
+        for r in op.get_bind().execute(
+            sa.text(f"SELECT upper(symbol) || '.' || {VENUE} FROM symbols ORDER BY 1")
         )
-    )
-    clashes = [str(r[0]) for r in rows]
+    ]
+    clashes = sorted({i for i in ids if ids.count(i) > 1})
+    malformed = [i for i in ids if not _ID.fullmatch(i)]
+    problems = []
     if clashes:
+        problems.append(
+            f"these instrument ids would name several symbols rows ({', '.join(clashes)}): "
+            "delete the duplicate listings (scizor symbols remove)"
+        )
+    if malformed:
+        problems.append(
+            f"these would not be instrument ids ({', '.join(malformed)}): write the symbol as "
+            "IB does (a space, not a dot: 'BRK B'), or delete those listings"
+        )
+    if problems:
         raise StorageError(
-            "cannot migrate the catalog to revision 0003: these instrument ids would name "
-            f"several symbols rows ({', '.join(clashes)}): delete the duplicate listings "
-            "(scizor symbols remove) and run the upgrade again; nothing was changed"
+            "cannot migrate the catalog to revision 0003: "
+            + "; ".join(problems)
+            + "; then run the upgrade again; nothing was changed"
         )
 
 
@@ -108,7 +127,7 @@ def _json_lists(table: str) -> None:
 
 def upgrade() -> None:
     """Apply this revision."""
-    _refuse_clashing_ids()
+    _refuse_bad_ids()
     with op.batch_alter_table("symbols") as batch:
         batch.add_column(sa.Column("instrument_id", sa.String(48), nullable=True))
     op.execute(f"UPDATE symbols SET instrument_id = upper(symbol) || '.' || {VENUE}")

@@ -187,6 +187,18 @@ def test_upgrade_is_refused_unchanged_when_two_listings_would_get_one_id(db_url)
         assert "symbol" in _columns(catalog, "orders")
 
 
+def test_upgrade_is_refused_unchanged_when_a_listing_would_get_no_valid_id(db_url):
+    with _at_0002(db_url) as catalog:
+        with catalog.db.engine.begin() as conn:
+            legacy.symbol(conn, "BRK.B", primary="NYSE")  # IB writes it 'BRK B'
+            legacy.symbol(conn, "BRK B", primary="NYSE")
+            legacy.symbol(conn, "AAPL", primary="NASDAQ")
+        before = _counts(catalog)
+        with pytest.raises(StorageError, match=r"would not be instrument ids \(BRK\.B\.NYSE\)"):
+            catalog.upgrade()
+        assert catalog.revision() == "0002" and _counts(catalog) == before
+
+
 # --- downgrade ---------------------------------------------------------------------------------
 
 
