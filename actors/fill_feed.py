@@ -36,7 +36,7 @@ class FillFeed:
     """
 
     def __init__(
-        self, link: IBLink, resolver: ContractResolver, book: FillBook | None = None
+        self, link: IBLink, resolver: ContractResolver, *, book: FillBook | None = None
     ) -> None:
         self._link = link
         self._resolver = resolver

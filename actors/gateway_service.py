@@ -25,7 +25,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-import ib_async
 import pandas as pd
 
 from actors import ib_convert as conv
@@ -34,11 +33,11 @@ from actors.contract_resolver import ContractResolver
 from actors.contracts import ContractBook
 from actors.fill_feed import FillFeed
 from actors.gateway_health import GatewayHealth, GatewayObserver, NoObserver
-from actors.gateway_history import history_chunk
 from actors.gateway_orders import OrderDesk
 from actors.history_plan import check_range, plan_chunks
 from actors.ib_connection import CONNECTIVITY_LOST, Backoff, IBConnection
 from actors.ib_link import IBLink
+from actors.market_data import history_chunk, quote
 from actors.order_acks import OrderAck
 from actors.order_finder import OrderFinder, OrderKey, OrderLookup
 from actors.pacing import GrantEvent, Pacer, PacingRules, Priority
@@ -101,14 +100,10 @@ class GatewayService:
             time_scale=time_scale,
             on_grant=self._on_grant,
         )
-        self.conn = IBConnection(
-            host=ib.host or "127.0.0.1",
-            port=ib.port,
-            client_id=ib.client_id,
-            timeout=ib.timeout,
-            account=ib.account or "",
-            backoff=backoff,
+        self.conn = IBConnection.from_settings(
+            ib,
             clock=self._clock,
+            backoff=backoff,
             seed=seed,
             on_error=self._on_ib_error,
             on_connected=self._on_connected,
@@ -128,10 +123,9 @@ class GatewayService:
         self.contracts = ContractResolver(self.link, ContractBook())
         self.orders = OrderDesk(self.link, self.contracts)
         self.fills = FillFeed(self.link, self.contracts)
-        self.finder = OrderFinder(self.link, self.contracts, self.fills, order_lookup)
-        self.streams = BarStreams(
-            self.link, observer=self.observer, backoff=stream_backoff or RETRY_BACKOFF, seed=seed
-        )
+        self.finder = OrderFinder(self.link, self.contracts, fills=self.fills, lookup=order_lookup)
+        backoff = stream_backoff or RETRY_BACKOFF
+        self.streams = BarStreams(self.link, observer=self.observer, backoff=backoff, seed=seed)
         self.conn.on_restore(self.streams.resubscribe)
 
     @property
@@ -257,28 +251,7 @@ class GatewayService:
         Raises:
             NotFound: for an unknown contract.
         """
-        inst = await self.resolve(instrument)
-        contract = conv.to_contract(inst)
-
-        async def fetch() -> ib_async.Ticker:
-            tickers = await asyncio.wait_for(
-                self.ib.reqTickersAsync(contract), self.request_timeout
-            )
-            return tickers[0]
-
-        t = await self.link.paced_request("snapshot", fetch, priority=Priority.LIVE)
-        p = conv.price_or_none
-        return {
-            "instrument": inst.id,
-            "con_id": inst.con_id,
-            "bid": p(t.bid),
-            "ask": p(t.ask),
-            "last": p(t.last),
-            "bid_size": p(t.bidSize),
-            "ask_size": p(t.askSize),
-            "last_size": p(t.lastSize),
-            "time": t.time,
-        }
+        return await quote(self.link, await self.resolve(instrument))
 
     async def stream_bars(
         self, instrument: Instrument | str, bar_size: str | BarSize = "5s", **kw: Any

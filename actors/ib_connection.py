@@ -22,6 +22,7 @@ import ib_async
 
 from core.clock import Clock, RealClock
 from core.errors import NotConnected
+from core.settings import IBSettings
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class ConnectionState:
     errors_by_code: dict[int, int] = field(default_factory=dict)
     pacing_violations: int = 0
     no_data_answers: int = 0
+    restore_failures: int = 0
 
 
 class IBConnection:
@@ -121,6 +123,31 @@ class IBConnection:
         self._in_use = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._lost_watch: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        ib: IBSettings,
+        *,
+        clock: Clock,
+        backoff: Backoff | None,
+        seed: int | None,
+        on_error: Callable[[int, str], None],
+        on_connected: Callable[[bool], None],
+    ) -> IBConnection:
+        """Return a connection to the endpoint ``ib`` names (unset host: 127.0.0.1)."""
+        return cls(
+            host=ib.host or "127.0.0.1",
+            port=ib.port,
+            client_id=ib.client_id,
+            timeout=ib.timeout,
+            account=ib.account or "",
+            backoff=backoff,
+            clock=clock,
+            seed=seed,
+            on_error=on_error,
+            on_connected=on_connected,
+        )
 
     # --- public -----------------------------------------------------------------------------
 
@@ -264,7 +291,8 @@ class IBConnection:
         for callback in list(self._restore):
             try:
                 await callback()
-            except Exception:  # one failed re-subscription must not stop the others
+            except Exception:  # top-level loop: one failed restore must not stop the others
+                self.state.restore_failures += 1
                 log.exception("restoring a subscription after reconnect failed")
 
     # --- errors and connectivity ----------------------------------------------------------------

@@ -50,6 +50,7 @@ class OrderFinder:
         self,
         link: IBLink,
         resolver: ContractResolver,
+        *,
         fills: FillFeed,
         lookup: OrderLookup | None = None,
     ) -> None:

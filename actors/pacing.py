@@ -47,6 +47,7 @@ from actors.pacing_rules import (
     lower_bound_seconds,
 )
 from core.clock import Clock
+from core.errors import ValidationError
 
 __all__ = [
     "GrantEvent",
@@ -146,7 +147,9 @@ class Pacer:
         on_grant: Callable[[GrantEvent], None] | None = None,
     ) -> None:
         if time_scale <= 0:
-            raise ValueError(f"time_scale must be positive; got {time_scale}")
+            raise ValidationError(
+                f"time_scale must be positive; got {time_scale}", field="time_scale"
+            )
         self._clock = clock
         self.rules = rules or PacingRules.ibkr()
         self.time_scale = time_scale

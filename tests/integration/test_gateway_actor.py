@@ -109,12 +109,14 @@ def test_gateway_actor_restarted_by_ray_reports_an_order_filled_before(
         ray.kill(gateway, no_restart=False)  # Ray restarts it: a new process, a new connection
 
         def restarted() -> Any:
-            try:
-                return ray.get(gateway.order_status.remote("a-1"), timeout=30)
+            try:  # a fresh instance has not connected yet (the old one tried client id 921)
+                health = ray.get(gateway.health.remote(), timeout=30)
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
                 return None
+            return health["client_ids_tried"] == []
 
-        ack = eventually(restarted, timeout=60)
+        eventually(restarted, timeout=60)
+        ack = ray.get(gateway.order_status.remote("a-1"), timeout=60)
         assert (ack.status, ack.filled, ack.instrument) == (
             OrderStatus.FILLED,
             Decimal(9),
