@@ -53,8 +53,8 @@ def _values(record: SymbolRecord, at: datetime) -> dict[str, Any]:
         "instrument_id": instrument_id(symbol, venue, field="symbol"),
         "symbol": symbol,
         "sec_type": SecType(record.sec_type).value,
-        "exchange": record.exchange,
-        "primary_exchange": record.primary_exchange,
+        "exchange": record.exchange.strip().upper(),
+        "primary_exchange": record.primary_exchange.strip().upper(),
         "currency": record.currency.upper(),
         "con_id": record.con_id,
         "name": record.name,
@@ -79,13 +79,17 @@ class SymbolRepository:
         kept, so re-populating a universe does not force re-validation. Idempotent.
 
         Returns:
-            The number of records processed.
+            The number of records processed (a listing given twice counts twice; the last
+            one is stored).
 
         Raises:
             ValidationError: if a record is malformed; nothing is written.
         """
         at = at or utcnow()
-        rows = [_values(r, at) for r in records]
+        values = [_values(r, at) for r in records]
+        # One row per listing, the last record winning, as on SQLite (PostgreSQL refuses to
+        # update a row twice in one statement).
+        rows = list({tuple(v[k] for k in _KEY): v for v in values}.values())
         if not rows:
             return 0
         dialect = postgresql if self._db.dialect == "postgresql" else sqlite
@@ -102,7 +106,7 @@ class SymbolRepository:
                     },
                 )
                 session.execute(stmt)
-        return len(rows)
+        return len(values)
 
     def get(self, instrument: str) -> SymbolRecord:
         """Return the listing ``instrument`` names (a canonical id or an unambiguous symbol).

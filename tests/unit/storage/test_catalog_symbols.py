@@ -119,3 +119,15 @@ def test_listings_maps_every_id_to_its_name(symbols):
         "VEA.ARCA": "Vanguard FTSE Developed Markets ETF",
         "VEA.ASX": "Viva Energy Group",
     }
+
+
+def test_a_listing_given_twice_in_one_batch_is_stored_once_the_last_winning(catalog):
+    first = SymbolRecord(symbol="AAPL", primary_exchange="NASDAQ", name="Apple")
+    again = SymbolRecord(symbol="aapl", primary_exchange="nasdaq", name="Apple Inc")
+    assert catalog.symbols.upsert_many([first, again], at=T0) == 2
+    (stored,) = catalog.symbols.list()
+    assert (stored.id, stored.primary_exchange, stored.name) == (
+        "AAPL.NASDAQ",
+        "NASDAQ",
+        "Apple Inc",
+    )
