@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,7 +68,7 @@ def _refuse_bad_ids() -> None:
             sa.text(f"SELECT upper(symbol) || '.' || {VENUE} FROM symbols ORDER BY 1")
         )
     ]
-    clashes = sorted({i for i in ids if ids.count(i) > 1})
+    clashes = sorted(i for i, n in Counter(ids).items() if n > 1)
     malformed = [i for i in ids if not _ID.fullmatch(i)]
     problems = []
     if clashes:
