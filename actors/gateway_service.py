@@ -51,8 +51,9 @@ log = logging.getLogger(__name__)
 
 
 DEFAULT_MARGIN_S = 0.25
-"""Real seconds added to every pacing window: IBKR times a request when it arrives, and a
-request can arrive later than the pacer released it (a busy event loop, the network)."""
+"""Real seconds added to every pacing window. Historical windows already start at each
+request's completion (so no lag can make them early); the margin covers the message-rate
+window, whose messages have no answer to time from, and the server's clock granularity."""
 
 
 class GatewayService:
@@ -138,10 +139,14 @@ class GatewayService:
     async def connect(self) -> GatewayHealth:
         """Connect to the gateway (trying further client ids on 326) and return health.
 
+        Streams opened before an earlier :meth:`disconnect` are re-subscribed.
+
         Raises:
             NotConnected: naming the address and the fix.
         """
         await self.conn.connect()
+        if len(self.streams):
+            await self.streams.resubscribe()
         return self.health()
 
     async def disconnect(self) -> None:

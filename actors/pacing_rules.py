@@ -48,8 +48,10 @@ class PacingRules:
         messages_per_window: API messages allowed in any ``message_window_s``.
         message_window_s: Window of the message-rate limit.
         bid_ask_weight: How many requests one ``BID_ASK`` request counts as.
-        margin_s: Real seconds added to every window, to absorb network jitter between the
-            moment the pacer releases a request and the moment the server timestamps it.
+        margin_s: Real seconds added to every window. Historical windows start when each
+            request completes, which no network lag can precede, so this only absorbs lag
+            on the message-rate window (messages get no answer) and the server's clock
+            granularity.
     """
 
     identical_window_s: float

@@ -172,3 +172,22 @@ def test_gateway_streams_are_stale_while_disconnected_and_live_after_reconnect(
             await svc.disconnect()
 
     asyncio.run(main())
+
+
+def test_gateway_streams_open_before_a_disconnect_are_live_after_connect(sim: IBSim) -> None:
+    svc = service(sim, RecordingObserver(), request_timeout=10)
+
+    async def main() -> None:
+        await svc.connect()
+        stream_id = await svc.stream_bars("AAPL.NASDAQ", "5s")
+        await svc.disconnect()  # e.g. the actor's shutdown(), then a call that reconnects
+        assert svc.streams.status(stream_id).stale
+        await svc.connect()
+        try:
+            status = svc.streams.status(stream_id)
+            assert (status.state, status.subscriptions) == (StreamState.LIVE, 2)
+            assert await bars_arrive(svc, stream_id) > 0
+        finally:
+            await svc.disconnect()
+
+    asyncio.run(main())
