@@ -8,7 +8,7 @@ declares there (pass ``pin_to_head=False`` on a cluster without it).
 
 Example:
     >>> gw = get_gateway(settings)                                         # doctest: +SKIP
-    >>> ray.get(gw.historical_bars.remote("AAPL", bar_size="1d", start=s, end=e))
+    >>> ray.get(gw.historical_bars.remote("AAPL.NASDAQ", bar_size="1d", start=s, end=e))
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Everything SCIZOR asks of Interactive Brokers goes through here: contract lookups, history,
 snapshots, live bar streams, orders, positions, executions and account values. Every request
 is paced (:class:`actors.pacing.Pacer`), answered in SCIZOR's types (:mod:`actors.ib_convert`)
-and fails with a :mod:`core.errors` exception. The connection reconnects by itself
+and fails with a :mod:`core.errors` exception. Listings are named by canonical id
+(``VEA.ASX``, ``VEA.ARCA``) and IB's conId, never by a bare ticker that could mean either
+(:mod:`actors.contract_resolver`). The connection reconnects by itself
 (:class:`actors.ib_connection.IBConnection`); read-only requests interrupted by a disconnect
 are retried once it is back, orders never are.
 
@@ -12,7 +14,7 @@ The Ray actor in :mod:`actors.gateway` wraps one instance; tests drive it direct
 Example:
     >>> svc = GatewayService(settings.ib)                                  # doctest: +SKIP
     >>> await svc.connect()
-    >>> bars = await svc.historical_bars(Instrument(symbol="AAPL"), bar_size="1d",
+    >>> bars = await svc.historical_bars("VEA.ASX", bar_size="1d",
     ...     start=datetime(2020, 1, 1, tzinfo=UTC), end=datetime(2025, 1, 1, tzinfo=UTC))
 """
 
