@@ -181,6 +181,12 @@ def _suggest(wanted: str, listings: Mapping[str, str]) -> str:
 
     symbol = wanted.split(".", 1)[0]
     same = sorted(i for i in listings if parse(i).symbol == symbol)
+    if not same:  # a misspelled symbol (APPL): compare symbols, then whole ids
+        by_symbol: dict[str, list[str]] = {}
+        for i in listings:
+            by_symbol.setdefault(parse(i).symbol, []).append(i)
+        near = difflib.get_close_matches(symbol, list(by_symbol), n=3, cutoff=0.6)
+        same = sorted(i for s in near for i in by_symbol[s])[:5]
     close = same or difflib.get_close_matches(wanted, list(listings), n=3, cutoff=0.6)
     if close:
         return f"; did you mean {', '.join(close)}?"

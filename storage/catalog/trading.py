@@ -66,7 +66,7 @@ class DeploymentRepository:
             strategy=strategy,
             params=params or {},
             instruments=_ids(instruments),
-            mode=TradingMode(mode).value,
+            mode=_mode(mode),
             status=DeploymentStatus.CREATED.value,
             created_at=now,
             updated_at=now,
@@ -268,3 +268,13 @@ class OrderRepository:
 def _ids(instruments: Sequence[str]) -> list[str]:
     """Canonical ids of ``instruments``, in order, without duplicates."""
     return list(dict.fromkeys(str(parse(i, field="instruments")) for i in instruments))
+
+
+def _mode(mode: TradingMode | str) -> str:
+    try:
+        return TradingMode(mode).value
+    except ValueError:
+        raise ValidationError(
+            f"mode must be one of {', '.join(m.value for m in TradingMode)}; got {mode!r}",
+            field="mode",
+        ) from None
