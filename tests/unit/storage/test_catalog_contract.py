@@ -499,3 +499,10 @@ def test_two_catalogs_on_one_database_see_each_others_writes(catalog):
     with Catalog(catalog.url) as other:
         other.audit.record("worker", "wrote")
         assert [e.actor for e in catalog.audit.list()] == ["worker"]
+
+
+def test_deployment_with_an_unknown_mode_is_refused_naming_mode(catalog):
+    with pytest.raises(ValidationError, match="paper, live") as err:
+        catalog.deployments.create("sma_cross", instruments=["AAPL.NASDAQ"], mode="fantasy")
+    assert err.value.field == "mode"
+    assert catalog.deployments.list() == []
