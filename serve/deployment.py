@@ -44,7 +44,9 @@ def build_context(settings: Settings) -> ApiContext:
 
         actor = ray.get_actor(GATEWAY_NAME, namespace=GATEWAY_NAMESPACE)
         health = cast(dict[str, Any], ray.get(actor.health.remote(), timeout=5))
-        return {"ok": bool(health.get("connected")), **health}
+        # A stale bar stream (a failed re-subscription) starves live runners: degraded.
+        ok = bool(health.get("connected")) and not health.get("streams_stale")
+        return {"ok": ok, **health}
 
     context.add_health_check("catalog", catalog_check)
     context.add_health_check("gateway", gateway_check)

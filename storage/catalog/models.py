@@ -194,6 +194,21 @@ class BacktestRow(Base):
     artifacts: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+    # Sizing, stops, long/short, portfolio or per-instrument mode, ranking metric, ...
+    options: Mapped[dict[str, Any]]
+
+
+class BacktestResultRow(Base):
+    """One instrument's (or the portfolio's) outcome of a backtest job."""
+
+    __tablename__ = "backtest_results"
+    __table_args__ = (UniqueConstraint("backtest_id", "instrument"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    backtest_id: Mapped[int] = mapped_column(ForeignKey("backtests.id", ondelete="CASCADE"))
+    instrument: Mapped[str] = mapped_column(String(48))  # an id, or "portfolio"
+    stats: Mapped[dict[str, Any]]
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
 
 
 class OptimizationRow(Base):
@@ -345,6 +360,7 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
 
 
 class AuditRow(Base):
@@ -355,3 +371,5 @@ class AuditRow(Base):
     actor: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(100))
     detail: Mapped[dict[str, Any]]
+    status: Mapped[int | None] = mapped_column(Integer)  # the HTTP status answered
+    request_id: Mapped[str | None] = mapped_column(String(64))

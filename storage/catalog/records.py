@@ -40,6 +40,7 @@ class JobStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class DeploymentStatus(StrEnum):
@@ -73,6 +74,7 @@ class TokenScope(StrEnum):
     """What an API token may do; each scope includes the ones before it."""
 
     READ = "read"
+    RESEARCH = "research"
     TRADE = "trade"
     ADMIN = "admin"
 
@@ -185,6 +187,7 @@ class BacktestRecord:
     artifacts: dict[str, Any]
     created_at: datetime
     finished_at: datetime | None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

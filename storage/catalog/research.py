@@ -107,6 +107,7 @@ def _backtest(row: BacktestRow) -> BacktestRecord:
         artifacts=row.artifacts,
         created_at=row.created_at,
         finished_at=row.finished_at,
+        options=dict(row.options or {}),
     )
 
 
@@ -126,6 +127,7 @@ class BacktestRepository:
         start: datetime | None = None,
         end: datetime | None = None,
         costs: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
         at: datetime | None = None,
     ) -> BacktestRecord:
         """Queue a backtest and return it (with its new id)."""
@@ -141,6 +143,7 @@ class BacktestRepository:
             start=start,
             end=end,
             costs=costs or {},
+            options=options or {},
             status=JobStatus.QUEUED.value,
             progress=0.0,
             artifacts={},

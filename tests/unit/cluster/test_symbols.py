@@ -119,7 +119,7 @@ def test_add_validates_first_and_refuses_unknown_symbols(catalog: Any) -> None:
     assert added.universe == "custom"
     with pytest.raises(NotFound, match="NOPE"):
         svc.add("NOPE.NYSE")
-    with pytest.raises(ValidationError, match="SYMBOL.VENUE") as err:
+    with pytest.raises(ValidationError, match=r"SYMBOL\.VENUE") as err:
         svc.add("NOPE")  # a bare ticker does not say which listing
     assert err.value.field == "instrument"
     with pytest.raises(NotFound, match="known venues"):

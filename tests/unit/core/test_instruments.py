@@ -63,7 +63,7 @@ def test_resolve_of_an_ambiguous_symbol_lists_every_candidate_with_its_name() ->
 def test_resolve_of_an_unknown_listing_suggests_the_same_symbol_elsewhere() -> None:
     with pytest.raises(NotFound, match=r"VEA.NYSE.*did you mean VEA.ARCA, VEA.ASX"):
         resolve("VEA.NYSE", LISTINGS)
-    with pytest.raises(NotFound, match="did you mean AAPL.NASDAQ"):
+    with pytest.raises(NotFound, match=r"did you mean AAPL\.NASDAQ"):
         resolve("APPL", LISTINGS)  # a misspelled bare symbol
     with pytest.raises(NotFound, match="scizor symbols add"):
         resolve("ZZZZ", LISTINGS)

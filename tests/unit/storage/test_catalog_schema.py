@@ -29,7 +29,7 @@ def test_upgrade_creates_a_schema_identical_to_the_models(db_url):
     with Catalog(db_url) as catalog:
         assert catalog.revision() is None
         catalog.upgrade()
-        assert catalog.revision() == head_revision() == "0004"
+        assert catalog.revision() == head_revision() == "0005"
     assert _diff(db_url) == []
 
 
@@ -39,7 +39,10 @@ def _named_constraints(url: str) -> tuple[set[tuple[str, str]], set[tuple[str, s
     try:
         insp = inspect(engine)
         checks, uniques = set(), set()
+        present = set(insp.get_table_names())
         for table in Base.metadata.tables:
+            if table not in present:  # an earlier revision: tables created later are absent
+                continue
             checks |= {(table, c["name"]) for c in insp.get_check_constraints(table)}
             uniques |= {
                 (table, u["name"], tuple(u["column_names"]))
@@ -93,20 +96,37 @@ def test_constraint_comparison_notices_what_revision_0003_changes(db_url):
     # At 0002 the unique keys were bare symbols; 0003 keys them by instrument id.
     with Catalog(db_url) as catalog:
         catalog.upgrade("0002")
-    checks, uniques = _named_constraints(db_url)
-    model_checks, model_uniques = _model_constraints()
-    assert checks == model_checks
-    assert model_uniques - uniques == {
+        checks, uniques = _named_constraints(db_url)
+        catalog.upgrade("0003")
+        after_checks, after_uniques = _named_constraints(db_url)
+    assert checks == after_checks
+    assert after_uniques - uniques == {
         ("symbols", "uq_symbols_instrument_id", ("instrument_id",)),
         ("collection_items", "uq_collection_items_run_id_instrument_bar_size",
          ("run_id", "instrument", "bar_size")),
         ("positions", "uq_positions_account_instrument", ("account", "instrument")),
     }  # fmt: skip
-    assert uniques - model_uniques == {
+    assert uniques - after_uniques == {
         ("collection_items", "uq_collection_items_run_id_symbol_bar_size",
          ("run_id", "symbol", "bar_size")),
         ("positions", "uq_positions_account_symbol", ("account", "symbol")),
     }  # fmt: skip
+
+
+def test_revision_0005_adds_backtest_results_and_widens_scopes_and_job_states(db_url):
+    with Catalog(db_url) as catalog:
+        catalog.upgrade("0004")
+        _, uniques = _named_constraints(db_url)
+        catalog.upgrade("0005")
+        _, after = _named_constraints(db_url)
+        assert after - uniques == {
+            ("backtest_results", "uq_backtest_results_backtest_id_instrument",
+             ("backtest_id", "instrument")),
+        }  # fmt: skip
+        token, _ = catalog.tokens.create("research", "analyst")
+        assert token.scope == "research"
+        run = catalog.backtests.create("sma_cross", instruments=["AAPL.NASDAQ"], bar_size="1d")
+        assert run.options == {}
 
 
 def test_downgrade_to_0001_and_back(db_url):
@@ -116,7 +136,7 @@ def test_downgrade_to_0001_and_back(db_url):
         assert catalog.revision() == "0001"
         assert _named_constraints(db_url) != _model_constraints()
         catalog.upgrade()
-        assert catalog.revision() == "0004"
+        assert catalog.revision() == "0005"
     assert _named_constraints(db_url) == _model_constraints()
 
 
