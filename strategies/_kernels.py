@@ -22,8 +22,18 @@ T_SYMBOL, T_SIDE, T_SIZE, T_ENTRY_IDX, T_ENTRY_PX = 0, 1, 2, 3, 4
 T_EXIT_IDX, T_EXIT_PX, T_PNL, T_COMMISSION = 5, 6, 7, 8
 TRADE_COLUMNS = 9
 
-# Indices into the ``costs`` vector.
-C_RATE, C_PER_SHARE, C_MINIMUM, C_MAX_PCT, C_SLIP, C_SL, C_TP, C_MARGIN = range(8)
+# The ``costs`` vector: N_COSTS slots shared by every asset of the account, then N_FEES
+# slots per asset (asset j's start at fee_slot(j)): its commission schedule, with the fixed
+# amounts (per share, minimums) twice: in the asset's own currency (F_PER_SHARE, F_MINIMUM,
+# F_MINIMUM_TOTAL) and converted into the account's at the bar being filled (the *_NOW
+# slots, which equal them for an asset in the account's currency). Fills read only the
+# converted ones, so a fill costs no FX arithmetic. One flat vector, so the helpers take
+# one array argument whatever the number of assets.
+C_SLIP, C_SL, C_TP, C_MARGIN = range(4)
+N_COSTS = 4
+F_RATE, F_MAX_PCT, F_PER_SHARE, F_MINIMUM, F_MINIMUM_TOTAL = range(5)
+F_PER_SHARE_NOW, F_MINIMUM_NOW, F_MINIMUM_TOTAL_NOW = range(5, 8)
+N_FEES = 8
 
 # The fill helpers only read and write arrays their caller owns and never allocate, so they
 # are compiled without the runtime's reference counting (numba's ``_nrt`` option; numba
@@ -40,34 +50,71 @@ def helper(fn: _F) -> _F:
     return compiled
 
 
+@njit(cache=True, inline="always")
+def fee_slot(j):
+    """Return where asset ``j``'s N_FEES slots start in the ``costs`` vector."""
+    return N_COSTS + j * N_FEES
+
+
 @helper
-def commission(shares: float, price: float, costs: np.ndarray) -> float:
-    """Return the commission for ``shares`` (> 0) at ``price``: rate + per share, min, cap."""
+def commission(shares: float, price: float, costs: np.ndarray, j: int) -> float:
+    """Return the commission for ``shares`` (> 0) of asset ``j`` at ``price``.
+
+    max(per share x shares, minimum) + rate x value, floored at the order minimum and
+    capped at ``max_pct`` x value; ``price``, the fixed amounts read (the *_NOW slots) and
+    the result are in the account's currency.
+    """
     if shares <= 0.0:
         return 0.0
+    at = fee_slot(j)
     value = shares * price
-    fee = shares * costs[C_PER_SHARE]
-    if fee < costs[C_MINIMUM]:
-        fee = costs[C_MINIMUM]
-    fee += value * costs[C_RATE]
-    cap = value * costs[C_MAX_PCT]
+    fee = shares * costs[at + F_PER_SHARE_NOW]
+    if fee < costs[at + F_MINIMUM_NOW]:
+        fee = costs[at + F_MINIMUM_NOW]
+    fee += value * costs[at + F_RATE]
+    if fee < costs[at + F_MINIMUM_TOTAL_NOW]:
+        fee = costs[at + F_MINIMUM_TOTAL_NOW]
+    cap = value * costs[at + F_MAX_PCT]
     if fee > cap:
         fee = cap
     return float(fee)
 
 
 @helper
-def affordable(budget: float, price: float, costs: np.ndarray) -> float:
-    """Return the most whole shares whose price plus commission fits in ``budget``."""
+def affordable(budget: float, price: float, costs: np.ndarray, j: int) -> float:
+    """Return the most whole shares of asset ``j`` whose price plus commission fits in
+    ``budget``."""
     if budget <= 0.0 or price <= 0.0:
         return 0.0
-    shares = np.floor(budget / (price * (1.0 + costs[C_RATE]) + costs[C_PER_SHARE]))
-    if shares > 0.0 and shares * price + commission(shares, price, costs) > budget:
-        # The minimum commission bites: take it out of the budget first.
-        shares = np.floor((budget - costs[C_MINIMUM]) / (price * (1.0 + costs[C_RATE])))
-    while shares > 0.0 and shares * price + commission(shares, price, costs) > budget:
+    at = fee_slot(j)
+    rate = costs[at + F_RATE]
+    shares = np.floor(budget / (price * (1.0 + rate) + costs[at + F_PER_SHARE_NOW]))
+    if shares > 0.0 and shares * price + commission(shares, price, costs, j) > budget:
+        # A minimum commission bites: take it out of the budget first.
+        shares = np.floor((budget - costs[at + F_MINIMUM_NOW]) / (price * (1.0 + rate)))
+        floor = costs[at + F_MINIMUM_TOTAL_NOW]
+        if floor > 0.0:
+            # Where the order minimum is the whole fee (ASX-style), this is exact.
+            shares = min(shares, np.floor((budget - floor) / price))
+    while shares > 0.0 and shares * price + commission(shares, price, costs, j) > budget:
         shares -= 1.0
     return float(max(shares, 0.0))
+
+
+@helper
+def _rates_at(costs, fx, t):
+    """Convert every asset's fixed amounts at its rate on bar ``t`` into the *_NOW slots
+    (a no-op for constant rates, which the caller has already applied).
+
+    Called only before a helper that may fill, so the per-bar loop does no extra work.
+    """
+    if fx.shape[0] == 0:
+        return
+    for j in range(fx.shape[1]):
+        at = fee_slot(j)
+        costs[at + F_PER_SHARE_NOW] = costs[at + F_PER_SHARE] * fx[t, j]
+        costs[at + F_MINIMUM_NOW] = costs[at + F_MINIMUM] * fx[t, j]
+        costs[at + F_MINIMUM_TOTAL_NOW] = costs[at + F_MINIMUM_TOTAL] * fx[t, j]
 
 
 @helper
@@ -137,7 +184,7 @@ def _check_stops(t, o, h, lo, tradable, pos, avg, eidx, ecomm, costs, tr, nt, ca
         if np.isnan(price):
             continue
         qty = abs(pos[j])
-        fee = commission(qty, price, costs)
+        fee = commission(qty, price, costs, j)
         cash += sgn * qty * price - fee
         nt = _record_close(tr, nt, j, qty, price, t, pos, avg, eidx, ecomm, fee)
     return cash, nt
@@ -153,7 +200,7 @@ def _close_all(t, c, pos, avg, eidx, ecomm, costs, tr, nt, cash):
         long = pos[j] > 0
         qty = abs(pos[j])
         price = _fill_price(c[t, j], not long, costs[C_SLIP])
-        fee = commission(qty, price, costs)
+        fee = commission(qty, price, costs, j)
         cash += (qty if long else -qty) * price - fee
         nt = _record_close(tr, nt, j, qty, price, t, pos, avg, eidx, ecomm, fee)
     return cash, nt
@@ -217,7 +264,7 @@ def _wanted(j, sig, ts, scale, size_mode, equity, price, costs):
     if size_mode == 1:
         return np.floor(abs(sig) * scale[ts, j])
     budget = abs(sig) * scale[ts, j] * equity / costs[C_MARGIN]
-    return affordable(budget, price, costs)
+    return affordable(budget, price, costs, j)
 
 
 @helper
@@ -268,7 +315,7 @@ def _rebalance(
         if qty <= 0.0:
             continue
         price = _fill_price(px[j], sgn < 0, slip)
-        fee = commission(qty, price, costs)
+        fee = commission(qty, price, costs, j)
         cash += sgn * qty * price - fee
         nt = _record_close(tr, nt, j, qty, price, t, pos, avg, eidx, ecomm, fee)
     equity = cash + _value(pos, mark)
@@ -283,10 +330,10 @@ def _rebalance(
         buy = sig > 0.0
         price = _fill_price(px[j], buy, slip)
         qty = _wanted(j, sig, ts, scale, size_mode, equity, price, costs) - abs(pos[j])
-        qty = min(qty, affordable(avail, price, costs))
+        qty = min(qty, affordable(avail, price, costs, j))
         if qty <= 0.0:
             continue
-        fee = commission(qty, price, costs)
+        fee = commission(qty, price, costs, j)
         signed = qty if buy else -qty
         cash -= signed * price + fee
         avail -= qty * price + fee
@@ -306,6 +353,7 @@ def simulate(
     size_mode,
     cash,
     costs,
+    fx,
     fill_close,
     finalize,
     equity_out,
@@ -321,7 +369,12 @@ def simulate(
         scale: (n, k) sizing multiplier (equity fraction, or shares when size_mode == 1).
         size_mode: 0 for a fraction of equity, 1 for a fixed number of shares.
         cash: starting cash.
-        costs: vector indexed by the ``C_*`` constants (NaN stop = none).
+        costs: the shared ``C_*`` slots (NaN stop = none), then each asset's ``F_*`` slots
+            (see :func:`fee_slot`); never written (with bar rates the loop converts the
+            fixed amounts in a copy).
+        fx: (n, k) account-currency units per unit of each asset's currency at each bar,
+            converting the commissions' fixed amounts (prices are already in the account's
+            currency); or (0, k) when the *_NOW slots of ``costs`` already hold them.
         fill_close: fill at the signal bar's close instead of the next bar's open.
         finalize: close what is still open at the last bar's close, so it is a trade.
         equity_out: (n,) account value at each close (written).
@@ -332,6 +385,8 @@ def simulate(
     is closed at that close, equity is 0 from that bar on and nothing trades again.
     """
     n, k = c.shape
+    if fx.shape[0]:
+        costs = costs.copy()  # its *_NOW slots follow the bar; the caller's stay as they are
     pos = np.zeros(k)
     avg = np.zeros(k)
     eidx = np.zeros(k)
@@ -346,6 +401,7 @@ def simulate(
     # them on bars that need them: a pending target change, or stops with a position open.
     for t in range(n):
         if fill_close and has_stops and _holding(pos):
+            _rates_at(costs, fx, t)
             cash, nt = _check_stops(
                 t, o, h, lo, tradable, pos, avg, eidx, ecomm, costs, tr, nt, cash
             )
@@ -358,6 +414,7 @@ def simulate(
                 else:
                     px[j] = o[t, j]
                     mark[j] = o[t, j] if tradable[t, j] else c[t - 1, j]
+            _rates_at(costs, fx, t)
             cash, nt = _rebalance(
                 t,
                 ts,
@@ -379,6 +436,7 @@ def simulate(
                 changed,
             )
         if not fill_close and has_stops and _holding(pos):
+            _rates_at(costs, fx, t)
             cash, nt = _check_stops(
                 t, o, h, lo, tradable, pos, avg, eidx, ecomm, costs, tr, nt, cash
             )
@@ -391,8 +449,10 @@ def simulate(
         if value <= 0.0:  # ruin: see _ruin (called outside the loop, which stays tight)
             break
     if n and equity_out[t] <= 0.0:
+        _rates_at(costs, fx, t)
         nt = _ruin(t, c, pos, avg, eidx, ecomm, costs, tr, nt, equity_out, pos_out)
     elif finalize and n and _holding(pos):
+        _rates_at(costs, fx, n - 1)
         cash, nt = _close_all(n - 1, c, pos, avg, eidx, ecomm, costs, tr, nt, cash)
         equity_out[n - 1] = cash
         for j in range(k):
@@ -402,8 +462,8 @@ def simulate(
 
 @njit(cache=True, parallel=True)
 def simulate_batch(
-    o, h, lo, c, tradable, targets_t, scale, size_mode, cash, costs, fill_close, finalize,
-    equity_out,
+    o, h, lo, c, tradable, targets_t, scale, size_mode, cash, costs, fx, fill_close,
+    finalize, equity_out,
 ):  # fmt: skip
     """Run one single-asset account per row of ``targets_t`` (m, n), in parallel.
 
@@ -411,8 +471,8 @@ def simulate_batch(
     file, so a kernel calling into another file could keep running stale compiled code.
 
     Args:
-        o, h, lo, c, tradable, scale, size_mode, cash, costs, fill_close, finalize: as
-            ``simulate``.
+        o, h, lo, c, tradable, scale, size_mode, cash, costs, fx, fill_close, finalize:
+            as ``simulate``.
         targets_t: (m, n) one target row per parameter set.
         equity_out: (m, n) each set's equity (written).
 
@@ -432,7 +492,7 @@ def simulate_batch(
         for col in range(b, m, blocks):
             target = targets_t[col].reshape((n, 1))
             nt = simulate(
-                o, h, lo, c, tradable, target, scale, size_mode, cash, costs, fill_close,
+                o, h, lo, c, tradable, target, scale, size_mode, cash, costs, fx, fill_close,
                 finalize, equity_out[col], pos_out, tr,
             )  # fmt: skip
             n_trades[col] = nt

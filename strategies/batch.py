@@ -19,7 +19,7 @@ from core.errors import ParameterError
 from strategies import _metric_kernels as mk
 from strategies.bars import bar_values, ohlc_columns
 from strategies.base import Strategy
-from strategies.costs import CommissionSpec, check_account
+from strategies.costs import CommissionSpec, check_account, check_currency
 from strategies.metrics import BATCH_KEYS
 from strategies.simulation import Fill, prepare, run_costs, seeded_cache, simulate_sets
 from strategies.sizing import Size, bars_per_year, sizing
@@ -43,6 +43,7 @@ def run_batch(
     margin: float = 1.0,
     periods_per_year: float | None = None,
     finalize_trades: bool = False,
+    currency: str = "USD",
 ) -> pd.DataFrame:
     """Backtest many parameter sets of one strategy on the same bars in one call.
 
@@ -65,23 +66,27 @@ def run_batch(
         margin: as for ``run_backtest``.
         periods_per_year: as for ``run_backtest``.
         finalize_trades: as for ``run_backtest``.
+        currency: as for ``run_backtest``.
 
     Returns:
         One row per parameter set: the resolved parameters, the metrics of
         :func:`strategies.metrics.batch_stats`, then ``n_trades``, ``win_rate_pct`` and
-        ``profit_factor`` of closed trades.
+        ``profit_factor`` of closed trades. ``table.attrs["currency"]`` records the
+        currency (the columns stay numeric).
     """
     if isinstance(param_sets, str | bytes | Mapping) or not isinstance(param_sets, Sequence):
         raise ParameterError(
             f"param_sets must be a list of parameter mappings, got {type(param_sets).__name__}",
             field="param_sets",
         )
+    code = check_currency(currency)
     frame, values = bar_values(bars)
     strat, _ = prepare(strategy, None, allow_short)
     resolved = [prepare(strat, ps, allow_short)[1] for ps in param_sets]
     costs = run_costs(
         strat,
         commission=commission,
+        currencies=[code],
         slippage_bps=slippage_bps,
         stop_loss_pct=stop_loss_pct,
         take_profit_pct=take_profit_pct,
@@ -110,7 +115,9 @@ def run_batch(
         stats = mk.batch_core(equity, float(ppy))
         del equity
         parts.append(_rows(chunk, stats, *counts))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    table.attrs["currency"] = code
+    return table
 
 
 def _rows(

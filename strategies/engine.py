@@ -46,14 +46,24 @@ from strategies import metrics
 from strategies.bars import bar_values, ohlc_columns, validate_bars
 from strategies.base import Strategy
 from strategies.batch import run_batch
-from strategies.costs import IBKR_FIXED, Commission, CommissionSpec, check_account
+from strategies.costs import (
+    IBKR_ASX,
+    IBKR_FIXED,
+    IBKR_US,
+    Commission,
+    CommissionSpec,
+    check_account,
+    check_currency,
+)
 from strategies.portfolio import run_portfolio
 from strategies.results import TRADE_FRAME_COLUMNS, BacktestResult, trade_returns, trades_frame
 from strategies.simulation import Fill, prepare, run_costs, seeded_cache, simulate
 from strategies.sizing import FixedShares, Size, VolTarget, bars_per_year, periods_per_year, sizing
 
 __all__ = [
+    "IBKR_ASX",
     "IBKR_FIXED",
+    "IBKR_US",
     "TRADE_FRAME_COLUMNS",
     "BacktestResult",
     "Commission",
@@ -93,6 +103,7 @@ def run_backtest(
     symbol: str = "",
     periods_per_year: float | None = None,
     finalize_trades: bool = False,
+    currency: str = "USD",
 ) -> BacktestResult:
     """Backtest ``strategy`` on one instrument's bars.
 
@@ -101,8 +112,10 @@ def run_backtest(
         strategy: a library name (see ``strategies.list_strategies()``) or a Strategy.
         params: strategy parameters; missing ones take their defaults.
         cash: starting cash.
-        commission: fraction of traded value (``0.002``), ``"ibkr"`` (0.005/share, min 1.00,
-            max 1 % of value) or a :class:`Commission`.
+        commission: fraction of traded value (``0.002``), ``"ibkr"`` (Interactive Brokers'
+            fixed pricing for ``currency``: USD 0.005/share, min 1.00, max 1 % of value for
+            ``"USD"``; 0.08 % of value, min AUD 6.00 for ``"AUD"`` (ASX)), ``"ibkr_us"``,
+            ``"ibkr_asx"`` or a :class:`Commission` (amounts in ``currency``).
         slippage_bps: basis points against the trader on every market fill.
         fill: ``"next_open"`` (default) or ``"close"`` (the signal bar's close).
         size: fraction of equity per entry (1.0 = all in), :class:`FixedShares` or
@@ -121,12 +134,20 @@ def run_backtest(
             the usual slippage and commission), so it is listed in ``trades`` and counts in
             the trade statistics (backtesting.py's ``finalize_trades``). Off by default: the
             position stays open and ``equity`` marks it at the last close.
+        currency: the instrument's currency (ISO code, e.g. ``"USD"``, ``"AUD"``): the
+            currency of ``cash`` and every result, and what ``commission="ibkr"`` prices by.
 
     Returns:
-        A frozen :class:`BacktestResult`.
+        A frozen :class:`BacktestResult` whose ``currency`` is ``currency`` upper-cased.
+
+    Raises:
+        DataError: bad bars (the message names the bar and column).
+        ParameterError: a bad argument, named in ``field``; ``commission="ibkr"`` with a
+            currency it has no schedule for names ``currency`` and lists the supported ones.
     """
     if not isinstance(symbol, str):
         raise ParameterError(f"symbol must be a string, got {symbol!r}", field="symbol")
+    code = check_currency(currency)
     strat, p = prepare(strategy, params, allow_short)
     frame, values = bar_values(bars)
     index = frame.index
@@ -136,6 +157,7 @@ def run_backtest(
     costs = run_costs(
         strat,
         commission=commission,
+        currencies=[code],
         slippage_bps=slippage_bps,
         stop_loss_pct=stop_loss_pct,
         take_profit_pct=take_profit_pct,
@@ -175,4 +197,5 @@ def run_backtest(
         benchmark=pd.Series(values[:, 3].copy(), index, name="close", copy=False)
         if benchmark
         else None,
+        currency=code,
     )

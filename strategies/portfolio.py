@@ -103,6 +103,7 @@ def run_portfolio(
     costs = run_costs(
         strat,
         commission=commission,
+        currencies=["USD"] * len(symbols),
         slippage_bps=slippage_bps,
         stop_loss_pct=stop_loss_pct,
         take_profit_pct=take_profit_pct,

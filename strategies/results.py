@@ -60,6 +60,8 @@ class BacktestResult:
         strategy: the strategy name.
         bars: the validated bars of a single-instrument backtest (None for portfolios).
         benchmark: the buy-and-hold series the stats compare against, when asked for.
+        currency: the currency of ``equity``, ``trades`` prices and pnl, and the
+            money-valued ``stats`` (the instrument's, or a portfolio's base currency).
     """
 
     trades: pd.DataFrame
@@ -70,6 +72,7 @@ class BacktestResult:
     strategy: str = ""
     bars: pd.DataFrame | None = None
     benchmark: pd.Series | None = None
+    currency: str = "USD"
 
     def report(self, path: str | Path, *, title: str | None = None) -> Path:
         """Write an HTML report with :func:`strategies.report.write_report`; return its path."""

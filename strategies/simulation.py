@@ -19,7 +19,7 @@ import strategies
 from core.errors import ParameterError
 from strategies import _kernels as k
 from strategies.base import COLUMNS, IndicatorCache, Strategy, given_params
-from strategies.costs import CommissionSpec, check_account, cost_vector
+from strategies.costs import CommissionSpec, check_account, cost_vector, schedule
 
 Fill = Literal["next_open", "close"]
 
@@ -93,14 +93,21 @@ def run_costs(
     strat: Strategy,
     *,
     commission: CommissionSpec,
+    currencies: Sequence[str],
     slippage_bps: float,
     stop_loss_pct: float | None,
     take_profit_pct: float | None,
     margin: float,
 ) -> np.ndarray:
-    """Return the kernel's cost vector; stops default to the strategy's own."""
+    """Return the kernel's cost vector for instruments in ``currencies`` (upper-case codes,
+    one per instrument, each choosing its commission schedule); stops default to the
+    strategy's own.
+
+    Raises:
+        ParameterError: naming the cost argument (or ``currency``) that is invalid.
+    """
     return cost_vector(
-        commission,
+        [schedule(commission, currency=c) for c in currencies],
         slippage_bps=slippage_bps,
         stop_loss_pct=stop_loss_pct if stop_loss_pct is not None else strat.stop_loss_pct,
         take_profit_pct=take_profit_pct if take_profit_pct is not None else strat.take_profit_pct,
@@ -119,6 +126,7 @@ def simulate(
     fill: Fill,
     tradable: np.ndarray | None = None,
     prices: tuple[np.ndarray, ...] | None = None,
+    fx: np.ndarray | None = None,
     finalize: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run one account through the kernel; return (equity (n,), positions (n, k), trade rows).
@@ -132,7 +140,11 @@ def simulate(
         costs: from :func:`run_costs`.
         fill: ``"next_open"`` or ``"close"``.
         tradable: (n, k) bools, False where an instrument has no bar (all True if None).
-        prices: open, high, low, close as (n, k) contiguous arrays.
+        prices: open, high, low, close as (n, k) contiguous arrays, in the account's
+            currency.
+        fx: (n, k) account-currency units per unit of each instrument's currency, which
+            converts the schedules' fixed amounts (None: every instrument is in the
+            account's currency).
         finalize: close what is still open at the last close.
     """
     check_account(cash, fill)
@@ -142,6 +154,7 @@ def simulate(
     o, h, lo, c = prices
     n, width = c.shape
     ok = tradable if tradable is not None else np.ones((n, width), dtype=np.bool_)
+    rates = np.empty((0, width)) if fx is None else np.ascontiguousarray(fx)
     equity = np.empty(n)
     positions = np.empty((n, width))
     tr = np.empty((2 * n * width + 2, k.TRADE_COLUMNS))
@@ -156,6 +169,7 @@ def simulate(
         mode,
         float(cash),
         costs,
+        rates,
         fill == "close",
         bool(finalize),
         equity,
@@ -193,6 +207,7 @@ def simulate_sets(
         mode,
         float(cash),
         costs,
+        np.empty((0, 1)),
         fill == "close",
         bool(finalize),
         equity,
