@@ -3,7 +3,14 @@
 The symbols' bars are aligned on a common calendar (the union of their timestamps). Prices
 are forward-filled for valuation, but a symbol never trades (nor triggers stops) on a
 timestamp where it has no bar of its own; a signal waiting there is acted on at the symbol's
-next bar. Targets are computed on each symbol's own bars and scaled by its weight.
+next bar. Targets and sizing are computed on each symbol's own bars; targets are scaled by
+the symbol's weight.
+
+Before its first bar a symbol does not exist for the account: its target is 0, it has no
+fills and no value, and no price of it is carried backwards (nothing earlier can depend on
+its first price). The benchmark (:func:`equal_weight_benchmark`) weights only the symbols
+that have started: equal value in those trading at the first timestamp, re-split equally
+over every started symbol at each later symbol's first close, bought and held in between.
 
 Example:
     >>> import numpy as np, pandas as pd
@@ -20,6 +27,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -64,7 +72,8 @@ def run_portfolio(
         weights: ``"equal"``/None (1/k each) or symbol -> fraction of equity per symbol.
         cash, commission, slippage_bps, fill, size, stop_loss_pct, take_profit_pct,
         allow_short, margin: as for ``run_backtest`` (``size`` scales every weight).
-        benchmark: compare with an equal-weight buy-and-hold of the symbols.
+        benchmark: compare with the equal-weight buy-and-hold of the symbols that have
+            started (see :func:`equal_weight_benchmark`).
         periods_per_year: as for ``run_backtest`` (None infers it from the union calendar).
         finalize_trades: as for ``run_backtest``.
 
@@ -75,31 +84,11 @@ def run_portfolio(
     frames = _frames(bars_by_symbol)
     symbols = list(frames)
     strat, p = prepare(strategy, params, allow_short)
-    index = frames[symbols[0]].index
-    for s in symbols[1:]:
-        index = index.union(frames[s].index)
+    index = _calendar(frames)
     ppy = bars_per_year(index, periods_per_year)
-    aligned = {s: f.reindex(index) for s, f in frames.items()}
-    tradable = np.column_stack([aligned[s]["close"].notna().to_numpy() for s in symbols])
-    prices = tuple(
-        np.ascontiguousarray(
-            np.column_stack([aligned[s][col].ffill().bfill().to_numpy() for s in symbols])
-        )
-        for col in COLUMNS[:4]
-    )
-    target = np.column_stack(
-        [
-            pd.Series(strat.target(frames[s], p, resolved=True), frames[s].index)
-            .reindex(index)
-            .ffill()
-            .fillna(0.0)
-            .to_numpy()
-            for s in symbols
-        ]
-    )
-    w = _weights(weights, symbols)
-    parts = [sizing(size, prices[3][:, j], periods_per_year=ppy) for j in range(len(symbols))]
-    scale = np.column_stack([part[0] * (1.0 if part[1] else w[j]) for j, part in enumerate(parts)])
+    book = _book(frames, index)
+    target = np.column_stack([_on(index, _own_targets(strat, p, f)) for f in frames.values()])
+    scale, mode = _scale(size, frames, index, weights=_weights(weights, symbols), ppy=ppy)
     costs = run_costs(
         strat,
         commission=commission,
@@ -109,23 +98,21 @@ def run_portfolio(
         take_profit_pct=take_profit_pct,
         margin=margin,
     )
-    frame = pd.DataFrame(index=index)
     values, positions, rows = simulate(
-        frame,
+        pd.DataFrame(index=index),
         target,
         scale,
-        parts[0][1],
+        mode,
         cash=cash,
         costs=costs,
         fill=fill,
-        tradable=tradable,
-        prices=prices,
+        tradable=book.tradable,
+        prices=book.prices,
         finalize=finalize_trades,
     )
     equity = pd.Series(values, index=index, name="equity", copy=False)
     trades = trades_frame(rows, index, symbols)
-    closes = pd.DataFrame(prices[3], index=index, columns=symbols)
-    bench = (closes / closes.iloc[0]).mean(axis=1) if benchmark else None
+    bench = equal_weight_benchmark(book.closes, index) if benchmark else None
     stats = metrics.compute_stats(
         equity,
         trades=trades,
@@ -142,6 +129,99 @@ def run_portfolio(
         strategy=strat.name,
         benchmark=bench,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Book:
+    """The instruments' bars on the account's calendar.
+
+    Attributes:
+        prices: open, high, low, close as (n, k) arrays for the kernel: forward-filled
+            after each instrument's first bar and 0 before it (it holds nothing there, so
+            no price from its future is ever read).
+        tradable: (n, k) True where the instrument has a bar of its own.
+        closes: (n, k) closes, forward-filled after the first bar and NaN before it.
+    """
+
+    prices: tuple[np.ndarray, ...]
+    tradable: np.ndarray
+    closes: np.ndarray
+
+
+def _calendar(frames: Mapping[str, pd.DataFrame]) -> pd.DatetimeIndex:
+    """Return the union of the instruments' timestamps."""
+    first, *rest = frames.values()
+    index = first.index
+    for frame in rest:
+        index = index.union(frame.index)
+    return pd.DatetimeIndex(index)
+
+
+def _book(frames: Mapping[str, pd.DataFrame], index: pd.DatetimeIndex) -> _Book:
+    """Align every instrument's prices on ``index`` (see :class:`_Book`)."""
+    aligned = [frame.reindex(index) for frame in frames.values()]
+    tradable = np.column_stack([a["close"].notna().to_numpy() for a in aligned])
+    filled = [np.column_stack([a[col].ffill().to_numpy() for a in aligned]) for col in COLUMNS[:4]]
+    prices = tuple(np.ascontiguousarray(np.nan_to_num(f, nan=0.0)) for f in filled)
+    return _Book(prices=prices, tradable=tradable, closes=filled[3])
+
+
+def _own_targets(strat: Strategy, p: Mapping[str, Any], frame: pd.DataFrame) -> pd.Series:
+    """Return the strategy's targets computed on one instrument's own bars."""
+    return pd.Series(strat.target(frame, p, resolved=True), frame.index)
+
+
+def _on(index: pd.DatetimeIndex, own: pd.Series) -> np.ndarray:
+    """Carry a per-own-bar series onto ``index``: forward-filled, 0 before its first bar."""
+    return own.reindex(index).ffill().fillna(0.0).to_numpy()
+
+
+def _scale(
+    size: Size,
+    frames: Mapping[str, pd.DataFrame],
+    index: pd.DatetimeIndex,
+    *,
+    weights: np.ndarray,
+    ppy: float,
+) -> tuple[np.ndarray, int]:
+    """Return the (n, k) sizing multipliers and the size mode.
+
+    Each instrument is sized on its own bars (a volatility target sees only its own
+    returns), then weighted; fixed share counts are not weighted.
+    """
+    columns, mode = [], 0
+    for j, frame in enumerate(frames.values()):
+        close = frame["close"].to_numpy()
+        own, mode = sizing(size, close, periods_per_year=ppy)
+        columns.append(_on(index, pd.Series(own, frame.index)) * (1.0 if mode else weights[j]))
+    return np.column_stack(columns), mode
+
+
+def equal_weight_benchmark(closes: np.ndarray, index: pd.DatetimeIndex) -> pd.Series:
+    """Return the equal-weight buy-and-hold benchmark of the instruments that have started.
+
+    It starts with equal value in every instrument with a bar at the first timestamp. At a
+    later instrument's first bar it re-splits its whole value equally over every started
+    instrument at that bar's closes; between those bars it buys and holds. An instrument
+    has no weight and no price before its first bar. With a common start this is the mean
+    of each close over its first close.
+
+    Args:
+        closes: (n, k) closes forward-filled after each instrument's first bar, NaN before.
+        index: the bars' timestamps.
+    """
+    started = ~np.isnan(closes)
+    events = np.unique(started.argmax(axis=0))
+    value = np.empty(len(closes))
+    level = 1.0
+    for m, begin in enumerate(events):
+        end = int(events[m + 1]) if m + 1 < len(events) else len(closes)
+        members = started[begin]
+        entry = closes[begin, members]
+        value[begin:end] = level * (closes[begin:end, members] / entry).mean(axis=1)
+        if end < len(closes):  # the value the next re-split starts from
+            level *= float((closes[end, members] / entry).mean())
+    return pd.Series(value, index=index, name="benchmark")
 
 
 def _frames(bars_by_symbol: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
