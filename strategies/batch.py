@@ -104,8 +104,8 @@ def run_batch(
         equity, counts = simulate_sets(
             prices,
             targets,
-            scale,
-            mode,
+            scale=scale,
+            mode=mode,
             cash=cash,
             costs=costs,
             fill=fill,

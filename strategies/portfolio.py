@@ -12,6 +12,14 @@ its first price). The benchmark (:func:`equal_weight_benchmark`) weights only th
 that have started: equal value in those trading at the first timestamp, re-split equally
 over every started symbol at each later symbol's first close, bought and held in between.
 
+Currencies: each symbol has one (``currencies``; USD by default) and the account has one
+(``base_currency``). Amounts in different currencies are never added: a symbol in another
+currency has its prices, and its commission schedule's fixed amounts, converted into the
+base currency bar by bar with ``fx`` (see :mod:`strategies.fx`: the latest rate at or
+before each bar), and without rates the run is refused. Equity, trades (prices, pnl,
+commission) and stats are then in the base currency; stops and take-profits are percent
+moves of the base-currency price.
+
 Example:
     >>> import numpy as np, pandas as pd
     >>> def walk(seed):
@@ -39,6 +47,7 @@ from strategies.bars import validate_bars
 from strategies.base import COLUMNS, Strategy
 from strategies.checks import finite_number
 from strategies.costs import CommissionSpec
+from strategies.fx import Currencies, account_currency, fx_rates, instrument_currencies
 from strategies.results import BacktestResult, trades_frame
 from strategies.simulation import Fill, prepare, run_costs, simulate
 from strategies.sizing import Size, bars_per_year, sizing
@@ -62,6 +71,9 @@ def run_portfolio(
     benchmark: bool = True,
     periods_per_year: float | None = None,
     finalize_trades: bool = False,
+    currencies: Currencies = None,
+    base_currency: str | None = None,
+    fx: Mapping[str, pd.Series] | None = None,
 ) -> BacktestResult:
     """Backtest ``strategy`` on several symbols with shared cash.
 
@@ -76,29 +88,46 @@ def run_portfolio(
             started (see :func:`equal_weight_benchmark`).
         periods_per_year: as for ``run_backtest`` (None infers it from the union calendar).
         finalize_trades: as for ``run_backtest``.
+        currencies: every symbol's currency: one code for all (``"AUD"``), a mapping of
+            symbol to code, or None for USD; ``commission="ibkr"`` prices each symbol by
+            its own (see ``run_backtest``).
+        base_currency: the account's currency (``cash`` and every result); None means the
+            symbols' common currency, or USD when they differ.
+        fx: currency code -> Series of the base-currency price of one unit of it (AUD ->
+            USD per AUD), on a UTC DatetimeIndex; needed for every symbol currency other
+            than the base one. Each bar uses the latest rate at or before its timestamp.
 
     Returns:
-        A BacktestResult whose ``trades`` carry the symbol and whose ``positions`` is a
-        DataFrame of shares per symbol.
+        A BacktestResult whose ``trades`` carry the symbol, whose ``positions`` is a
+        DataFrame of shares per symbol and whose ``currency`` is the base currency.
+
+    Raises:
+        DataError: bad bars (naming the symbol) or bad FX series (``field="fx"``).
+        ParameterError: a bad argument; symbols in a currency other than the base one
+            without rates for it name ``fx`` and the currencies involved.
     """
     frames = _frames(bars_by_symbol)
     symbols = list(frames)
+    codes = instrument_currencies(currencies, symbols)
+    base = account_currency(base_currency, codes)
     strat, p = prepare(strategy, params, allow_short)
     index = _calendar(frames)
     ppy = bars_per_year(index, periods_per_year)
     book = _book(frames, index)
-    target = np.column_stack([_on(index, _own_targets(strat, p, f)) for f in frames.values()])
-    scale, mode = _scale(size, frames, index, weights=_weights(weights, symbols), ppy=ppy)
+    rates = fx_rates(fx, codes=codes, base=base, index=index, started=book.started)
+    book = book.converted(rates)
+    target = np.column_stack([_on(index, _own_targets(strat, f, p=p)) for f in frames.values()])
+    scale, mode = _scale(size, book, index=index, weights=_weights(weights, symbols), ppy=ppy)
     costs = run_costs(
         strat,
         commission=commission,
-        currencies=["USD"] * len(symbols),
+        currencies=codes,
         slippage_bps=slippage_bps,
         stop_loss_pct=stop_loss_pct,
         take_profit_pct=take_profit_pct,
         margin=margin,
     )
-    values, positions, rows = simulate(
+    run = simulate(
         pd.DataFrame(index=index),
         target,
         scale,
@@ -108,17 +137,32 @@ def run_portfolio(
         fill=fill,
         tradable=book.tradable,
         prices=book.prices,
+        fx=rates,
         finalize=finalize_trades,
     )
+    bench = equal_weight_benchmark(book.closes, index) if benchmark else None
+    return _result(
+        run, index=index, symbols=symbols, bench=bench, ppy=ppy, currency=base, name=strat.name, p=p
+    )
+
+
+def _result(
+    run: tuple[np.ndarray, np.ndarray, np.ndarray],
+    *,
+    index: pd.DatetimeIndex,
+    symbols: list[str],
+    bench: pd.Series | None,
+    ppy: float,
+    currency: str,
+    name: str,
+    p: dict[str, Any],
+) -> BacktestResult:
+    """Assemble the portfolio's BacktestResult from the kernel's outputs."""
+    values, positions, rows = run
     equity = pd.Series(values, index=index, name="equity", copy=False)
     trades = trades_frame(rows, index, symbols)
-    bench = equal_weight_benchmark(book.closes, index) if benchmark else None
     stats = metrics.compute_stats(
-        equity,
-        trades=trades,
-        positions=positions,
-        benchmark=bench,
-        periods_per_year=ppy,
+        equity, trades=trades, positions=positions, benchmark=bench, periods_per_year=ppy
     )
     return BacktestResult(
         trades=trades,
@@ -126,8 +170,9 @@ def run_portfolio(
         positions=pd.DataFrame(positions, index, symbols),
         stats=stats,
         params=p,
-        strategy=strat.name,
+        strategy=name,
         benchmark=bench,
+        currency=currency,
     )
 
 
@@ -141,11 +186,30 @@ class _Book:
             no price from its future is ever read).
         tradable: (n, k) True where the instrument has a bar of its own.
         closes: (n, k) closes, forward-filled after the first bar and NaN before it.
+        own: each instrument's own bars as positions in the calendar.
     """
 
     prices: tuple[np.ndarray, ...]
     tradable: np.ndarray
     closes: np.ndarray
+    own: tuple[np.ndarray, ...]
+
+    @property
+    def started(self) -> np.ndarray:
+        """Return (n, k) bools, True from each instrument's first bar on."""
+        started: np.ndarray = ~np.isnan(self.closes)
+        return started
+
+    def converted(self, rates: np.ndarray | None) -> _Book:
+        """Return the book in the base currency at ``rates`` (n, k) (itself when None)."""
+        if rates is None:
+            return self
+        return _Book(
+            prices=tuple(np.ascontiguousarray(p * rates) for p in self.prices),
+            tradable=self.tradable,
+            closes=self.closes * rates,
+            own=self.own,
+        )
 
 
 def _calendar(frames: Mapping[str, pd.DataFrame]) -> pd.DatetimeIndex:
@@ -163,10 +227,11 @@ def _book(frames: Mapping[str, pd.DataFrame], index: pd.DatetimeIndex) -> _Book:
     tradable = np.column_stack([a["close"].notna().to_numpy() for a in aligned])
     filled = [np.column_stack([a[col].ffill().to_numpy() for a in aligned]) for col in COLUMNS[:4]]
     prices = tuple(np.ascontiguousarray(np.nan_to_num(f, nan=0.0)) for f in filled)
-    return _Book(prices=prices, tradable=tradable, closes=filled[3])
+    own = tuple(index.get_indexer(frame.index) for frame in frames.values())
+    return _Book(prices=prices, tradable=tradable, closes=filled[3], own=own)
 
 
-def _own_targets(strat: Strategy, p: Mapping[str, Any], frame: pd.DataFrame) -> pd.Series:
+def _own_targets(strat: Strategy, frame: pd.DataFrame, *, p: Mapping[str, Any]) -> pd.Series:
     """Return the strategy's targets computed on one instrument's own bars."""
     return pd.Series(strat.target(frame, p, resolved=True), frame.index)
 
@@ -177,23 +242,18 @@ def _on(index: pd.DatetimeIndex, own: pd.Series) -> np.ndarray:
 
 
 def _scale(
-    size: Size,
-    frames: Mapping[str, pd.DataFrame],
-    index: pd.DatetimeIndex,
-    *,
-    weights: np.ndarray,
-    ppy: float,
+    size: Size, book: _Book, *, index: pd.DatetimeIndex, weights: np.ndarray, ppy: float
 ) -> tuple[np.ndarray, int]:
     """Return the (n, k) sizing multipliers and the size mode.
 
-    Each instrument is sized on its own bars (a volatility target sees only its own
-    returns), then weighted; fixed share counts are not weighted.
+    Each instrument is sized on its own bars' closes in the base currency (a volatility
+    target sees only its own returns), then weighted; fixed share counts are not weighted.
     """
     columns, mode = [], 0
-    for j, frame in enumerate(frames.values()):
-        close = frame["close"].to_numpy()
-        own, mode = sizing(size, close, periods_per_year=ppy)
-        columns.append(_on(index, pd.Series(own, frame.index)) * (1.0 if mode else weights[j]))
+    for j, at in enumerate(book.own):
+        own, mode = sizing(size, book.closes[at, j], periods_per_year=ppy)
+        column = _on(index, pd.Series(own, index[at]))
+        columns.append(column * (1.0 if mode else weights[j]))
     return np.column_stack(columns), mode
 
 

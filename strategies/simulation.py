@@ -182,9 +182,9 @@ def simulate(
 def simulate_sets(
     prices: tuple[np.ndarray, ...],
     targets: np.ndarray,
+    *,
     scale: np.ndarray,
     mode: int,
-    *,
     cash: float,
     costs: np.ndarray,
     fill: Fill,
