@@ -3,11 +3,13 @@
 
 ``cross_state`` is the sma_cross signal of one (fast, slow) pair; ``sma_cross_targets`` runs it
 over many pairs from one matrix of distinct SMAs (``SmaCross.targets_batch``). Sharing the
-function is what keeps a batch column equal to its single target.
+function is what keeps a batch column equal to its single target. ``latch`` turns entry and
+exit events into a position state (library strategies and rule specs).
 """
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
 
 
@@ -56,3 +58,20 @@ def sma_cross_targets(smas, fast, slow, short, out_t):
     for col in prange(out_t.shape[0]):
         cross_state(smas[fast[col]], smas[slow[col]], short[col], out_t[col])
     return out_t
+
+
+@njit(cache=True)
+def latch(long_entry, long_exit, short_entry, short_exit):
+    """Turn entry/exit event arrays into a -1/0/+1 position state (starting flat)."""
+    n = long_entry.shape[0]
+    out = np.zeros(n)
+    state = 0.0
+    for t in range(n):
+        if long_entry[t] and state <= 0.0:
+            state = 1.0
+        elif short_entry[t] and state >= 0.0:
+            state = -1.0
+        elif (state == 1.0 and long_exit[t]) or (state == -1.0 and short_exit[t]):
+            state = 0.0
+        out[t] = state
+    return out

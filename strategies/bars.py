@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import DataError
-from strategies import _kernels as k
+from strategies import _bar_kernels as bk
 from strategies.base import COLUMNS
 
 COLUMN_INDEX = pd.Index(list(COLUMNS))
@@ -54,13 +54,13 @@ def bar_values(bars: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         raise DataError(f"need at least 2 bars to backtest, got {len(bars)}", field="bars")
     block = _block_of(bars) if canonical else _block_from_columns(bars)
     values = block.T
-    if not k.bars_ok(block):
+    if not bk.bars_ok(block):
         raise _bar_error(block, index)
     return frame_of(block, index), values
 
 
 def _bar_error(block: np.ndarray, index: pd.DatetimeIndex) -> DataError:
-    """Return the DataError naming the first bar that ``k.bars_ok`` rejects, and its rule."""
+    """Return the DataError naming the first bar that ``bk.bars_ok`` rejects, and its rule."""
     prices = block[:4]
     with np.errstate(invalid="ignore"):
         sane = np.isfinite(prices) & (prices > 0)

@@ -14,8 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from strategies._kernels import latch
-from strategies._signal_kernels import cross_state, sma_cross_targets
+from strategies._signal_kernels import cross_state, latch, sma_cross_targets
 from strategies.base import ChoiceParam, FloatParam, IndicatorCache, IntParam, Param, Strategy
 from strategies.base import require_less as _require_less
 

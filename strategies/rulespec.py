@@ -62,7 +62,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.errors import ScizorError, ValidationError
-from strategies._kernels import latch
+from strategies._signal_kernels import latch
 from strategies.base import COLUMNS, IndicatorCache, Param, Strategy
 from strategies.indicator_registry import INDICATORS
 from strategies.library import crosses_above, crosses_below

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import ParameterError
-from strategies import _kernels as k
+from strategies import _bar_kernels as bk
 from strategies.checks import finite_number
 
 _UNITS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
@@ -82,7 +82,7 @@ def periods_per_year(index: pd.Index) -> float:
     # pandas 3 indexes may be in s, ms, us or ns: scale the integer step to seconds.
     units = _UNITS_PER_SECOND[stamps.unit]
     ints = stamps.asi8
-    if k.min_step(ints) >= 86_400 * 0.9 * units:
+    if bk.min_step(ints) >= 86_400 * 0.9 * units:
         return 252.0  # the median is at least the smallest step: no need for it
     steps = np.diff(ints)
     # The median of floats: numpy's integer median is several times slower (exact below 2**53).
