@@ -268,7 +268,7 @@ class Strategy:
         """
         p = dict(params or {}) if resolved else self.resolve(params)
         ind = indicators if indicators is not None else IndicatorCache(bars)
-        raw = _as_targets(self.name, self.signal(bars, p, ind), len(bars))
+        raw = _as_targets(self.name, self.signal(bars, p, ind), n=len(bars))
         low = -1.0 if p.get("allow_short", "allow_short" not in self.params) else 0.0
         if len(raw) and low <= raw.min() and raw.max() <= 1.0:
             return raw  # already finite and in range (NaN fails both tests): two reductions
@@ -336,7 +336,7 @@ def _indicator(name: str) -> Callable[..., Any]:
     return found
 
 
-def _as_targets(owner: str, values: Any, n: int) -> np.ndarray:
+def _as_targets(owner: str, values: Any, *, n: int) -> np.ndarray:
     """Return ``values`` as a float64 array of ``n`` targets, or raise ValidationError."""
     try:
         raw = np.asarray(values, dtype=np.float64)

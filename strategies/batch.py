@@ -74,15 +74,10 @@ def run_batch(
         ``profit_factor`` of closed trades. ``table.attrs["currency"]`` records the
         currency (the columns stay numeric).
     """
-    if isinstance(param_sets, str | bytes | Mapping) or not isinstance(param_sets, Sequence):
-        raise ParameterError(
-            f"param_sets must be a list of parameter mappings, got {type(param_sets).__name__}",
-            field="param_sets",
-        )
     code = check_currency(currency)
     frame, values = bar_values(bars)
     strat, _ = prepare(strategy, None, allow_short)
-    resolved = [prepare(strat, ps, allow_short)[1] for ps in param_sets]
+    resolved = _resolved(strat, param_sets, allow_short=allow_short)
     costs = run_costs(
         strat,
         commission=commission,
@@ -118,6 +113,18 @@ def run_batch(
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     table.attrs["currency"] = code
     return table
+
+
+def _resolved(
+    strat: Strategy, param_sets: Sequence[Mapping[str, Any]], *, allow_short: bool | None
+) -> list[dict[str, Any]]:
+    """Return every parameter set resolved, or raise ParameterError naming the bad one."""
+    if isinstance(param_sets, str | bytes | Mapping) or not isinstance(param_sets, Sequence):
+        raise ParameterError(
+            f"param_sets must be a list of parameter mappings, got {type(param_sets).__name__}",
+            field="param_sets",
+        )
+    return [prepare(strat, ps, allow_short)[1] for ps in param_sets]
 
 
 def _rows(

@@ -21,6 +21,16 @@ Conventions (documented once, used by ``run_backtest``, ``run_portfolio`` and ``
 * Positions still open at the end stay open: ``equity`` marks them at the last close and
   ``trades`` lists closed trades only (like backtesting.py without ``finalize_trades``);
   ``finalize_trades=True`` closes them at the last close instead.
+* Commission is charged per fill in the instrument's currency (``currency=``):
+  ``commission="ibkr"`` is Interactive Brokers' fixed pricing for it (see
+  :mod:`strategies.costs`). A run's money (cash, equity, trades, stats) is in one currency,
+  recorded as ``BacktestResult.currency``; a portfolio over several converts with FX rates
+  or refuses (see :mod:`strategies.portfolio`).
+
+Layout: this module holds ``run_backtest`` and re-exports the engine's public names;
+``strategies.batch`` (``run_batch``) and ``strategies.portfolio`` (``run_portfolio``) call
+the same core, :mod:`strategies.simulation`, over :mod:`strategies.bars`,
+:mod:`strategies.costs` and :mod:`strategies.sizing`.
 
 Example:
     >>> import numpy as np, pandas as pd
@@ -38,6 +48,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from core.errors import ParameterError
@@ -164,7 +175,7 @@ def run_backtest(
         margin=margin,
     )
     scale, mode = sizing(size, values[:, 3], periods_per_year=ppy)
-    equity, positions, trades = simulate(
+    run = simulate(
         frame,
         target[:, None],
         scale[:, None],
@@ -175,6 +186,34 @@ def run_backtest(
         prices=ohlc,
         finalize=finalize_trades,
     )
+    return _result(
+        run,
+        frame=frame,
+        values=values,
+        benchmark=benchmark,
+        ppy=ppy,
+        symbol=symbol,
+        p=p,
+        strategy=strat.name,
+        currency=code,
+    )
+
+
+def _result(
+    run: tuple[np.ndarray, np.ndarray, np.ndarray],
+    *,
+    frame: pd.DataFrame,
+    values: np.ndarray,
+    benchmark: bool,
+    ppy: float,
+    symbol: str,
+    p: dict[str, Any],
+    strategy: str,
+    currency: str,
+) -> BacktestResult:
+    """Assemble one instrument's BacktestResult from the kernel's outputs."""
+    equity, positions, trades = run
+    index = frame.index
     stats = metrics.summarize(
         equity,
         index=index,
@@ -192,10 +231,10 @@ def run_backtest(
         positions=pd.Series(positions[:, 0], index, name="position", copy=False),
         stats=stats,
         params=p,
-        strategy=strat.name,
+        strategy=strategy,
         bars=frame,
         benchmark=pd.Series(values[:, 3].copy(), index, name="close", copy=False)
         if benchmark
         else None,
-        currency=code,
+        currency=currency,
     )
