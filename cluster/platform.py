@@ -163,7 +163,12 @@ def up(settings: Settings) -> PlatformState:
     state.api_url = f"http://{api.host}:{api.port}"
     save_state(settings, state)
     state.extra["gateway"] = start_gateway(Settings.from_env(effective_env(settings, state)))
-    wait_until(lambda: _healthy(state.api_url), timeout=60, what="the HTTP API")
+    wait_until(
+        lambda: _healthy(state.api_url),
+        timeout=60,
+        what=f"the HTTP API on {state.api_url} (if Ray Serve already ran on this cluster, it "
+        "keeps the port it started with: set SCIZOR_API_PORT to it, or 'serve shutdown')",
+    )
     return state
 
 

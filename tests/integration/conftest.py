@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 
 import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def serve_api_port() -> int:
+    """The one HTTP port of Ray Serve in this run.
+
+    Serve's proxy keeps the port it first started with for the cluster's life, so every test
+    that deploys the API on the session cluster (``scizor up`` or ``serve.run``) uses this.
+    """
+    return _free_port()
 
 
 @pytest.fixture(scope="session")
@@ -13,7 +30,8 @@ def ray_session() -> Iterator[None]:
     """Start one local Ray cluster (num_cpus=2) for the whole run; shut it down at the end.
 
     The head carries the ``scizor_head`` custom resource, as ``cluster.bootstrap`` declares on
-    a real head node, so actors pinned to the head can be scheduled.
+    a real head node, so actors pinned to the head can be scheduled. The dashboard runs (on a
+    free loopback port) because Ray Jobs are submitted through it.
     """
     import ray
 
@@ -21,7 +39,9 @@ def ray_session() -> Iterator[None]:
     ray.init(
         address="local",  # always a fresh cluster, never one a developer left running
         num_cpus=2,
-        include_dashboard=False,
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+        dashboard_port=_free_port(),
         namespace="scizor-test",
         resources={"scizor_head": 1},
         logging_level="WARNING",

@@ -69,10 +69,12 @@ def scizor(env: dict[str, str], *args: str, timeout: float = 240) -> subprocess.
     )
 
 
-def test_up_serves_health_from_ray_serve_and_down_stops_what_it_started(ray_session, tmp_path):
+def test_up_serves_health_from_ray_serve_and_down_stops_what_it_started(
+    ray_session, serve_api_port, tmp_path
+):
     import ray
 
-    api_port, ib_port = free_port(), free_port()
+    api_port, ib_port = serve_api_port, free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SCIZOR_")},
         "SCIZOR_HOME": str(tmp_path / "home"),

@@ -53,7 +53,9 @@ def run(env: dict[str, str], line: str, *, timeout: float = 600) -> subprocess.C
     )  # fmt: skip
 
 
-def test_readme_collecting_block_runs_as_printed_on_the_whole_universe(ray_session, tmp_path):
+def test_readme_collecting_block_runs_as_printed_on_the_whole_universe(
+    ray_session, serve_api_port, tmp_path
+):
     import ray
 
     home = tmp_path / "home"
@@ -61,7 +63,7 @@ def test_readme_collecting_block_runs_as_printed_on_the_whole_universe(ray_sessi
         **{k: v for k, v in os.environ.items() if not k.startswith("SCIZOR_")},
         "SCIZOR_HOME": str(home),
         "SCIZOR_RAY_ADDRESS": ray.get_runtime_context().gcs_address,
-        "SCIZOR_API_PORT": str(free_port()),
+        "SCIZOR_API_PORT": str(serve_api_port),
         "SCIZOR_IB_PORT": str(free_port()),
         "COLUMNS": "200",
     }
