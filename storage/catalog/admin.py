@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, update
 
 from core.errors import NotFound, ValidationError
 from core.instruments import parse
@@ -197,6 +199,46 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+SCOPE_ORDER: tuple[TokenScope, ...] = (
+    TokenScope.READ,
+    TokenScope.RESEARCH,
+    TokenScope.TRADE,
+    TokenScope.ADMIN,
+)
+"""Scopes from least to most powerful; each includes the ones before it."""
+
+
+def scope_includes(granted: TokenScope | str, needed: TokenScope | str) -> bool:
+    """True when a token of scope ``granted`` may do what needs ``needed``."""
+    return SCOPE_ORDER.index(TokenScope(granted)) >= SCOPE_ORDER.index(TokenScope(needed))
+
+
+def parse_scope(value: TokenScope | str) -> TokenScope:
+    """Return ``value`` as a scope, or raise ValidationError naming ``scope`` and the choices."""
+    try:
+        return TokenScope(str(value).strip().lower())
+    except ValueError:
+        choices = ", ".join(s.value for s in SCOPE_ORDER)
+        raise ValidationError(
+            f"scope must be one of {choices}; got {value!r}", field="scope"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiToken(TokenRecord):
+    """A token's metadata with its expiry (the plaintext is never stored)."""
+
+    expires_at: datetime | None = None
+
+    def state(self, at: datetime) -> str:
+        """``live``, ``revoked`` or ``expired`` at ``at``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= at:
+            return "expired"
+        return "live"
+
+
 class TokenRepository:
     """API bearer tokens; only their SHA-256 hashes are stored."""
 
@@ -204,65 +246,113 @@ class TokenRepository:
         self._db = db
 
     def create(
-        self, scope: TokenScope | str, name: str = "", *, at: datetime | None = None
-    ) -> tuple[TokenRecord, str]:
-        """Create a token; return its record and the plaintext, which is never shown again."""
-        try:
-            scope = TokenScope(scope)
-        except ValueError as exc:
+        self,
+        scope: TokenScope | str,
+        name: str = "",
+        *,
+        expires_at: datetime | None = None,
+        at: datetime | None = None,
+    ) -> tuple[ApiToken, str]:
+        """Create a token; return its record and the plaintext, which is never shown again.
+
+        Raises:
+            ValidationError: for an unknown scope, or an expiry not in the future.
+        """
+        scope = parse_scope(scope)
+        now = at or utcnow()
+        if expires_at is not None and expires_at <= now:
             raise ValidationError(
-                f"scope must be one of read, trade, admin; got {scope!r}", field="scope"
-            ) from exc
+                f"expires_at {expires_at:%Y-%m-%d %H:%M} UTC is not in the future; give a "
+                "later time, or none for a token that does not expire",
+                field="expires_at",
+            )
         plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
         row = ApiTokenRow(
-            token_hash=hash_token(plaintext),
-            scope=scope.value,
-            name=name,
-            created_at=at or utcnow(),
-        )
+            token_hash=hash_token(plaintext), scope=scope.value, name=name,
+            created_at=now, expires_at=expires_at,
+        )  # fmt: skip
         with self._db.transaction() as session:
             session.add(row)
             session.flush()
             return self._record(row), plaintext
 
-    def verify(self, token: str, *, at: datetime | None = None) -> TokenScope | None:
-        """Return the scope of a live token (and note its use), or None if unknown/revoked."""
+    def lookup(self, token: str) -> ApiToken | None:
+        """Return the record of ``token`` (live or not), or None if it is unknown; writes nothing.
+
+        The stored hash is compared with ``hmac.compare_digest``, in constant time.
+        """
+        digest = hash_token(token)
         with self._db.transaction() as session:
             row = session.scalars(
-                select(ApiTokenRow).where(ApiTokenRow.token_hash == hash_token(token))
+                select(ApiTokenRow).where(ApiTokenRow.token_hash == digest)
             ).first()
-            if row is None or row.revoked_at is not None:
+            if row is None or not hmac.compare_digest(row.token_hash, digest):
                 return None
-            row.last_used_at = at or utcnow()
-            return TokenScope(row.scope)
+            return self._record(row)
 
-    def revoke(self, token_id: int, *, at: datetime | None = None) -> TokenRecord:
+    def verify(self, token: str, *, at: datetime | None = None) -> TokenScope | None:
+        """Return the scope of a live token (and note its use), or None if unknown, revoked
+        or expired. Writes on every call: the API uses :meth:`lookup` and :meth:`mark_used`."""
+        now = at or utcnow()
+        record = self.lookup(token)
+        if record is None or record.state(now) != "live":
+            return None
+        self.mark_used({record.id: now})
+        return record.scope
+
+    def mark_used(self, uses: Mapping[int, datetime]) -> None:
+        """Record when each token (by id) was last used, in one transaction."""
+        if not uses:
+            return
+        with self._db.transaction() as session:
+            for token_id, when in uses.items():
+                session.execute(
+                    update(ApiTokenRow).where(ApiTokenRow.id == token_id).values(last_used_at=when)
+                )
+
+    def revoke(self, token_id: int, *, at: datetime | None = None) -> ApiToken:
         """Revoke a token by id (idempotent; NotFound if there is no such token)."""
         with self._db.transaction() as session:
             row = session.get(ApiTokenRow, token_id)
             if row is None:
-                raise NotFound(f"API token {token_id} does not exist")
+                raise NotFound(
+                    f"API token {token_id} does not exist; 'scizor token list' shows the ids"
+                )
             if row.revoked_at is None:
                 row.revoked_at = at or utcnow()
             session.flush()
             return self._record(row)
 
-    def list(self) -> builtins.list[TokenRecord]:
+    def list(self) -> builtins.list[ApiToken]:
         """Return every token's metadata by id."""
         with self._db.transaction() as session:
             rows = session.scalars(select(ApiTokenRow).order_by(ApiTokenRow.id))
             return [self._record(row) for row in rows]
 
+    def count(self) -> int:
+        """How many tokens were ever created (revoked and expired ones included)."""
+        with self._db.transaction() as session:
+            return int(session.scalar(select(func.count()).select_from(ApiTokenRow)) or 0)
+
     @staticmethod
-    def _record(row: ApiTokenRow) -> TokenRecord:
-        return TokenRecord(
+    def _record(row: ApiTokenRow) -> ApiToken:
+        return ApiToken(
             id=row.id,
             scope=TokenScope(row.scope),
             name=row.name,
             created_at=row.created_at,
             revoked_at=row.revoked_at,
             last_used_at=row.last_used_at,
+            expires_at=row.expires_at,
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditRecord(AuditEntry):
+    """An audit entry with the HTTP status answered and the request's id (None off HTTP)."""
+
+    status: int | None = None
+    request_id: str | None = None
 
 
 class AuditLog:
@@ -277,29 +367,42 @@ class AuditLog:
         action: str,
         *,
         detail: dict[str, Any] | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
         at: datetime | None = None,
-    ) -> AuditEntry:
-        """Append an entry."""
-        row = AuditRow(time=at or utcnow(), actor=actor, action=action, detail=detail or {})
+    ) -> AuditRecord:
+        """Append an entry (``status`` and ``request_id`` for HTTP mutations)."""
+        row = AuditRow(
+            time=at or utcnow(), actor=actor[:100], action=action[:100], detail=detail or {},
+            status=status, request_id=request_id[:64] if request_id else None,
+        )  # fmt: skip
         with self._db.transaction() as session:
             session.add(row)
             session.flush()
             return self._entry(row)
 
     def list(
-        self, *, actor: str | None = None, action: str | None = None, limit: int = 100
-    ) -> builtins.list[AuditEntry]:
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        request_id: str | None = None,
+        limit: int = 100,
+    ) -> builtins.list[AuditRecord]:
         """Return the newest entries first, optionally filtered."""
         stmt = select(AuditRow).order_by(AuditRow.time.desc(), AuditRow.id.desc()).limit(limit)
         if actor is not None:
             stmt = stmt.where(AuditRow.actor == actor)
         if action is not None:
             stmt = stmt.where(AuditRow.action == action)
+        if request_id is not None:
+            stmt = stmt.where(AuditRow.request_id == request_id)
         with self._db.transaction() as session:
             return [self._entry(row) for row in session.scalars(stmt)]
 
     @staticmethod
-    def _entry(row: AuditRow) -> AuditEntry:
-        return AuditEntry(
-            id=row.id, time=row.time, actor=row.actor, action=row.action, detail=row.detail
-        )
+    def _entry(row: AuditRow) -> AuditRecord:
+        return AuditRecord(
+            id=row.id, time=row.time, actor=row.actor, action=row.action, detail=row.detail,
+            status=row.status, request_id=row.request_id,
+        )  # fmt: skip
