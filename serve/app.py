@@ -1,8 +1,12 @@
 """The FastAPI application: HTTP translation only.
 
 ``create_api(context)`` builds the app over a :class:`~serve.context.ApiContext` (settings and
-the services routes call). Ray Serve hosts it (``serve.deployment``); tests can also drive it
-directly with FastAPI's TestClient and no Ray.
+the services routes call). Ray Serve hosts it (``serve.deployment``); tests and the plain-
+uvicorn benchmark also run it directly, with no Ray.
+
+``/health``, ``/docs`` and ``/openapi.json`` are open; every other route needs a bearer token
+whose scope includes the route's (see :mod:`serve.auth`), and OpenAPI says so (the
+``bearerAuth`` scheme, and ``x-scizor-scope`` on each operation).
 """
 
 from __future__ import annotations
@@ -10,36 +14,70 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Security
+from fastapi.routing import APIRoute
 
+from serve import observe
+from serve.auth import SCOPE_KEY, authorize, default_scope
 from serve.context import ApiContext
 from serve.errors import install_error_handlers
+from serve.schemas import Health
+from storage.catalog.admin import SCOPE_ORDER
 
 VERSION = "0.1.0"
 
+DESCRIPTION = """Algorithmic trading on Ray: data, backtests, optimization, trading.
 
-def create_api(context: ApiContext) -> FastAPI:
-    """Build the SCIZOR HTTP API over ``context``."""
-    app = FastAPI(
-        title="SCIZOR",
-        version=VERSION,
-        description="Algorithmic trading on Ray: data, backtests, optimization, trading.",
-    )
+Send `Authorization: Bearer <token>` (tokens: `scizor token create --name N --scope S`).
+GET routes need scope `read`, POST/DELETE `research` (each scope includes the ones before
+it: read < research < trade < admin). Every response carries `X-Request-ID`.
+Long work (collection, validation) answers `202` with a job id and a `Location` to poll.
+"""
+
+
+def create_api(context: ApiContext, *, include_default_routes: bool = False) -> FastAPI:
+    """Build the SCIZOR HTTP API over ``context``.
+
+    Args:
+        context: Settings and services.
+        include_default_routes: Also mount the data and research routes
+            (:func:`serve.routes.all_routers`) before the context's own routers.
+    """
+    app = FastAPI(title="SCIZOR", version=VERSION, description=DESCRIPTION)
     install_error_handlers(app)
+    observe.install(app, context)
     app.state.context = context
 
-    @app.get("/health", tags=["platform"])
+    @app.get("/health", tags=["platform"], response_model=Health)
     def health() -> dict[str, Any]:
-        """Report whether the API and the services behind it are up."""
+        """Report whether the API and each part behind it work (no token needed)."""
         checks = context.health_checks()
-        ok = all(check["ok"] for check in checks.values())
+        ok = all(check.get("ok") for check in checks.values())
         return {
             "status": "ok" if ok else "degraded",
             "version": VERSION,
-            "time": datetime.now(UTC).isoformat(),
+            "time": datetime.now(UTC),
             "checks": checks,
         }
 
-    for router in context.routers():
-        app.include_router(router)
+    routers = list(context.routers())
+    if include_default_routes:
+        from serve.routes import all_routers
+
+        routers = all_routers() + routers
+    for router in routers:
+        _declare_scopes(router)
+        app.include_router(router, dependencies=[Security(authorize)])
     return app
+
+
+def _declare_scopes(router: APIRouter) -> None:
+    """Write each operation's scope into OpenAPI (``x-scizor-scope``), before inclusion."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        extra = dict(route.openapi_extra or {})
+        if SCOPE_KEY not in extra:
+            methods = sorted(route.methods or {"GET"})
+            extra[SCOPE_KEY] = max((default_scope(m) for m in methods), key=SCOPE_ORDER.index).value
+        route.openapi_extra = extra

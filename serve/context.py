@@ -1,14 +1,25 @@
-"""What the HTTP routes need: settings and the services behind them, built once per replica."""
+"""What the HTTP routes need: settings and the services behind them, built once per replica.
+
+The services are injected, so unit tests pass fakes (no Ray) and the Serve deployment passes
+the real ones (:func:`serve.deployment.build_context`): the catalog, the bar store root, the
+gateway (IB lookups), the job launcher (Ray Jobs), the metrics and the limits.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import APIRouter
 
 from core.settings import Settings
+from serve.auth import Guard, TokenVerifier
+from serve.jobs import JobLauncher, NoJobLauncher
+from serve.limits import ApiLimits, RateLimiter
+from serve.metrics import NullApiMetrics, RequestMetrics
+from serve.services import Gateway, NoGateway
+from storage.bars import BarStore
 
 log = logging.getLogger(__name__)
 
@@ -16,19 +27,66 @@ HealthCheck = Callable[[], dict[str, Any]]
 
 
 class ApiContext:
-    """Settings plus named health checks and extra routers contributed by platform parts."""
+    """Settings, services, named health checks and the routers contributed by platform parts.
 
-    def __init__(self, settings: Settings) -> None:
+    Args:
+        settings: The replica's settings.
+        env: The ``SCIZOR_*`` variables the settings came from (Ray Jobs get them).
+        catalog: The catalog (default: opened from ``settings`` on first use).
+        gateway: IB lookups through the gateway actor.
+        jobs: Submits and reads Ray Jobs.
+        metrics: Request metrics (default: none recorded).
+        limits: Body, rate and token-cache limits.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        env: Mapping[str, str] | None = None,
+        catalog: Any = None,
+        gateway: Gateway | None = None,
+        jobs: JobLauncher | None = None,
+        metrics: RequestMetrics | None = None,
+        limits: ApiLimits | None = None,
+    ) -> None:
         self.settings = settings
+        self.env = dict(env or {})
+        self._catalog = catalog
+        self.gateway: Gateway = gateway or NoGateway()
+        self.jobs: JobLauncher = jobs or NoJobLauncher()
+        self.metrics: RequestMetrics = metrics or NullApiMetrics()
+        self.limits = limits or ApiLimits()
+        self.bars = BarStore(settings.storage.bar_store)
+        self._guard: Guard | None = None
         self._checks: dict[str, HealthCheck] = {}
         self._routers: list[APIRouter] = []
+
+    @property
+    def catalog(self) -> Any:
+        """The catalog (opened on first use)."""
+        if self._catalog is None:
+            from storage.catalog import Catalog
+
+            self._catalog = Catalog(self.settings.db.url)
+        return self._catalog
+
+    @property
+    def guard(self) -> Guard:
+        """Token verification and rate limits of this replica (built on first use)."""
+        if self._guard is None:
+            self._guard = Guard(
+                verifier=TokenVerifier(self.catalog.tokens, limits=self.limits),
+                limiter=RateLimiter(rate=self.limits.rate_per_second, burst=self.limits.burst),
+            )
+        return self._guard
 
     def add_health_check(self, name: str, check: HealthCheck) -> None:
         """Register a check returning ``{"ok": bool, ...}``; it must not raise."""
         self._checks[name] = check
 
     def add_router(self, router: APIRouter) -> None:
-        """Mount ``router`` on the app when it is built."""
+        """Mount ``router`` on the app when it is built (every route needs a token)."""
         self._routers.append(router)
 
     def routers(self) -> list[APIRouter]:
@@ -45,3 +103,10 @@ class ApiContext:
                 log.warning("health check %s failed: %s", name, exc)
                 results[name] = {"ok": False, "error": str(exc)}
         return results
+
+    def close(self) -> None:
+        """Write waiting token uses and release the catalog's connections."""
+        if self._guard is not None:
+            self._guard.verifier.flush()
+        if self._catalog is not None:
+            self._catalog.dispose()

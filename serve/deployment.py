@@ -1,9 +1,13 @@
-"""The Ray Serve deployment hosting the FastAPI ingress."""
+"""The Ray Serve deployment hosting the FastAPI ingress.
+
+Each replica rebuilds the settings from the ``SCIZOR_*`` variables it was bound with and
+builds its services once (:func:`build_context`): the catalog, the gateway actor by name,
+Ray Jobs for long work, and Ray metrics (created here, inside the replica).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, cast
 
 from fastapi import FastAPI
@@ -13,44 +17,28 @@ from ray.serve import Application
 from core.settings import Settings
 from serve.app import create_api
 from serve.context import ApiContext
-from storage.catalog import Catalog
+from serve.health import bar_store_check, catalog_check, ray_check
+from serve.jobs import RayJobLauncher
+from serve.limits import ApiLimits
+from serve.metrics import ApiMetrics
+from serve.services import RayGateway
 
 APP_NAME = "scizor"
 
 
-def build_context(settings: Settings) -> ApiContext:
-    """Assemble the API context for ``settings``: checks and routers of every platform part."""
-    context = ApiContext(settings)
-    catalog = Catalog(settings.db.url)
-
-    def catalog_check() -> dict[str, Any]:
-        revision = catalog.revision()
-        return {
-            "ok": revision is not None,
-            "revision": revision,
-            "url": settings.db.redacted_url,
-        }
-
-    def bar_store_check() -> dict[str, Any]:
-        root = settings.storage.bar_store
-        if "://" in root:  # an object store: reachability is checked on first use
-            return {"ok": True, "root": root}
-        return {"ok": Path(root).parent.exists(), "root": root}
-
-    def gateway_check() -> dict[str, Any]:
-        import ray
-
-        from actors.gateway import GATEWAY_NAME, GATEWAY_NAMESPACE
-
-        actor = ray.get_actor(GATEWAY_NAME, namespace=GATEWAY_NAMESPACE)
-        health = cast(dict[str, Any], ray.get(actor.health.remote(), timeout=5))
-        # A stale bar stream (a failed re-subscription) starves live runners: degraded.
-        ok = bool(health.get("connected")) and not health.get("streams_stale")
-        return {"ok": ok, **health}
-
-    context.add_health_check("catalog", catalog_check)
-    context.add_health_check("gateway", gateway_check)
-    context.add_health_check("bar_store", bar_store_check)
+def build_context(
+    settings: Settings, *, env: Mapping[str, str] | None = None, limits: ApiLimits | None = None
+) -> ApiContext:
+    """Assemble the API context for ``settings``: services and the health checks."""
+    context = ApiContext(
+        settings, env=env, gateway=RayGateway(), jobs=RayJobLauncher(), metrics=ApiMetrics(),
+        limits=limits,
+    )  # fmt: skip
+    url = settings.db.redacted_url
+    context.add_health_check("catalog", lambda: catalog_check(context.catalog, redacted_url=url))
+    context.add_health_check("gateway", context.gateway.health)
+    context.add_health_check("bar_store", lambda: bar_store_check(settings.storage.bar_store))
+    context.add_health_check("ray", ray_check)
     return context
 
 
@@ -59,20 +47,32 @@ def build_context(settings: Settings) -> ApiContext:
 class Ingress:
     """One FastAPI app per replica, built from the settings the deployment was bound with."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._settings = Settings.from_env(dict(env))
+    def __init__(self, env: Mapping[str, str], limits: ApiLimits | None = None) -> None:
+        self._env = dict(env)
+        self._settings = Settings.from_env(self._env)
+        self._limits = limits
+        self._context: ApiContext | None = None
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_api(build_context(self._settings))
+        self._context = build_context(self._settings, env=self._env, limits=self._limits)
+        return create_api(self._context, include_default_routes=True)
+
+    def __del__(self) -> None:
+        if self._context is not None:  # write the last batch of token uses
+            self._context.close()
 
 
-def build_app(env: Mapping[str, Any]) -> Application:
+def build_app(env: Mapping[str, Any], *, limits: ApiLimits | None = None) -> Application:
     """Return the Serve application for the ``SCIZOR_*`` variables in ``env``.
 
     The variables (not a Settings object) cross the wire so every replica rebuilds the same
-    settings, on any node.
+    settings, on any node; Ray Jobs the API submits get the same variables.
+
+    Args:
+        env: The environment; only ``SCIZOR_*`` variables are kept.
+        limits: Body, rate and token-cache limits (default: :class:`ApiLimits`).
     """
     scizor_env = {k: str(v) for k, v in env.items() if k.startswith("SCIZOR_")}
     Settings.from_env(scizor_env)  # fail here, in the caller, on bad configuration
     # @serve.deployment adds .bind to the class; mypy sees the undecorated class.
-    return cast(Application, Ingress.bind(scizor_env))  # type: ignore[attr-defined]
+    return cast(Application, Ingress.bind(scizor_env, limits))  # type: ignore[attr-defined]

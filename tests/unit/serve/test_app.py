@@ -1,4 +1,4 @@
-"""The HTTP app without Ray: routes, health and the error mapping."""
+"""The HTTP app without Ray: health, the error mapping, OpenAPI's security and scopes."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from pydantic import BaseModel
 from core import errors as E
 from core.settings import Settings
 from serve.app import create_api
+from serve.auth import needs
 from serve.context import ApiContext
-from serve.errors import status_for
+from serve.errors import Forbidden, PayloadTooLarge, RateLimited, Unauthorized, status_for
+from tests.unit.serve.conftest import make_api
 
 
 def make_client(context: ApiContext) -> TestClient:
@@ -52,6 +54,10 @@ def test_health_is_degraded_not_500_when_a_check_raises():
         (E.RiskRejected("max position"), 422),
         (E.StorageError("down"), 503),
         (E.ConfigError("bad"), 400),
+        (Unauthorized("no token"), 401),
+        (Forbidden("scope", required_scope="trade", token_scope="read"), 403),
+        (PayloadTooLarge("big"), 413),
+        (RateLimited("slow down", retry_after=0.2), 429),
     ],
 )
 def test_every_scizor_error_maps_to_its_status(error, status):
@@ -63,7 +69,7 @@ class Item(BaseModel):
     quantity: int
 
 
-def test_errors_raised_in_routes_become_json_with_the_field():
+def test_errors_raised_in_routes_become_json_with_the_field(catalog, tmp_path):
     router = APIRouter()
 
     @router.get("/missing")
@@ -76,19 +82,59 @@ def test_errors_raised_in_routes_become_json_with_the_field():
             raise E.ValidationError("quantity must be positive; send 1 or more", field="quantity")
         return item
 
-    context = ApiContext(Settings.from_env({}))
-    context.add_router(router)
-    client = make_client(context)
+    api = make_api(catalog, tmp_path)
+    api.context.add_router(router)
+    api.client = TestClient(create_api(api.context))
 
-    response = client.get("/missing")
+    response = api.get("/missing")
     assert response.status_code == 404
     assert response.json() == {"error": "NotFound", "detail": "symbol 'ZZZ' is not in the catalog"}
 
-    response = client.post("/items", json={"symbol": "AAPL", "quantity": 0})
+    response = api.post("/items", json={"symbol": "AAPL", "quantity": 0})
     assert response.status_code == 422
     assert response.json()["field"] == "quantity"
 
-    response = client.post("/items", json={"symbol": "AAPL", "quantity": "many"})
+    response = api.post("/items", json={"symbol": "AAPL", "quantity": "many"})
     assert response.status_code == 422
     assert response.json()["field"] == "quantity"
     assert "integer" in response.json()["detail"]
+
+    json_type = {"Content-Type": "application/json"}
+    response = api.post("/items", content=b"{not json", headers=json_type)
+    assert response.status_code == 422 and response.json()["error"] == "ValidationError"
+
+
+def test_unknown_routes_and_methods_are_json_errors(api):
+    missing = api.get("/nowhere")
+    assert missing.status_code == 404 and "/docs" in missing.json()["detail"]
+    wrong = api.request("PUT", "/symbols")
+    assert wrong.status_code == 405 and wrong.json()["error"] == "MethodNotAllowed"
+
+
+def test_a_route_may_declare_a_higher_scope_than_its_method_needs(catalog, tmp_path):
+    router = APIRouter()
+
+    @router.get("/trading/positions", openapi_extra=needs("trade"))
+    def positions() -> list[str]:
+        return []
+
+    api = make_api(catalog, tmp_path)
+    api.context.add_router(router)
+    api.client = TestClient(create_api(api.context))
+    assert api.get("/trading/positions", scope="research").status_code == 403
+    assert api.get("/trading/positions", scope="trade").status_code == 200
+
+
+def test_openapi_declares_bearer_auth_on_every_route_but_health_and_each_scope(api):
+    spec = api.client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if path == "/health":
+                assert "security" not in operation
+                continue
+            assert operation["security"] == [{"bearerAuth": []}], (method, path)
+            expected = "read" if method == "get" else "research"
+            assert operation["x-scizor-scope"] == expected, (method, path)
+            assert {"401", "403", "422", "429"} <= set(operation["responses"]), (method, path)
+    assert spec["paths"]["/collect"]["post"]["responses"]["202"]

@@ -1,0 +1,208 @@
+"""Long work as Ray Jobs: the API submits the ``scizor`` CLI and reads the job back.
+
+A job's entrypoint is the CLI a user would type (``scizor collect daily --years 5``,
+``scizor collect history BHP.ASX --bar-size 1d ...``, ``scizor symbols validate``), run on
+the cluster by Ray's job server with the API's ``SCIZOR_*`` variables in its runtime
+environment, so it shows in the dashboard with its logs. Submission ids are
+``<prefix>-<16 hex>`` (``collect-...``, ``validate-...``) and the metadata says the kind
+(``scizor_kind``), who asked (``requested_by``) and the request id.
+
+The job server is found from the cluster itself: :class:`RayJobLauncher` gives
+``JobSubmissionClient`` the GCS address of the Ray session it runs in, and Ray looks up the
+dashboard's address there; with Ray's token authentication on, the client sends the
+cluster's token (``RAY_AUTH_TOKEN`` / ``~/.ray/auth_token`` on the head) by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from core.errors import NotFound
+from serve.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+KIND_KEY = "scizor_kind"
+ACTIVE_STATES = frozenset({"PENDING", "RUNNING"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobSpec:
+    """One piece of long work: which CLI command, and what it is.
+
+    Attributes:
+        kind: ``collect-daily``, ``collect-history`` or ``symbols-validate``.
+        prefix: The submission id's prefix (``collect``, ``validate``).
+        args: The ``scizor`` arguments.
+        metadata: Strings stored with the job (who asked, the request id, ...).
+    """
+
+    kind: str
+    prefix: str
+    args: tuple[str, ...]
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobState:
+    """What Ray says of one job (never its runtime environment: it holds secrets)."""
+
+    submission_id: str
+    kind: str
+    status: str
+    message: str | None
+    entrypoint: str
+    start_time: int | None
+    end_time: int | None
+    driver_pid: int | None
+    metadata: dict[str, str]
+
+    @property
+    def active(self) -> bool:
+        """True while the job is pending or running."""
+        return self.status in ACTIVE_STATES
+
+
+class JobLauncher(Protocol):
+    """Submits and reads Ray Jobs."""
+
+    def submit(self, spec: JobSpec, *, env: Mapping[str, str]) -> str: ...
+
+    def get(self, submission_id: str) -> JobState: ...
+
+    def active(self, kind: str) -> list[JobState]: ...
+
+
+class NoJobLauncher:
+    """No job server in this process: every call is a 503."""
+
+    def submit(self, spec: JobSpec, *, env: Mapping[str, str]) -> str:
+        raise ServiceUnavailable("long work needs Ray's job server; none is configured")
+
+    def get(self, submission_id: str) -> JobState:
+        raise ServiceUnavailable("long work needs Ray's job server; none is configured")
+
+    def active(self, kind: str) -> list[JobState]:
+        return []
+
+
+def scizor_executable() -> str:
+    """The ``scizor`` script of this Python environment (the cluster's), else ``scizor``."""
+    candidate = Path(sys.executable).with_name("scizor")
+    return str(candidate) if candidate.exists() else "scizor"
+
+
+def entrypoint(spec: JobSpec) -> str:
+    """The shell command a job runs."""
+    return shlex.join([scizor_executable(), *spec.args])
+
+
+def new_submission_id(prefix: str) -> str:
+    """A fresh submission id, e.g. ``collect-3f9c0a1b2c3d4e5f``."""
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+class RayJobLauncher:
+    """Ray Jobs through ``ray.job_submission.JobSubmissionClient``.
+
+    Args:
+        address: The job server or cluster address; default: the GCS address of the Ray
+            session this process belongs to (a Serve replica's cluster).
+    """
+
+    def __init__(self, address: str | None = None) -> None:
+        self._address = address
+        self._client: Any = None
+
+    def _jobs(self) -> Any:
+        if self._client is None:
+            import ray
+            from ray.job_submission import JobSubmissionClient
+
+            address = self._address or ray.get_runtime_context().gcs_address
+            try:
+                self._client = JobSubmissionClient(address)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ServiceUnavailable(
+                    f"Ray's job server cannot be reached from the API ({exc}); long work runs "
+                    "as Ray Jobs and needs the cluster's dashboard (started by 'scizor up')"
+                ) from exc
+        return self._client
+
+    def submit(self, spec: JobSpec, *, env: Mapping[str, str]) -> str:
+        """Submit ``spec`` with ``env`` (the ``SCIZOR_*`` variables); return its id."""
+        submission_id = new_submission_id(spec.prefix)
+        metadata = {**spec.metadata, KIND_KEY: spec.kind}
+        try:
+            return str(
+                self._jobs().submit_job(
+                    entrypoint=entrypoint(spec),
+                    submission_id=submission_id,
+                    runtime_env={"env_vars": dict(env)},
+                    metadata=metadata,
+                )
+            )
+        except (ConnectionError, RuntimeError) as exc:
+            self._client = None
+            raise ServiceUnavailable(f"Ray's job server refused the job: {exc}") from exc
+
+    def get(self, submission_id: str) -> JobState:
+        """The state of one of the API's jobs.
+
+        Raises:
+            NotFound: if there is no such job, or it is not one the API submitted.
+        """
+        try:
+            details = self._jobs().get_job_info(submission_id)
+        except RuntimeError as exc:
+            if "404" in str(exc) or "does not exist" in str(exc):
+                raise _unknown(submission_id) from None
+            self._client = None
+            raise ServiceUnavailable(f"Ray's job server did not answer: {exc}") from exc
+        state = _state(details)
+        if state is None:
+            raise _unknown(submission_id)
+        return state
+
+    def active(self, kind: str) -> list[JobState]:
+        """The API's pending or running jobs of ``kind``."""
+        try:
+            every = self._jobs().list_jobs()
+        except (ConnectionError, RuntimeError) as exc:
+            self._client = None
+            raise ServiceUnavailable(f"Ray's job server did not answer: {exc}") from exc
+        states = (_state(d) for d in every)
+        return [s for s in states if s is not None and s.kind == kind and s.active]
+
+
+def _unknown(submission_id: str) -> NotFound:
+    return NotFound(
+        f"job {submission_id!r} does not exist (or was not submitted by the API); the 202 "
+        "answer of POST /collect... and POST /symbols/validate gives the job id"
+    )
+
+
+def _state(details: Any) -> JobState | None:
+    metadata = dict(details.metadata or {})
+    if KIND_KEY not in metadata or not details.submission_id:
+        return None
+    driver = getattr(details, "driver_info", None)
+    pid = getattr(driver, "pid", None)
+    return JobState(
+        submission_id=str(details.submission_id),
+        kind=metadata[KIND_KEY],
+        status=str(getattr(details.status, "value", details.status)),
+        message=details.message,
+        entrypoint=str(details.entrypoint),
+        start_time=details.start_time,
+        end_time=details.end_time,
+        driver_pid=int(pid) if pid and str(pid).isdigit() else None,
+        metadata=metadata,
+    )

@@ -1,0 +1,12 @@
+"""The API's routers, one module per part of the domain; :func:`all_routers` lists them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+
+def all_routers() -> list[APIRouter]:
+    """Every router of the data and research API, in the order the docs show them."""
+    from serve.routes import bars, collect, library, symbols
+
+    return [symbols.router, bars.router, collect.router, library.router]
