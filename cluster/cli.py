@@ -67,6 +67,7 @@ def up() -> None:
     s = settings()
     with console.status("Starting SCIZOR (Ray, catalog, gateway, API)..."):
         state = platform.up(s)
+        admin_token = platform.first_admin_token(s)
     console.print(
         kv_table(
             "SCIZOR is up",
@@ -86,7 +87,19 @@ def up() -> None:
             },
         )
     )
+    if admin_token is not None:
+        _print_admin_token(admin_token)
     console.print("Stop it with [bold]scizor down[/bold].")
+
+
+def _print_admin_token(token: str) -> None:
+    """Show the first admin token, once: only its hash is stored."""
+    console.print("[bold]Admin API token[/bold] (scope admin; send 'Authorization: Bearer ...'):")
+    console.print(token, markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        "It will not be shown again: keep it now. Create more with 'scizor token create', "
+        "list them with 'scizor token list'."
+    )
 
 
 @app.command()
@@ -144,4 +157,4 @@ def _load_command_modules() -> None:
         importlib.import_module(module)
 
 
-COMMAND_MODULES: tuple[str, ...] = ("cluster.cli_data",)
+COMMAND_MODULES: tuple[str, ...] = ("cluster.cli_data", "cluster.cli_tokens")

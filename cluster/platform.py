@@ -172,6 +172,28 @@ def up(settings: Settings) -> PlatformState:
     return state
 
 
+ADMIN_TOKEN_NAME = "admin"
+
+
+def first_admin_token(settings: Settings) -> str | None:
+    """Create the first API token (scope admin) when the catalog has none; return it.
+
+    Returns the plaintext once, for ``scizor up`` to print; only its hash is stored, so a later
+    ``up`` (tokens exist) returns None and nothing can show it again.
+    """
+    from storage.catalog import Catalog
+    from storage.catalog.records import TokenScope
+
+    catalog = Catalog(settings.db.url)
+    try:
+        if catalog.tokens.count():
+            return None
+        _, plaintext = catalog.tokens.create(TokenScope.ADMIN, ADMIN_TOKEN_NAME)
+        return plaintext
+    finally:
+        catalog.dispose()
+
+
 def start_gateway(settings: Settings) -> dict[str, Any]:
     """Create (or find) the gateway actor, connect it to the broker, return its health.
 
