@@ -11,9 +11,13 @@ whose scope includes the route's (see :mod:`serve.auth`), and OpenAPI says so (t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, FastAPI, Security
 from fastapi.routing import APIRoute
 
@@ -43,7 +47,9 @@ def create_api(context: ApiContext, *, include_default_routes: bool = False) -> 
         include_default_routes: Also mount the data and research routes
             (:func:`serve.routes.all_routers`) before the context's own routers.
     """
-    app = FastAPI(title="SCIZOR", version=VERSION, description=DESCRIPTION)
+    app = FastAPI(
+        title="SCIZOR", version=VERSION, description=DESCRIPTION, lifespan=_lifespan(context)
+    )
     install_error_handlers(app)
     observe.install(app, context)
     app.state.context = context
@@ -69,6 +75,28 @@ def create_api(context: ApiContext, *, include_default_routes: bool = False) -> 
         _declare_scopes(router)
         app.include_router(router, dependencies=[Security(authorize)])
     return app
+
+
+def _lifespan(context: ApiContext) -> Any:
+    """While the app runs, write tokens' last use every flush interval; once more at the end."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async def flush_forever() -> None:
+            while True:
+                await asyncio.sleep(context.limits.last_use_flush_seconds)
+                await anyio.to_thread.run_sync(context.flush_token_uses)
+
+        task = asyncio.create_task(flush_forever())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await anyio.to_thread.run_sync(context.flush_token_uses)
+
+    return lifespan
 
 
 def _declare_scopes(router: APIRouter) -> None:

@@ -9,8 +9,8 @@ Tokens are looked up by their SHA-256 hash and the stored hash compared in const
 (:meth:`storage.catalog.admin.TokenRepository.lookup`). A replica trusts what it looked up
 for :attr:`~serve.limits.ApiLimits.token_cache_seconds` (15 s by default), so a revoked
 token stops working within that time; expiry is checked on every request. ``last_used_at``
-is written in one batch every :attr:`~serve.limits.ApiLimits.last_use_flush_seconds`, never
-per request.
+is written in one batch every :attr:`~serve.limits.ApiLimits.last_use_flush_seconds` (by the
+app's background task, or by a request once that long has passed), never per request.
 """
 
 from __future__ import annotations
@@ -118,6 +118,11 @@ class TokenVerifier:
                 while len(self._cache) > self._max:
                     self._cache.popitem(last=False)
         return self._admit(entry)
+
+    @property
+    def pending(self) -> int:
+        """How many tokens' last use waits to be written."""
+        return len(self._used)
 
     def flush_due(self) -> bool:
         """True when uses are waiting and the last batch is older than the flush interval."""

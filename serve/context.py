@@ -37,6 +37,7 @@ class ApiContext:
         jobs: Submits and reads Ray Jobs.
         metrics: Request metrics (default: none recorded).
         limits: Body, rate and token-cache limits.
+        proxy_echoes_request_id: True behind Ray Serve, whose proxy echoes ``X-Request-ID``.
     """
 
     def __init__(
@@ -49,8 +50,10 @@ class ApiContext:
         jobs: JobLauncher | None = None,
         metrics: RequestMetrics | None = None,
         limits: ApiLimits | None = None,
+        proxy_echoes_request_id: bool = False,
     ) -> None:
         self.settings = settings
+        self.proxy_echoes_request_id = proxy_echoes_request_id
         self.env = dict(env or {})
         self._catalog = catalog
         self.gateway: Gateway = gateway or NoGateway()
@@ -104,9 +107,13 @@ class ApiContext:
                 results[name] = {"ok": False, "error": str(exc)}
         return results
 
+    def flush_token_uses(self) -> None:
+        """Write the tokens' last use waiting in this replica (nothing if none)."""
+        if self._guard is not None and self._guard.verifier.pending:
+            self._guard.verifier.flush()
+
     def close(self) -> None:
         """Write waiting token uses and release the catalog's connections."""
-        if self._guard is not None:
-            self._guard.verifier.flush()
+        self.flush_token_uses()
         if self._catalog is not None:
             self._catalog.dispose()

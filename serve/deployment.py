@@ -32,7 +32,7 @@ def build_context(
     """Assemble the API context for ``settings``: services and the health checks."""
     context = ApiContext(
         settings, env=env, gateway=RayGateway(), jobs=RayJobLauncher(), metrics=ApiMetrics(),
-        limits=limits,
+        limits=limits, proxy_echoes_request_id=True,
     )  # fmt: skip
     url = settings.db.redacted_url
     context.add_health_check("catalog", lambda: catalog_check(context.catalog, redacted_url=url))

@@ -3,7 +3,9 @@
 :class:`RequestObserver` is a plain ASGI middleware (it runs in every replica). It
 
 - takes a sane incoming ``X-Request-ID`` (1-64 of ``A-Z a-z 0-9 . _ : -``) or makes one, and
-  echoes it on the response;
+  echoes it on the response. Behind Ray Serve the proxy already gives every request an id
+  (the client's, or a fresh UUID) and echoes it, so the replica adds the header only when its
+  id differs from the proxy's (an insane incoming id, which the proxy echoes as it came);
 - refuses bodies over the limit with ``413``: at once when ``Content-Length`` says so, or as
   soon as a streamed body passes it;
 - after the response, logs one JSON line (``scizor.api.access``: method, route template,
@@ -62,6 +64,7 @@ class Exchange:
     method: str
     limit: int
     capture: bool
+    echo: bool = True
     started: float = field(default_factory=time.perf_counter)
     status: int | None = None
     received: int = 0
@@ -89,9 +92,10 @@ class Exchange:
         async def tagged(message: Message) -> None:
             if message["type"] == "http.response.start":
                 self.status = int(message["status"])
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", self.request_id.encode()))
-                message = {**message, "headers": headers}
+                if self.echo:
+                    headers = list(message.get("headers", []))
+                    headers.append((b"x-request-id", self.request_id.encode()))
+                    message = {**message, "headers": headers}
             await send(message)
 
         return tagged
@@ -110,11 +114,14 @@ class RequestObserver:
             return
         headers = Headers(scope=scope)
         method = str(scope["method"]).upper()
+        request_id = request_id_from(headers)
+        proxy_echoes = self.context.proxy_echoes_request_id
         exchange = Exchange(
-            request_id=request_id_from(headers),
+            request_id=request_id,
             method=method,
             limit=self.context.limits.max_body_bytes,
             capture=method in audit.MUTATING_METHODS,
+            echo=not (proxy_echoes and headers.get(REQUEST_ID_HEADER) == request_id),
         )
         scope.setdefault("state", {})["request_id"] = exchange.request_id
         try:

@@ -90,3 +90,12 @@ def test_large_or_non_json_bodies_are_summarized_not_stored():
                                                        "keys": ["rows"]}  # fmt: skip
     assert body_parameters(b"abc", "text/plain") == {"bytes": 3, "content_type": "text/plain"}
     assert body_parameters(b"{bad", "application/json") == {"bytes": 4, "invalid_json": True}
+
+
+def test_behind_a_proxy_that_echoes_the_id_it_is_not_sent_twice(api):
+    api.context.proxy_echoes_request_id = True
+    same = api.get("/symbols", headers={"X-Request-ID": "from-proxy-1"})
+    assert same.headers.get_list("x-request-id") == [], "the proxy adds it"
+    insane = api.get("/symbols", headers={"X-Request-ID": "has space"})
+    (made,) = insane.headers.get_list("x-request-id")
+    assert made != "has space" and len(made) == 32
