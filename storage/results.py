@@ -101,10 +101,14 @@ class ResultStore:
         """The store's base path inside its file system."""
         return self._base
 
+    @property
+    def address(self) -> str:
+        """The root as a path or URI another process opens with ``ResultStore(address)``."""
+        return self._text if "://" in self._text else self._base
+
     def location(self, backtest_id: int) -> str:
         """Return where a job's results live, as a path or URI a user can open."""
-        base = self._text if "://" in self._text else self._base
-        return f"{base}/backtest={_job(backtest_id)}"
+        return f"{self.address}/backtest={_job(backtest_id)}"
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -313,8 +317,7 @@ def _labels(column: pd.Series) -> pa.Array:
 
 
 def _stamps(values: pd.Series | pd.Index) -> pa.Array:
-    stamps = pd.DatetimeIndex(values)
-    if stamps.tz is None:
+    if not isinstance(values.dtype, pd.DatetimeTZDtype):
         raise ValidationError("result timestamps must be timezone-aware (UTC)", field="ts")
-    ns = stamps.tz_convert("UTC").as_unit("ns").asi8
+    ns = pd.DatetimeIndex(values).as_unit("ns").asi8  # UTC nanoseconds, whatever the zone
     return pa.array(ns, pa.int64()).cast(_UTC)
