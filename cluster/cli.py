@@ -157,4 +157,8 @@ def _load_command_modules() -> None:
         importlib.import_module(module)
 
 
-COMMAND_MODULES: tuple[str, ...] = ("cluster.cli_data", "cluster.cli_tokens")
+COMMAND_MODULES: tuple[str, ...] = (
+    "cluster.cli_data",
+    "cluster.cli_tokens",
+    "cluster.cli_backtest",
+)
