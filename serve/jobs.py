@@ -128,12 +128,21 @@ class RayJobLauncher:
 
             address = self._address or ray.get_runtime_context().gcs_address
             try:
-                self._client = JobSubmissionClient(address)
+                client = JobSubmissionClient(address)
+                served = _session_of(client)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ServiceUnavailable(
                     f"Ray's job server cannot be reached from the API ({exc}); long work runs "
                     "as Ray Jobs and needs the cluster's dashboard (started by 'scizor up')"
                 ) from exc
+            ours = ray.get_runtime_context().get_session_name()
+            if served != ours:
+                raise ServiceUnavailable(
+                    f"the job server at {client.get_address()} belongs to another Ray cluster "
+                    f"(session {served}, this one is {ours}); start this cluster with its "
+                    "dashboard so long work runs here"
+                )
+            self._client = client
         return self._client
 
     def submit(self, spec: JobSpec, *, env: Mapping[str, str]) -> str:
@@ -180,6 +189,18 @@ class RayJobLauncher:
             raise ServiceUnavailable(f"Ray's job server did not answer: {exc}") from exc
         states = (_state(d) for d in every)
         return [s for s in states if s is not None and s.kind == kind and s.active]
+
+
+def _session_of(client: Any) -> str | None:
+    """The Ray session the job server serves (its ``/api/version`` says so)."""
+    # A cluster started without its dashboard still names the default dashboard address, so
+    # the client may reach another cluster's job server on the same machine: compare sessions.
+    # JobSubmissionClient has no public call for it; _do_request adds the cluster's token.
+    response = client._do_request("GET", "/api/version")
+    if response.status_code != 200:
+        raise RuntimeError(f"/api/version answered {response.status_code}")
+    session = response.json().get("session_name")
+    return None if session is None else str(session)
 
 
 def _unknown(submission_id: str) -> NotFound:

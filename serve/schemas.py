@@ -7,7 +7,7 @@ the field before any handler runs. Responses are built from the catalog's frozen
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -17,6 +17,7 @@ BarSizeName = Literal["1s", "5s", "30s", "1m", "5m", "15m", "30m", "1h", "1d"]
 INSTRUMENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 &+\-]{0,30}(\.[A-Za-z][A-Za-z0-9]{0,15})?$"
 """A canonical id ``SYMBOL.VENUE`` or a bare symbol (resolved against the catalog)."""
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 &+\-]{0,30}\.[A-Za-z][A-Za-z0-9]{0,15}$"
+UniverseName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")]
 
 
 class Strict(BaseModel):
@@ -108,7 +109,7 @@ class DailyCollectRequest(Strict):
     """Options of ``scizor collect daily``."""
 
     years: int = Field(default=5, ge=1, le=30, description="Look-back in years")
-    universe: list[str] | None = Field(
+    universe: list[UniverseName] | None = Field(
         default=None,
         max_length=10,
         description="Bundled universes (asx200, nasdaq, etfs); all if none",
