@@ -142,6 +142,24 @@ def _run_with_progress(service: BacktestService, backtest_id: int) -> Any:
         return service.run(backtest_id, on_progress=update)
 
 
+def _run_counted(service: BacktestService, backtest_id: int) -> Any:
+    """Run the job, counting it in the platform's Ray metrics (started, then its outcome)."""
+    from serve.metrics import PlatformMetrics
+
+    metrics = PlatformMetrics()
+    metrics.backtest_started()
+    try:
+        job = _run_with_progress(service, backtest_id)
+    except Exception:
+        metrics.backtest_failed()
+        raise
+    if job.status.value == "done":
+        metrics.backtest_completed()
+    elif job.status.value == "failed":
+        metrics.backtest_failed()
+    return job
+
+
 @app.command("backtest")
 def backtest(
     strategy: str | None = typer.Argument(None, help="Library strategy, e.g. sma_cross."),
@@ -183,7 +201,7 @@ def backtest(
             job = service.submit(spec)
             console.print(f"Backtest {job.id} queued: {len(job.instruments)} instruments.")
         bootstrap.connect(farm.settings)
-        job = _run_with_progress(service, job.id)
+        job = _run_counted(service, job.id)
         _print_outcome(service, job, report or _default_report(farm.settings, job.id))
     finally:
         farm.close()

@@ -8,9 +8,10 @@
     service.results(job.id)[0]                    # the best instrument by the job's metric
 
 ``submit`` only checks and stores (it never runs anything): the API answers 202 and starts
-the driver as a Ray Job with :meth:`BacktestService.entrypoint`. ``run`` must execute in a
-process that joined the Ray cluster; it fans the job out (:mod:`optimize.backtest_fanout`),
-writes each instrument's stats row as it arrives, and finishes the job with its summary.
+the driver as a Ray Job running ``scizor`` with :meth:`BacktestService.run_args`. ``run``
+must execute in a process that joined the Ray cluster; it fans the job out
+(:mod:`optimize.backtest_fanout`), writes each instrument's stats row as it arrives, and
+finishes the job with its summary.
 ``cancel`` works from any process: the driver notices within a fraction of a second, stops
 its tasks and removes what they stored after the cancellation, so nothing of the job is
 written once it is cancelled. A job whose driver died stays ``running``; ``run`` on it again
@@ -87,9 +88,10 @@ class BacktestService:
         submitting.check_currencies(parsed, chosen)
         return self.catalog.backtests.create(**submitting.record_fields(parsed, chosen))
 
-    def entrypoint(self, backtest_id: int) -> str:
-        """The shell command that runs a queued job (a Ray Job's entrypoint)."""
-        return f"scizor backtest --run {int(backtest_id)}"
+    def run_args(self, backtest_id: int) -> tuple[str, ...]:
+        """The ``scizor`` arguments that run a queued job (a Ray Job's entrypoint is
+        ``scizor backtest --run ID``)."""
+        return ("backtest", "--run", str(int(backtest_id)))
 
     def run(
         self, backtest_id: int, *, on_progress: ProgressCallback | None = None

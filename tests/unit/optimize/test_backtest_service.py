@@ -53,7 +53,7 @@ def test_submit_resolves_ids_and_symbols_and_stores_what_run_needs(service):
     assert spec.params == job.params and spec.selection.instruments == tuple(job.instruments)
     assert spec.costs == parse_spec({**SMA, "instruments": ["X"]}).costs
     assert currencies == job.options["currencies"]
-    assert service.entrypoint(job.id) == f"scizor backtest --run {job.id}"
+    assert service.run_args(job.id) == ("backtest", "--run", str(job.id))
 
 
 def test_universes_and_all_take_the_valid_listings(service):
