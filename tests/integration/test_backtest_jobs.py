@@ -266,3 +266,21 @@ def test_every_bad_spec_names_its_field_and_nothing_is_written(
     assert problems == []
     assert catalog.backtests.count() == 0
     assert stored_files(tmp_path / "results", 1) == {}
+
+
+def test_a_job_whose_driver_died_resumes_with_only_what_is_missing(
+    ray_session: None, catalog: Catalog, tmp_path: Path, universe_bars: str
+) -> None:
+    service = make_service(catalog, tmp_path, universe_bars)
+    job = service.submit({**SMA, "universe": "etfs"})
+    # What a driver killed after two instruments leaves: a running job with two rows.
+    catalog.backtests.start(job.id)
+    first = job.instruments[:2]
+    catalog.backtests.save_results(job.id, [(i, {"sharpe": 99.0}, None) for i in first])
+    seen: list[JobProgress] = []
+    done = service.run(job.id, on_progress=seen.append)
+    assert done.status is JobStatus.DONE and seen[0].done == 2 and seen[-1].done == 61
+    rows = {r.instrument: r for r in catalog.backtests.results(job.id)}
+    assert len(rows) == 61 and all(rows[i].stats == {"sharpe": 99.0} for i in first)
+    assert stored_files(tmp_path / "results", job.id).keys() == set(rows) - set(first)
+    assert done.stats["best"]["sharpe"] == 99.0  # the rows it found were kept, not redone
