@@ -6,7 +6,7 @@ work. Bars are read on the worker straight from the Parquet store; trades and eq
 the result store (:class:`storage.results.ResultStore`); only the small stats dict travels
 back to the driver, which writes it to the catalog.
 
-A problem of one instrument (no bars in the range, bars that break a rule, a rule period
+A problem of one instrument (no bars in the range, unreadable or invalid bars, a rule period
 longer than the data) is that instrument's error and never stops the others. A failing
 result store is not: it raises, and the job fails.
 """
@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import NotFound, ScizorError, StorageError
+from core.errors import DataError, NotFound, ScizorError, StorageError
 from optimize.backtest_spec import BacktestSpec
 from storage.bars import BarStore
 from storage.results import PORTFOLIO, ResultStore
@@ -126,7 +126,14 @@ class Worker:
 
     def _bars(self, instrument: str) -> Any:
         spec = self.plan.spec
-        bars = self.bars.read(instrument, spec.bar_size, spec.start, spec.end)
+        try:
+            bars = self.bars.read(instrument, spec.bar_size, spec.start, spec.end)
+        except (StorageError, OSError, ValueError) as exc:
+            # That instrument's files, not the job: a corrupt partition reaches us as
+            # pyarrow's own error (ArrowInvalid is a ValueError, ArrowIOError an OSError).
+            if isinstance(exc, ScizorError) and not isinstance(exc, StorageError):
+                raise
+            raise DataError(f"the stored bars of {instrument} are unreadable: {exc}") from exc
         if bars.empty:
             raise NotFound(no_bars_message(instrument, spec))
         return bars

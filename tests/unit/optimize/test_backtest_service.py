@@ -3,6 +3,7 @@ the worker's part, the catalog sink, and every query on a job run in this proces
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -126,6 +127,15 @@ def test_the_worker_reports_an_instruments_problem_and_raises_a_storage_failure(
                     bar_store=service.bar_store, results=str(blocked))  # fmt: skip
     with pytest.raises(StorageError, match="cannot write results"):
         Worker(plan).one("AAA.ASX")
+
+
+def test_a_corrupt_bar_file_is_that_instruments_error(service, world):
+    job = service.submit({**SMA, "instruments": ["AAA", "BBB"]})
+    part = Path(world["bars"]) / "bar_size=1d" / "instrument=AAA.ASX" / "year=2023"
+    (part / "data.parquet").write_bytes(b"PAR1 not really parquet PAR1")
+    outcomes = list(Worker(_plan(service, job)).run(job.instruments))
+    assert "bars of AAA.ASX are unreadable" in outcomes[0].error
+    assert outcomes[1].error is None and outcomes[1].stats["n_trades"] > 0
 
 
 def test_the_sink_flushes_when_due_reports_progress_and_stops_on_cancel(service):
