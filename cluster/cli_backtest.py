@@ -184,21 +184,25 @@ def backtest(
     from cluster import bootstrap
     from cluster.cli_data import Farm
 
+    if run is not None and (strategy or spec_file or param or instruments or universe):
+        raise ValidationError(
+            "--run ID runs a job as it was queued: give no strategy, --spec, --param, "
+            "--instruments or --universe with it",
+            field="run",
+        )
+    flags = {"instruments": _instruments(instruments), "universe": _universe(universe),
+             "bar_size": bar_size, "start": start, "end": end}  # fmt: skip
+    costs = {"cash": cash, "commission": _commission(commission), "slippage_bps": slippage_bps}
     farm = Farm.open()
     try:
         service = BacktestService(farm.catalog, farm.settings)
         if run is not None:
             job = service.get(run)
         else:
-            flags = {"instruments": _instruments(instruments), "universe": _universe(universe),
-                     "bar_size": bar_size, "start": start, "end": end}  # fmt: skip
-            spec = _spec(
-                strategy, spec_file=spec_file, params=param, flags=flags,
-                costs={"cash": cash, "commission": _commission(commission),
-                       "slippage_bps": slippage_bps},
-                options={"mode": mode, "sort": sort},
+            job = service.submit(
+                _spec(strategy, spec_file=spec_file, params=param, flags=flags, costs=costs,
+                      options={"mode": mode, "sort": sort})
             )  # fmt: skip
-            job = service.submit(spec)
             console.print(f"Backtest {job.id} queued: {len(job.instruments)} instruments.")
         bootstrap.connect(farm.settings)
         job = _run_counted(service, job.id)

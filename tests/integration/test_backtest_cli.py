@@ -117,6 +117,8 @@ def test_scizor_backtest_refuses_bad_input_in_one_line_and_queues_nothing(
         (["sma_cross", "-i", "VEA"], "VEA is ambiguous"),
         (["sma_cross", "-i", "all", "--mode", "portfolo"], "did you mean 'portfolio'"),
         (["sma_cross", "-i", "all", "--start", "2024-1-40"], "YYYY-MM-DD"),
+        (["--run", "1", "-u", "etfs"], "--run ID runs a job as it was queued"),
+        ([], "name a strategy"),
     ):
         refused = _scizor(tmp_path, universe_bars, "backtest", *args)
         assert refused.returncode == 2, refused.stdout + refused.stderr
