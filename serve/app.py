@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, FastAPI, Security
+from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.routing import APIRoute
 
+from core.errors import ValidationError
 from serve import observe
 from serve.auth import SCOPE_KEY, authorize, default_scope
 from serve.context import ApiContext
@@ -73,8 +74,39 @@ def create_api(context: ApiContext, *, include_default_routes: bool = False) -> 
         routers = all_routers() + routers
     for router in routers:
         _declare_scopes(router)
-        app.include_router(router, dependencies=[Security(authorize)])
+        app.include_router(router, dependencies=[Security(authorize), Depends(known_query)])
     return app
+
+
+def known_query(request: Request) -> None:
+    """FastAPI dependency: refuse query parameters the route does not take (a typo such as
+    ``bar-size=1h`` must not fall back to the default silently).
+
+    Raises:
+        ValidationError: naming the unknown parameter and the ones the route takes.
+    """
+    route = request.scope.get("route")
+    taken = _query_names(request.app).get((request.method.lower(), getattr(route, "path", "")))
+    unknown = sorted(set(request.query_params) - (taken or set()))
+    if taken is not None and unknown:
+        choices = ", ".join(sorted(taken)) or "none"
+        raise ValidationError(
+            f"unknown query parameter {unknown[0]!r}; this route takes: {choices}",
+            field=unknown[0],
+        )
+
+
+def _query_names(app: FastAPI) -> dict[tuple[str, str], set[str]]:
+    """``{(method, path template): query parameter names}`` from the app's OpenAPI schema."""
+    cached: dict[tuple[str, str], set[str]] | None = getattr(app.state, "query_names", None)
+    if cached is None:
+        cached = {
+            (method, path): {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
+            for path, operations in app.openapi()["paths"].items()
+            for method, op in operations.items()
+        }
+        app.state.query_names = cached
+    return cached
 
 
 def _lifespan(context: ApiContext) -> Any:

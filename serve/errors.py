@@ -144,7 +144,10 @@ def validation_problems(errors: list[Any]) -> list[dict[str, str]]:
         where = loc[0] if loc and loc[0] in _LOCATIONS else "body"
         field = ".".join(p for p in loc if p not in _LOCATIONS) or where
         detail = str(err.get("msg", "invalid"))
-        if err.get("type") == "string_pattern_mismatch":
+        if err.get("type") == "json_invalid":  # loc is ("body", character position)
+            field = "body"
+            detail = f"the body is not valid JSON ({detail} at character {loc[-1]}): send JSON"
+        elif err.get("type") == "string_pattern_mismatch":
             form = FIELD_FORMS.get(loc[-1] if loc else "", "see /docs for its form")
             detail = f"{str(err.get('input'))[:60]!r} is not a valid {loc[-1]}: {form}"
         problems.append({"field": field, "in": where, "detail": detail})
@@ -175,6 +178,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = str(exc.detail)
+        if exc.status_code == 400 and "parsing the body" in detail:  # not UTF-8 JSON
+            message = "body: the body is not JSON (UTF-8); send a JSON object (see /docs)"
+            return JSONResponse(
+                {"error": "ValidationError", "detail": message, "field": "body"},
+                status_code=422,
+            )
         if exc.status_code == 404:
             detail = f"no route {request.method} {request.url.path}; see /docs for the API"
         elif exc.status_code == 405:

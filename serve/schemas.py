@@ -17,7 +17,9 @@ BarSizeName = Literal["1s", "5s", "30s", "1m", "5m", "15m", "30m", "1h", "1d"]
 INSTRUMENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 &+\-]{0,30}(\.[A-Za-z][A-Za-z0-9]{0,15})?$"
 """A canonical id ``SYMBOL.VENUE`` or a bare symbol (resolved against the catalog)."""
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 &+\-]{0,30}\.[A-Za-z][A-Za-z0-9]{0,15}$"
-UniverseName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$"
+"""A universe or run kind: letters, digits, ``_`` and ``-``."""
+UniverseName = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
 class Strict(BaseModel):

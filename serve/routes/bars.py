@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from core.errors import ValidationError
 from serve.context import ApiContext
@@ -50,16 +50,27 @@ def negotiate(requested: str | None, accept: str) -> str:
     return "json"
 
 
-def utc(value: datetime | None) -> pd.Timestamp | None:
-    """``value`` as a UTC timestamp (a naive one is taken to be UTC)."""
+def utc(value: datetime | None, field: str) -> pd.Timestamp | None:
+    """``value`` as a UTC timestamp (a naive one is taken to be UTC).
+
+    Raises:
+        ValidationError: naming ``field`` for a time outside 1677..2262 (nanosecond bars).
+    """
     if value is None:
         return None
-    return pd.Timestamp(value if value.tzinfo else value.replace(tzinfo=UTC)).tz_convert(UTC)
+    try:
+        stamp = pd.Timestamp(value if value.tzinfo else value.replace(tzinfo=UTC))
+        return stamp.tz_convert(UTC)
+    except (OverflowError, ValueError):  # pandas' OutOfBoundsDatetime is a ValueError
+        raise ValidationError(
+            f"{field} {value.isoformat()} is outside the times bars can have (1677-2262)",
+            field=field,
+        ) from None
 
 
 def cursor_position(cursor: str) -> pd.Timestamp:
     """The timestamp a ``next_cursor`` stands for (the last bar of the previous page)."""
-    if not cursor.isdigit() or len(cursor) > 20:
+    if not cursor.isdigit() or int(cursor) >= 2**63 - 1:
         raise ValidationError(
             f"cursor {cursor!r} is not one this API gave; pass next_cursor of the previous page",
             field="cursor",
@@ -69,6 +80,7 @@ def cursor_position(cursor: str) -> pd.Timestamp:
 
 @router.get("/bars/{instrument}", response_model=BarsPage, responses=BAR_FORMATS)  # type: ignore[arg-type]
 def get_bars(
+    request: Request,
     instrument: str = INSTRUMENT,
     bar_size: BarSizeName = Query("1d"),
     start: datetime | None = Query(None, description="Inclusive, ISO date or time (UTC)"),
@@ -77,16 +89,15 @@ def get_bars(
     limit: int = Query(1000, ge=1, le=10_000, description="Bars per JSON page"),
     cursor: str | None = Query(None, max_length=24, description="next_cursor of a page"),
     offset: int | None = Query(None, ge=0, le=10_000_000, description="Bars to skip (JSON)"),
-    accept: str = Header("application/json"),
     context: ApiContext = Depends(context_of),
 ) -> Response:
     """Return an instrument's stored bars of one size in ``[start, end)``."""
-    lo, hi = utc(start), utc(end)
+    lo, hi = utc(start, "start"), utc(end, "end")
     if lo is not None and hi is not None and lo >= hi:
         raise ValidationError("start must be before end", field="start")
     if cursor is not None and offset is not None:
         raise ValidationError("give cursor or offset, not both", field="cursor")
-    chosen = negotiate(format, accept)
+    chosen = negotiate(format, request.headers.get("accept", ""))
     if chosen != "json":
         key, frame = read_bars(context.bars, context.catalog, instrument,
                                bar_size=bar_size, start=lo, end=hi)  # fmt: skip

@@ -17,6 +17,7 @@ from serve.context import ApiContext
 from serve.longwork import daily_job, history_job, list_runs, run_of
 from serve.routes.common import ERRORS, INSTRUMENT, LONG_WORK, accept, context_of
 from serve.schemas import (
+    NAME_PATTERN,
     CollectionItemView,
     CollectionRunDetail,
     CollectionRunView,
@@ -82,7 +83,7 @@ def collect_instrument(
 @router.get("/collections", response_model=RunPage)
 def list_collections(
     context: ApiContext = Depends(context_of),
-    kind: str | None = Query(None, max_length=32, description="daily or history"),
+    kind: str | None = Query(None, pattern=NAME_PATTERN, description="daily or history"),
     limit: int = Query(20, ge=1, le=100),
     offset: int = Query(0, ge=0, le=10_000),
 ) -> RunPage:

@@ -7,7 +7,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from serve.context import ApiContext
 from serve.longwork import validate_job
 from serve.routes.common import ERRORS, INSTRUMENT, LONG_WORK, accept, context_of
-from serve.schemas import JobAccepted, NewSymbol, Symbol, SymbolPage, ValidateRequest
+from serve.schemas import (
+    NAME_PATTERN,
+    JobAccepted,
+    NewSymbol,
+    Symbol,
+    SymbolPage,
+    ValidateRequest,
+)
 from serve.services import add_listing
 
 router = APIRouter(tags=["symbols"], responses=ERRORS)
@@ -16,7 +23,7 @@ router = APIRouter(tags=["symbols"], responses=ERRORS)
 @router.get("/symbols", response_model=SymbolPage)
 def list_symbols(
     context: ApiContext = Depends(context_of),
-    universe: str | None = Query(None, max_length=64, description="Only this universe"),
+    universe: str | None = Query(None, pattern=NAME_PATTERN, description="Only this universe"),
     valid: bool | None = Query(None, description="true: IB-verified; false: IB did not know"),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=1_000_000),

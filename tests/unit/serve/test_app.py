@@ -102,6 +102,8 @@ def test_errors_raised_in_routes_become_json_with_the_field(catalog, tmp_path):
     json_type = {"Content-Type": "application/json"}
     response = api.post("/items", content=b"{not json", headers=json_type)
     assert response.status_code == 422 and response.json()["error"] == "ValidationError"
+    response = api.post("/items", content=b"\xff\xfe", headers=json_type)
+    assert response.status_code == 422 and response.json()["field"] == "body"
 
 
 def test_unknown_routes_and_methods_are_json_errors(api):

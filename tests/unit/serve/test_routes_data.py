@@ -144,3 +144,11 @@ def test_bad_bar_parameters_are_422_naming_the_field(universe, params, field):
     response = universe.get("/bars/AAPL.NASDAQ", params=params)
     assert response.status_code == 422, response.text
     assert response.json()["field"] == field
+
+
+def test_an_unknown_query_parameter_is_422_listing_the_ones_the_route_takes(universe):
+    response = universe.get("/bars/AAPL.NASDAQ", params={"bar-size": "1h"})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["field"] == "bar-size" and "bar_size" in body["detail"]
+    assert universe.get("/strategies", params={"x": "1"}).json()["detail"].endswith("none")
