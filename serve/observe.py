@@ -138,16 +138,14 @@ class RequestObserver:
         seconds = time.perf_counter() - exchange.started
         route = route_template(scope)
         token = getattr(scope.get("state", {}).get("principal"), "name", None)
-        access_log.info(
-            json.dumps(
-                {
-                    "event": "request", "method": exchange.method, "route": route,
-                    "path": scope.get("path"), "status": status,
-                    "duration_ms": round(seconds * 1000, 3),
-                    "request_id": exchange.request_id, "token": token,
-                }
-            )
-        )  # fmt: skip
+        if access_log.isEnabledFor(logging.INFO):
+            line = {
+                "event": "request", "method": exchange.method, "route": route,
+                "path": scope.get("path"), "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+                "request_id": exchange.request_id, "token": token,
+            }  # fmt: skip
+            access_log.info(json.dumps(line))
         metrics = self.context.metrics
         metrics.request(route=route, method=exchange.method, status=status, seconds=seconds)
         if exchange.capture:
