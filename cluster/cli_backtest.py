@@ -26,9 +26,8 @@ from rich.table import Table
 
 from cluster.cli import app, console
 from core.errors import ValidationError
-from optimize.backtest_jobs import BacktestService
+from optimize.backtest_jobs import BacktestService, JobProgress
 from optimize.backtest_ranking import RankedResult
-from optimize.backtest_sink import JobProgress
 
 SHOWN = 20
 """Ranked rows printed (the report has them all)."""

@@ -45,6 +45,15 @@ from storage.catalog.records import BacktestRecord, JobStatus
 from storage.catalog.research import PORTFOLIO, ResultRow
 from storage.results import ResultStore
 
+__all__ = [
+    "BacktestPage",
+    "BacktestService",
+    "JobProgress",
+    "ProgressCallback",
+    "RankedResult",
+    "StrategyPerformance",
+]
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BacktestPage:
