@@ -81,7 +81,7 @@ class Commission:
 IBKR_US = Commission(per_share=0.005, minimum=1.0, max_pct=0.01)
 # IBKR Pro fixed pricing, ASX stocks and ETFs: 0.08 % of trade value, minimum AUD 6.00 per
 # order, no maximum ("Fixed" column for Australia on interactivebrokers.co.uk
-# /en/index.php?f=1590&p=stocks1; the same table on the IBKR-run worldtrader.hsbc.ae
+# /en/index.php?f=1590&p=stocks1; the same table as republished on worldtrader.hsbc.ae
 # /en/pricing/commissions-stocks-asia-pacific.php adds "400 Shares @ AUD 50 = AUD 16.00").
 # The rate excludes the 10 % GST charged to Australian residents (RealTest's IB formula,
 # mhptrading.com/docs/topics/idh-topic1590.htm: 1.1 x max(6.00, 0.0008 x value)); pass
