@@ -292,7 +292,7 @@ def bars(
     tail: int = typer.Option(10, "--tail", min=1, help="How many of the last bars to show."),
 ) -> None:
     """Show an instrument's stored bars (the last --tail of them, and how many there are)."""
-    from cluster.barstore import read_bars
+    from storage.barquery import read_bars
 
     farm = Farm.open()
     try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
@@ -88,3 +90,35 @@ def test_live_progress_counts_instruments_bars_and_polls_pacing_once_a_second() 
     assert "3/3" in text and "2 ok" in text and "1 failed" in text
     assert "501 bars" in text and "pacing wait 3.5 s" in text
     assert polls == [100.0, 101.0]  # at the first result, then not again within a second
+
+
+def test_bars_of_an_ambiguous_or_never_collected_instrument_say_what_to_do(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    from core.errors import NotFound
+    from core.instruments import AmbiguousInstrument
+    from storage.bars import BarStore
+
+    runner = CliRunner()
+    populated = runner.invoke(app, ["symbols", "populate", "--force"], env=env)
+    assert populated.exit_code == 0, populated.output
+    ambiguous = runner.invoke(app, ["bars", "VEA"], env=env)
+    assert isinstance(ambiguous.exception, AmbiguousInstrument)
+    assert ambiguous.exception.candidates == ["VEA.ARCA", "VEA.ASX"]
+    missing = runner.invoke(app, ["bars", "VEA.ASX", "--bar-size", "1h"], env=env)
+    assert isinstance(missing.exception, NotFound)
+    assert "no 1h bars of VEA.ASX (Viva Energy Group Ltd)" in str(missing.exception)
+    assert "scizor collect history VEA.ASX --bar-size 1h" in str(missing.exception)
+    index = pd.date_range("2024-01-02", periods=30, freq="B", tz="UTC")
+    close = np.linspace(10, 12, len(index))
+    BarStore(tmp_path / "bars").write(
+        "VEA.ASX",
+        "1d",
+        pd.DataFrame(
+            {"open": close, "high": close + 1, "low": close - 1, "close": close, "volume": 1e5},
+            index=index,
+        ),
+    )
+    shown = runner.invoke(app, ["bars", "VEA.ASX", "--tail", "3"], env={**env, "COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "VEA.ASX 1d: 30 bars" in shown.output and "12.0000" in shown.output
