@@ -7,6 +7,7 @@ gateway (IB lookups), the job launcher (Ray Jobs), the metrics and the limits.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -73,6 +74,13 @@ class ApiContext:
 
             self._catalog = Catalog(self.settings.db.url)
         return self._catalog
+
+    @functools.cached_property
+    def backtests(self) -> Any:
+        """The backtest job service (:class:`optimize.backtest_jobs.BacktestService`)."""
+        from optimize.backtest_jobs import BacktestService
+
+        return BacktestService(self.catalog, self.settings)
 
     @property
     def guard(self) -> Guard:

@@ -7,6 +7,6 @@ from fastapi import APIRouter
 
 def all_routers() -> list[APIRouter]:
     """Every router of the data and research API, in the order the docs show them."""
-    from serve.routes import bars, collect, library, symbols
+    from serve.routes import backtests, bars, collect, library, symbols
 
-    return [symbols.router, bars.router, collect.router, library.router]
+    return [symbols.router, bars.router, collect.router, library.router, backtests.router]
