@@ -222,7 +222,13 @@ def get_equity(
                   instrument=instrument)  # fmt: skip
 
 
-@router.get("/backtests/{backtest_id}/report", response_class=HTMLResponse)
+HTML_REPORT: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The HTML tearsheet", "content": {"text/html": {}}}
+}
+
+
+# Not response_class=HTMLResponse: that documents the JSON error answers as text/html too.
+@router.get("/backtests/{backtest_id}/report", response_model=None, responses=HTML_REPORT)
 def get_report(
     backtest_id: int = BACKTEST_ID,
     instrument: str | None = INSTRUMENT_FILTER,
