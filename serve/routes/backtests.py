@@ -31,7 +31,7 @@ from serve.jobs import JobSpec
 from serve.longwork import command
 from serve.routes.bars import MEDIA, Format, negotiate
 from serve.routes.common import ERRORS, context_of, principal_of
-from serve.schemas import INSTRUMENT_PATTERN, NAME_PATTERN
+from serve.schemas import INSTRUMENT_PATTERN, NAME_PATTERN, Problem
 from serve.schemas_backtests import (
     BacktestAccepted,
     BacktestPageView,
@@ -69,6 +69,9 @@ FILE_FORMATS: dict[int | str, dict[str, Any]] = {
             ARROW_STREAM: {"schema": {"type": "string", "format": "binary"}},
         },
     }
+}
+FINISHED_JOB: dict[int | str, dict[str, Any]] = {
+    409: {"model": Problem, "description": "The job is done or failed already"}
 }
 PROGRESS_FORMATS: dict[int | str, dict[str, Any]] = {
     200: {
@@ -238,7 +241,7 @@ def get_report(
     return HTMLResponse(context.backtests.report_html(backtest_id, instrument))
 
 
-@router.delete("/backtests/{backtest_id}", response_model=BacktestView)
+@router.delete("/backtests/{backtest_id}", response_model=BacktestView, responses=FINISHED_JOB)
 def cancel_backtest(
     backtest_id: int = BACKTEST_ID, context: ApiContext = Depends(context_of)
 ) -> BacktestView:
