@@ -127,7 +127,8 @@ def test_the_stored_hash_is_compared_after_lookup_and_verify_honours_expiry(cata
 
 
 def test_over_the_rate_limit_is_429_with_retry_after(catalog, tmp_path):
-    api = make_api(catalog, tmp_path, limits=ApiLimits(rate_per_second=1, burst=3))
+    # A refill of one request per 100 s: a slow run cannot earn a fourth request in time.
+    api = make_api(catalog, tmp_path, limits=ApiLimits(rate_per_second=0.01, burst=3))
     statuses = [api.get("/strategies", scope="read").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     response = api.get("/strategies", scope="read")
