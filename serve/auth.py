@@ -203,6 +203,34 @@ async def authorize(
         Forbidden: 403 when the token's scope does not include the route's.
         RateLimited: 429 when the token is over its rate (``Retry-After`` says when to retry).
     """
+    needed = required_scope(request)
+    try:
+        principal = await _principal(request, credentials)
+    except Unauthorized as exc:
+        exc.required_scope = needed.value
+        raise
+    if not scope_includes(principal.scope, needed):
+        raise Forbidden(
+            f"{request.method} {_template(request)} needs scope '{needed}' (or higher); token "
+            f"'{principal.name}' has '{principal.scope}'. Create a token with "
+            f"'scizor token create --name NAME --scope {needed}'",
+            required_scope=needed.value,
+            token_scope=principal.scope.value,
+        )
+    guard: Guard = request.app.state.context.guard
+    wait = guard.limiter.take(principal.token_id)
+    if wait > 0:
+        raise RateLimited(
+            f"token '{principal.name}' is over its rate limit; retry after {wait:.2f} s",
+            retry_after=wait,
+        )
+    return principal
+
+
+async def _principal(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
+    """The verified principal of the request's bearer token (also set on ``request.state``)."""
     if credentials is None or not credentials.credentials:
         raise Unauthorized(
             "this route needs an API token: send 'Authorization: Bearer <token>' (create one "
@@ -215,21 +243,6 @@ async def authorize(
     request.state.principal = principal
     if guard.verifier.flush_due():
         await anyio.to_thread.run_sync(guard.verifier.flush)
-    needed = required_scope(request)
-    if not scope_includes(principal.scope, needed):
-        raise Forbidden(
-            f"{request.method} {_template(request)} needs scope '{needed}' (or higher); token "
-            f"'{principal.name}' has '{principal.scope}'. Create a token with "
-            f"'scizor token create --name NAME --scope {needed}'",
-            required_scope=needed.value,
-            token_scope=principal.scope.value,
-        )
-    wait = guard.limiter.take(principal.token_id)
-    if wait > 0:
-        raise RateLimited(
-            f"token '{principal.name}' is over its rate limit; retry after {wait:.2f} s",
-            retry_after=wait,
-        )
     return principal
 
 

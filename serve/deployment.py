@@ -7,6 +7,7 @@ Ray Jobs for long work, and Ray metrics (created here, inside the replica).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -21,15 +22,31 @@ from serve.health import bar_store_check, catalog_check, ray_check
 from serve.jobs import RayJobLauncher
 from serve.limits import ApiLimits
 from serve.metrics import ApiMetrics
+from serve.observe import ACCESS_LOGGER
 from serve.services import RayGateway
 
 APP_NAME = "scizor"
 
 
+def configure_access_log(level: str) -> None:
+    """Send the replica's JSON access lines (``scizor.api.access``) to stderr at ``level``.
+
+    Ray keeps a replica's stderr in the session's worker logs (the dashboard shows them).
+    """
+    logger = logging.getLogger(ACCESS_LOGGER)
+    logger.setLevel(logging.getLevelNamesMapping().get(level.upper(), logging.INFO))
+    logger.propagate = False
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))  # the message is the JSON
+        logger.addHandler(handler)
+
+
 def build_context(
     settings: Settings, *, env: Mapping[str, str] | None = None, limits: ApiLimits | None = None
 ) -> ApiContext:
-    """Assemble the API context for ``settings``: services and the health checks."""
+    """Assemble the API context for ``settings``: services, health checks, the access log."""
+    configure_access_log(settings.log_level)
     context = ApiContext(
         settings, env=env, gateway=RayGateway(), jobs=RayJobLauncher(), metrics=ApiMetrics(),
         limits=limits, proxy_echoes_request_id=True,

@@ -24,7 +24,15 @@ log = logging.getLogger(__name__)
 
 
 class Unauthorized(E.ScizorError):
-    """No bearer token, or one that is unknown, revoked or expired (401)."""
+    """No bearer token, or one that is unknown, revoked or expired (401).
+
+    Attributes:
+        required_scope: The scope the route needs (set once the route is known).
+    """
+
+    def __init__(self, message: str, *, required_scope: str | None = None) -> None:
+        super().__init__(message)
+        self.required_scope = required_scope
 
 
 class Forbidden(E.ScizorError):

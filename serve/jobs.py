@@ -63,6 +63,7 @@ class JobState:
     end_time: int | None
     driver_pid: int | None
     metadata: dict[str, str]
+    ray_job_id: str | None = None
 
     @property
     def active(self) -> bool:
@@ -180,6 +181,16 @@ class RayJobLauncher:
             raise _unknown(submission_id)
         return state
 
+    def stop(self, submission_id: str) -> bool:
+        """Ask Ray to stop a job (SIGTERM to its driver); False if it had already ended."""
+        try:
+            return bool(self._jobs().stop_job(submission_id))
+        except RuntimeError as exc:
+            if "404" in str(exc) or "does not exist" in str(exc):
+                raise _unknown(submission_id) from None
+            self._client = None
+            raise ServiceUnavailable(f"Ray's job server did not answer: {exc}") from exc
+
     def active(self, kind: str) -> list[JobState]:
         """The API's pending or running jobs of ``kind``."""
         try:
@@ -226,4 +237,5 @@ def _state(details: Any) -> JobState | None:
         end_time=details.end_time,
         driver_pid=int(pid) if pid and str(pid).isdigit() else None,
         metadata=metadata,
+        ray_job_id=str(details.job_id) if getattr(details, "job_id", None) else None,
     )

@@ -7,9 +7,9 @@ pending or running, is a :class:`~core.errors.Conflict` (409). Two requests raci
 checks start two jobs, and the catalog lets only one driver create its run (the other job
 fails with the same Conflict in its log).
 
-A collection job's run is found in the catalog by its owner: the driver's
-``<host> pid <pid>`` (the job's driver pid, from Ray), or ``job <submission id>`` when the
-driver writes it.
+A collection job's run is found in the catalog by its owner: ``job <submission id>`` or
+``ray job <Ray job id>`` when the driver writes them, else the driver's ``<host> pid <pid>``
+(the job's driver pid, from Ray) created after the job started.
 """
 
 from __future__ import annotations
@@ -108,7 +108,10 @@ def run_of(context: ApiContext, job: JobState) -> CollectionRun | None:
     started = _from_ms(job.start_time)
     for run in recent_runs(context.catalog, kind=run_kind, limit=RUN_SCAN):
         owner = run.owner or ""
-        if f"job {job.submission_id}" in owner:
+        named = [f"job {job.submission_id}"] + (
+            [f"ray job {job.ray_job_id}"] if job.ray_job_id else []
+        )
+        if any(name in owner for name in named):
             return run
         by_pid = job.driver_pid is not None and owner.endswith(f" pid {job.driver_pid}")
         if by_pid and (started is None or run.created_at >= started - timedelta(seconds=5)):

@@ -35,7 +35,8 @@ from serve.errors import PayloadTooLarge, error_response
 if TYPE_CHECKING:
     from serve.context import ApiContext
 
-access_log = logging.getLogger("scizor.api.access")
+ACCESS_LOGGER = "scizor.api.access"
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 REQUEST_ID_HEADER = "x-request-id"
 _SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}")

@@ -47,7 +47,9 @@ def catalog_db(request: pytest.FixtureRequest, tmp_path_factory: Any) -> Iterato
 
 
 @pytest.fixture(scope="module")
-def deployed(gateway: Any, catalog_db: str, tmp_path_factory: Any) -> Iterator[dict[str, Any]]:
+def deployed(
+    gateway: Any, catalog_db: str, serve_api_port: int, tmp_path_factory: Any
+) -> Iterator[dict[str, Any]]:
     home = tmp_path_factory.mktemp("api-home")
     catalog = Catalog(catalog_db)
     catalog.symbols.upsert_many(
@@ -62,7 +64,7 @@ def deployed(gateway: Any, catalog_db: str, tmp_path_factory: Any) -> Iterator[d
     bars = pd.DataFrame({"open": close, "high": close + 1, "low": close - 1, "close": close,
                          "volume": 1e6}, index=index)  # fmt: skip
     BarStore(home / "bars").write("AAPL.NASDAQ", "1d", bars)
-    with serving(scizor_env(home, catalog_db), limits=LIMITS) as url:
+    with serving(scizor_env(home, catalog_db), limits=LIMITS, port=serve_api_port) as url:
         yield {"url": url, "catalog": catalog, "home": home}
     catalog.dispose()
 
@@ -219,3 +221,64 @@ def test_request_metrics_reach_rays_prometheus_endpoint(http, deployed):
 
     count, latency = eventually(exported, timeout=90, interval=2)
     assert count >= 3 and latency >= 3
+
+
+def test_the_platform_hooks_export_backtest_bar_and_pacing_metrics(deployed):
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Driver:  # stands in for a collection or backtest driver; alive until scraped
+        def record(self) -> None:
+            from serve.metrics import PlatformMetrics
+
+            hooks = PlatformMetrics()
+            hooks.backtest_started()
+            hooks.backtest_completed()
+            hooks.backtest_failed()
+            hooks.bars_written(252, bar_size="1d")
+            hooks.pacing_wait(0.25)
+
+    driver = Driver.remote()  # type: ignore[attr-defined]
+    ray.get(driver.record.remote(), timeout=60)
+
+    def exported() -> dict[str, float | None] | None:
+        text = scrape_metrics()
+        found = {
+            outcome: metric_value(text, "ray_scizor_backtests_total", outcome=outcome)
+            for outcome in ("started", "completed", "failed")
+        }
+        found["bars"] = metric_value(text, "ray_scizor_bars_written_total", bar_size="1d")
+        found["wait"] = metric_value(text, "ray_scizor_collection_pacing_wait_seconds_count")
+        return found if all(v for v in found.values()) else None
+
+    try:
+        found = eventually(exported, timeout=90, interval=2)
+    finally:
+        ray.kill(driver)
+    assert found["bars"] >= 252 and found["started"] >= 1 and found["wait"] >= 1
+
+
+def test_each_request_leaves_one_json_line_in_the_replica_log(http, deployed):
+    import json
+    import uuid
+    from pathlib import Path
+
+    import ray
+
+    request_id = f"log-{uuid.uuid4().hex[:12]}"
+    headers = {**token(deployed, "read"), "X-Request-ID": request_id}
+    assert http.get("/symbols/AAPL.NASDAQ", headers=headers).status_code == 200
+    context = ray.get_runtime_context()
+    logs = Path(context.get_temp_dir()) / context.get_session_name() / "logs"
+
+    def line() -> dict[str, Any] | None:
+        for path in logs.glob("worker-*.err"):
+            for text in path.read_text(errors="replace").splitlines():
+                if request_id in text and text.startswith("{"):
+                    return dict(json.loads(text))
+        return None
+
+    found = eventually(line, timeout=30, interval=0.5)
+    assert (found["route"], found["status"], found["token"]) == (
+        "/symbols/{instrument}", 200, "read-tester")  # fmt: skip
+    assert found["method"] == "GET" and found["duration_ms"] > 0

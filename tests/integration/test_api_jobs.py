@@ -2,8 +2,8 @@
 cluster, the jobs collect from ibsim through the gateway actor into Parquet and record their
 run in the catalog (SQLite and PostgreSQL), and the API follows job -> run -> bars.
 
-Ray Jobs need the cluster's job server: Ray's API server runs it, also on a local cluster
-started without the dashboard UI (the session's).
+Ray Jobs go through the cluster's job server, which the dashboard runs (the session cluster
+starts it).
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from tests.integration.test_api_support import (
     backend_url,
     eventually,
     gateway_on,
+    metric_value,
     scizor_env,
+    scrape_metrics,
     serving,
 )
 
@@ -56,7 +58,9 @@ def catalog_db(request: pytest.FixtureRequest, tmp_path_factory: Any) -> Iterato
 
 
 @pytest.fixture(scope="module")
-def api(ib: Any, catalog_db: str, tmp_path_factory: Any) -> Iterator[dict[str, Any]]:
+def api(
+    ib: Any, catalog_db: str, serve_api_port: int, tmp_path_factory: Any
+) -> Iterator[dict[str, Any]]:
     catalog = Catalog(catalog_db)
     catalog.symbols.upsert_many(
         [SymbolRecord(symbol="AAPL", primary_exchange="NASDAQ", universe="nasdaq", valid=True),
@@ -68,7 +72,7 @@ def api(ib: Any, catalog_db: str, tmp_path_factory: Any) -> Iterator[dict[str, A
         SCIZOR_IB_HOST="127.0.0.1", SCIZOR_IB_PORT=str(ib.port), SCIZOR_IB_CLIENT_ID="82",
     )  # fmt: skip
     with (
-        serving(env, limits=ApiLimits(rate_per_second=50, burst=100)) as url,
+        serving(env, limits=ApiLimits(rate_per_second=50, burst=100), port=serve_api_port) as url,
         httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c,
     ):
         yield {"http": c, "catalog": catalog}
@@ -99,6 +103,12 @@ def test_collecting_one_instrument_is_a_ray_job_whose_run_and_bars_the_api_shows
     assert item["instrument"] == "AAPL.NASDAQ" and item["bars_written"] > 200
     bars = http.get("/bars/AAPL.NASDAQ", params={"limit": 10_000}).json()
     assert bars["count"] == item["bars_written"]
+    submitted = eventually(
+        lambda: metric_value(scrape_metrics(), "ray_scizor_api_jobs_submitted_total",
+                             kind="collect-history"),
+        timeout=90, interval=2,
+    )  # fmt: skip
+    assert submitted >= 1
 
 
 def test_the_job_is_rays_with_the_kind_and_who_asked_in_its_metadata(api):

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from storage.catalog import Catalog
-from tests.integration.test_api_support import free_port
+from tests.integration.test_api_support import free_port, stop_serve
 
 pytestmark = pytest.mark.integration
 
@@ -27,10 +27,10 @@ def scizor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_up_prints_an_admin_token_once_and_the_api_takes_it(ray_session, tmp_path):
+def test_up_prints_an_admin_token_once_and_the_api_takes_it(ray_session, serve_api_port, tmp_path):
     import ray
 
-    api_port = free_port()
+    api_port = serve_api_port
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SCIZOR_")},
         "SCIZOR_HOME": str(tmp_path / "home"),
@@ -64,4 +64,5 @@ def test_up_prints_an_admin_token_once_and_the_api_takes_it(ray_session, tmp_pat
         assert not TOKEN.findall(again.stdout) and "Admin API token" not in again.stdout
     finally:
         down = scizor(env, "down")
+        stop_serve()  # 'down' leaves Serve (and its port) to the cluster it joined
     assert down.returncode == 0, down.stdout + down.stderr

@@ -5,7 +5,8 @@ invalid input is refused with a 4xx.
 
 Examples are bounded and derandomized (the same cases every run). Long work would start real
 Ray Jobs: collection routes meet a run of each kind holding its lease (so valid requests get
-409 and start nothing), and ``POST /symbols/validate``, which has no run to meet, is left out.
+409 and start nothing), and ``POST /symbols/validate`` and ``POST /backtests``, which have no
+run to meet, are left out; the test checks that no Ray Job was submitted.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ CHECKS = [
     schemathesis.checks.response_schema_conformance,
     schemathesis.checks.negative_data_rejection,
 ]
-LONG_WORK_WITHOUT_A_RUN = "/symbols/validate"
+LONG_WORK_WITHOUT_A_RUN = ("/symbols/validate", "/backtests")
 EXAMPLES = 15
 """Cases per route and mode (positive, negative): about 500 requests per backend."""
 
@@ -54,7 +55,9 @@ def catalog_db(request: pytest.FixtureRequest, tmp_path_factory: Any) -> Iterato
 
 
 @pytest.fixture(scope="module")
-def deployed(ib: Any, catalog_db: str, tmp_path_factory: Any) -> Iterator[dict[str, Any]]:
+def deployed(
+    ib: Any, catalog_db: str, serve_api_port: int, tmp_path_factory: Any
+) -> Iterator[dict[str, Any]]:
     home = tmp_path_factory.mktemp("schema-home")
     catalog = Catalog(catalog_db)
     catalog.symbols.upsert_many(
@@ -71,7 +74,8 @@ def deployed(ib: Any, catalog_db: str, tmp_path_factory: Any) -> Iterator[dict[s
         )  # fmt: skip
     _, token = catalog.tokens.create("admin", "schemathesis")
     env = scizor_env(home, catalog_db, SCIZOR_IB_HOST="127.0.0.1", SCIZOR_IB_PORT=str(ib.port))
-    with serving(env, limits=ApiLimits(rate_per_second=10_000, burst=10_000)) as url:
+    limits = ApiLimits(rate_per_second=10_000, burst=10_000)
+    with serving(env, limits=limits, port=serve_api_port) as url:
         yield {"url": url, "token": token}
     catalog.dispose()
 
@@ -79,7 +83,18 @@ def deployed(ib: Any, catalog_db: str, tmp_path_factory: Any) -> Iterator[dict[s
 @pytest.fixture(scope="module")
 def api_schema(deployed: dict[str, Any]) -> Any:
     schema = schemathesis.openapi.from_url(f"{deployed['url']}/openapi.json")
-    return schema.exclude(path=LONG_WORK_WITHOUT_A_RUN, method="POST")
+    for path in LONG_WORK_WITHOUT_A_RUN:
+        schema = schema.exclude(path=path, method="POST")
+    return schema
+
+
+def ray_jobs() -> set[str]:
+    """Submission ids of every Ray Job of the session."""
+    import ray
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(ray.get_runtime_context().gcs_address)
+    return {str(job.submission_id) for job in client.list_jobs()}
 
 
 def exercise(operation: Any, mode: GenerationMode, headers: dict[str, str]) -> None:
@@ -108,6 +123,8 @@ def test_every_route_answers_within_its_schema_and_never_5xx(api_schema, deploye
     headers = {"Authorization": f"Bearer {deployed['token']}"}
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 14, [o.label for o in operations]
+    assert not {o.label for o in operations} & {f"POST {p}" for p in LONG_WORK_WITHOUT_A_RUN}
+    jobs_before = ray_jobs()
     failures = []
     for operation in operations:
         for mode in modes_of(operation):
@@ -116,3 +133,4 @@ def test_every_route_answers_within_its_schema_and_never_5xx(api_schema, deploye
             except (AssertionError, FailureGroup) as exc:  # gather every route's failures
                 failures.append(f"{operation.label} ({mode}): {exc}")
     assert not failures, "\n\n".join(failures)
+    assert ray_jobs() == jobs_before, "long work must not have started Ray Jobs"

@@ -67,20 +67,35 @@ def serve_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(env: dict[str, str], *, limits: Any = None) -> Iterator[str]:
-    """Deploy the API with ``env`` on Serve; yield its base URL; delete it afterwards."""
+def serving(env: dict[str, str], *, limits: Any = None, port: int | None = None) -> Iterator[str]:
+    """Deploy the API with ``env`` on Serve; yield its base URL; stop Serve afterwards.
+
+    Args:
+        env: The deployment's ``SCIZOR_*`` variables.
+        limits: Its limits (default: the API's).
+        port: Serve's HTTP port: the run's ``serve_api_port``. Serve keeps the port it first
+            started with for as long as it runs on the cluster (then ``port`` is ignored and
+            the running one used); it is shut down at the end, so nothing depends on order.
+    """
     from ray import serve
 
     from serve.deployment import build_app
 
-    serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
-    serve.run(build_app(env, limits=limits), name=APP, route_prefix="/")
-    url = f"http://127.0.0.1:{serve_port()}"
-    eventually(lambda: _answers(url), timeout=60)
+    serve.start(http_options={"host": "127.0.0.1", "port": port or free_port()})
     try:
+        serve.run(build_app(env, limits=limits), name=APP, route_prefix="/")
+        url = f"http://127.0.0.1:{serve_port()}"
+        eventually(lambda: _answers(url), timeout=60)
         yield url
     finally:
-        serve.delete(APP)
+        stop_serve()
+
+
+def stop_serve() -> None:
+    """Shut Serve down on the session cluster (its apps, controller and proxies)."""
+    from ray import serve
+
+    serve.shutdown()  # type: ignore[no-untyped-call]
 
 
 def _answers(url: str) -> bool:

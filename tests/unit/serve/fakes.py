@@ -22,6 +22,7 @@ class FakeJobs:
     status: str = "PENDING"
     driver_pid: int | None = None
     start_time: int | None = None
+    ray_job_id: str | None = None
 
     def submit(self, spec: JobSpec, *, env: Mapping[str, str]) -> str:
         job_id = f"{spec.prefix}-{len(self.submitted):016x}"
@@ -33,6 +34,7 @@ class FakeJobs:
             submission_id=job_id, kind=spec.kind, status=self.status, message=None,
             entrypoint=entrypoint(spec), start_time=self.start_time, end_time=None,
             driver_pid=self.driver_pid, metadata={**spec.metadata, "scizor_kind": spec.kind},
+            ray_job_id=self.ray_job_id,
         )  # fmt: skip
 
     def get(self, submission_id: str) -> JobState:

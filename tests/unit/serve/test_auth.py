@@ -23,6 +23,8 @@ def test_a_route_without_a_token_is_401_with_a_bearer_challenge_and_the_fix(api)
     assert response.headers["www-authenticate"].startswith("Bearer")
     body = response.json()
     assert body["error"] == "Unauthorized" and "Authorization: Bearer" in body["detail"]
+    assert body["required_scope"] == "read"
+    assert api.client.post("/collect").json()["required_scope"] == "research"
 
 
 @pytest.mark.parametrize("header", ["Bearer scz_not-a-token", "Basic dXNlcjpwdw==", "Bearer "])
@@ -30,6 +32,7 @@ def test_a_bad_token_or_scheme_is_401(api, header):
     response = api.client.get("/symbols", headers={"Authorization": header})
     assert response.status_code == 401
     assert response.json()["error"] == "Unauthorized"
+    assert response.json()["required_scope"] == "read"
 
 
 def test_health_docs_and_openapi_need_no_token(api):

@@ -122,6 +122,19 @@ def test_a_run_owned_by_the_job_id_is_found_without_a_pid(farm):
     assert farm.get(f"/jobs/{job_id}").json()["run"]["id"] == run.id
 
 
+def test_a_run_owned_by_the_ray_job_id_is_found_too(farm):
+    job_id = farm.post("/collect/BHP").json()["job_id"]
+    farm.jobs.ray_job_id = "0a000000"
+    runs = farm.context.catalog.collection_runs
+    runs.create("history", [("BHP.ASX", "1d", None, None)], owner="h pid 9 ray job 0b000000")
+    assert farm.get(f"/jobs/{job_id}").json()["run"] is None, "another job's run"
+    run = runs.create(
+        "history", [("BHP.ASX", "1h", None, None)], owner="h pid 9 ray job 0a000000",
+        at=utcnow() + timedelta(minutes=5),
+    )  # fmt: skip
+    assert farm.get(f"/jobs/{job_id}").json()["run"]["id"] == run.id
+
+
 def test_collections_are_listed_newest_first_and_show_per_instrument_progress(farm):
     runs = farm.context.catalog.collection_runs
     first = runs.create("daily", [("BHP.ASX", "1d", None, None)], owner="a")
