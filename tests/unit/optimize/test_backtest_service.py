@@ -3,12 +3,14 @@ the worker's part, the catalog sink, and every query on a job run in this proces
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.errors import ConfigError, Conflict, NotFound, StorageError, ValidationError
+from core.errors import Conflict, NotFound, StorageError, ValidationError
 from core.instruments import AmbiguousInstrument
 from optimize.backtest_ranking import summary
 from optimize.backtest_sink import CatalogSink, JobProgress
@@ -95,10 +97,33 @@ def test_a_portfolio_of_one_currency_is_accepted(service):
     assert job.instruments == ["SPY.ARCA", "VEA.ARCA"] and job.options["mode"] == "portfolio"
 
 
-def test_run_needs_a_ray_cluster_and_leaves_the_job_as_it_was(service):
+_RUN_WITHOUT_RAY = """
+import sys
+from core.errors import ConfigError
+from core.settings import Settings
+from optimize.backtest_jobs import BacktestService
+from storage.catalog import Catalog
+from storage.results import ResultStore
+url, home, bars, results, job = sys.argv[1:]
+settings = Settings.from_env({"SCIZOR_HOME": home, "SCIZOR_BAR_STORE": bars})
+service = BacktestService(Catalog(url), settings, results=ResultStore(results))
+try:
+    service.run(int(job))
+except ConfigError as exc:
+    print("ConfigError:", exc)
+"""
+
+
+def test_run_needs_a_ray_cluster_and_leaves_the_job_as_it_was(
+    service, world, catalog_url, tmp_path
+):
+    # A fresh interpreter: this test process may have joined the suite's Ray session.
     job = service.submit({**SMA, "instruments": ["AAA"]})
-    with pytest.raises(ConfigError, match="join the Ray cluster"):
-        service.run(job.id)
+    args = [catalog_url, str(tmp_path), world["bars"], str(world["results"]), str(job.id)]
+    ran = subprocess.run([sys.executable, "-c", _RUN_WITHOUT_RAY, *args], capture_output=True,
+                         text=True, timeout=120, cwd=Path(__file__).parents[3])  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.startswith("ConfigError: join the Ray cluster first")
     assert service.get(job.id).status is JobStatus.QUEUED
 
 
