@@ -59,6 +59,9 @@ def create(
     name: str = typer.Option(..., "--name", help="Who or what uses it (shown in the audit log)."),
     scope: str = typer.Option(..., "--scope", help="read, research, trade or admin."),
     expires: str | None = typer.Option(None, "--expires", help="e.g. 30d, 12h or 2027-01-31."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Print the token alone, e.g. for TOKEN=$(...)."
+    ),
 ) -> None:
     """Create a token and print it once (only its hash is stored)."""
     if not name.strip():
@@ -71,6 +74,9 @@ def create(
         )
     finally:
         catalog.dispose()
+    if quiet:
+        print(plaintext)
+        return
     until = f"{record.expires_at:%Y-%m-%d %H:%M} UTC" if record.expires_at else "never"
     console.print(f"Token {record.id} '{record.name}' (scope {record.scope}, expires {until}):")
     console.print(plaintext, markup=False, highlight=False, soft_wrap=True)

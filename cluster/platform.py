@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from cluster import bootstrap
-from core.errors import ConfigError
+from core.errors import ConfigError, ValidationError
 from core.settings import Settings
 
 EMBEDDED_IB_HOST = "127.0.0.1"
@@ -179,14 +179,27 @@ def first_admin_token(settings: Settings) -> str | None:
     """Create the first API token (scope admin) when the catalog has none; return it.
 
     Returns the plaintext once, for ``scizor up`` to print; only its hash is stored, so a later
-    ``up`` (tokens exist) returns None and nothing can show it again.
+    ``up`` (tokens exist) returns None and nothing can show it again. With
+    ``SCIZOR_ADMIN_TOKEN`` set, that token becomes the first admin token instead and None is
+    returned (the operator has it; it is never printed).
+
+    Raises:
+        ValidationError: SCIZOR_ADMIN_TOKEN is too short or has spaces.
     """
     from storage.catalog import Catalog
     from storage.catalog.records import TokenScope
 
+    chosen = settings.api.admin_token
     catalog = Catalog(settings.db.url)
     try:
         if catalog.tokens.count():
+            return None
+        if chosen is not None:
+            try:
+                catalog.tokens.create(TokenScope.ADMIN, ADMIN_TOKEN_NAME,
+                                      plaintext=chosen.get_secret_value())  # fmt: skip
+            except ValidationError as exc:
+                raise ValidationError(f"SCIZOR_ADMIN_TOKEN: {exc}", field="admin_token") from None
             return None
         _, plaintext = catalog.tokens.create(TokenScope.ADMIN, ADMIN_TOKEN_NAME)
         return plaintext

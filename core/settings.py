@@ -99,6 +99,9 @@ class APISettings:
     admin_token: SecretStr | None
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 class Settings(BaseSettings):
     """All of SCIZOR's configuration; environment variables are ``SCIZOR_<FIELD>``."""
 
@@ -120,8 +123,16 @@ class Settings(BaseSettings):
     dashboard_port: int = Field(default=8265, ge=1, le=65535)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
-    admin_token: SecretStr | None = None
-    log_level: str = "INFO"
+    admin_token: SecretStr | None = Field(
+        default=None, description="The first admin API token, instead of a generated one."
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    api_rate: float = Field(default=20.0, gt=0, description="Requests/s a token may sustain.")
+    api_burst: int = Field(default=40, ge=1, description="Requests a token may send at once.")
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest body.")
+    api_token_cache_seconds: float = Field(
+        default=15.0, ge=0, le=3600, description="How long a verified token is trusted."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -134,6 +145,25 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Read only what is passed in: the environment is injected by :meth:`from_env`."""
         return (init_settings,)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _known_level(cls, value: Any) -> Any:
+        level = value.strip().upper() if isinstance(value, str) else value
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        token = None if value is None else value.get_secret_value()
+        if token is not None and (len(token) < 32 or any(c.isspace() for c in token)):
+            raise ValueError(
+                "needs at least 32 characters and no spaces; generate one with "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
 
     @field_validator("ib_host", "ray_address", "database_url", "bar_store", mode="before")
     @classmethod

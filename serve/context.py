@@ -60,7 +60,7 @@ class ApiContext:
         self.gateway: Gateway = gateway or NoGateway()
         self.jobs: JobLauncher = jobs or NoJobLauncher()
         self.metrics: RequestMetrics = metrics or NullApiMetrics()
-        self.limits = limits or ApiLimits()
+        self.limits = limits or ApiLimits.of(settings)
         self.bars = BarStore(settings.storage.bar_store)
         self._guard: Guard | None = None
         self._checks: dict[str, HealthCheck] = {}

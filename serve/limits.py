@@ -14,6 +14,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from core.settings import Settings
+
 MIB = 1024 * 1024
 
 
@@ -35,6 +37,17 @@ class ApiLimits:
     burst: int = 40
     token_cache_seconds: float = 15.0
     last_use_flush_seconds: float = 30.0
+
+    @classmethod
+    def of(cls, settings: Settings) -> ApiLimits:
+        """The limits ``SCIZOR_API_RATE``, ``_BURST``, ``_MAX_BODY_BYTES`` and
+        ``_TOKEN_CACHE_SECONDS`` set (the defaults above where they are unset)."""
+        return cls(
+            max_body_bytes=settings.api_max_body_bytes,
+            rate_per_second=settings.api_rate,
+            burst=settings.api_burst,
+            token_cache_seconds=settings.api_token_cache_seconds,
+        )
 
 
 class RateLimiter:

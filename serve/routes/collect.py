@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
+from core.errors import ValidationError
 from serve.context import ApiContext
 from serve.longwork import daily_job, history_job, list_runs, run_of
 from serve.routes.common import ERRORS, INSTRUMENT, LONG_WORK, accept, context_of
@@ -37,10 +38,22 @@ JOB_ID = Path(pattern=r"^[a-z]+-[0-9a-f]{16}$", description="The job id a 202 an
 
 @router.post("/collect", response_model=JobAccepted, status_code=202, responses=LONG_WORK)
 def collect_daily(
-    request: Request, response: Response, body: DailyCollectRequest | None = None
+    request: Request,
+    response: Response,
+    body: DailyCollectRequest | None = None,
+    context: ApiContext = Depends(context_of),
 ) -> JobAccepted:
     """Bring every valid symbol's daily bars up to date (``scizor collect daily``)."""
     body = body or DailyCollectRequest()
+    if body.universe:
+        known = context.catalog.symbols.universes()
+        unknown = [name for name in body.universe if name not in known]
+        if unknown:  # refused here, not in the job
+            raise ValidationError(
+                f"universe {', '.join(unknown)} has no listings in the catalog; known: "
+                f"{', '.join(known) or 'none (run scizor symbols populate)'}",
+                field="universe",
+            )
     return accept(request, response, daily_job(years=body.years, universes=body.universe))
 
 

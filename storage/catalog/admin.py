@@ -22,6 +22,8 @@ from storage.catalog.models import ApiTokenRow, AuditRow, PositionRow, RiskEvent
 from storage.catalog.records import AuditEntry, RiskEvent, RiskLimit, TokenRecord, TokenScope
 
 TOKEN_PREFIX = "scz_"
+MIN_CHOSEN = 32
+"""The shortest token an operator may choose (``SCIZOR_ADMIN_TOKEN``)."""
 
 
 class PositionRepository:
@@ -252,11 +254,16 @@ class TokenRepository:
         *,
         expires_at: datetime | None = None,
         at: datetime | None = None,
+        plaintext: str | None = None,
     ) -> tuple[ApiToken, str]:
         """Create a token; return its record and the plaintext, which is never shown again.
 
+        ``plaintext`` stores a token chosen by the operator (``SCIZOR_ADMIN_TOKEN``) instead
+        of a random one.
+
         Raises:
-            ValidationError: for an unknown scope, or an expiry not in the future.
+            ValidationError: for an unknown scope, an expiry not in the future, or a chosen
+                token shorter than 32 characters, with spaces, or already stored.
         """
         scope = parse_scope(scope)
         now = at or utcnow()
@@ -266,7 +273,10 @@ class TokenRepository:
                 "later time, or none for a token that does not expire",
                 field="expires_at",
             )
-        plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        if plaintext is None:
+            plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        else:
+            self._check_chosen(plaintext)
         row = ApiTokenRow(
             token_hash=hash_token(plaintext), scope=scope.value, name=name,
             created_at=now, expires_at=expires_at,
@@ -275,6 +285,16 @@ class TokenRepository:
             session.add(row)
             session.flush()
             return self._record(row), plaintext
+
+    def _check_chosen(self, plaintext: str) -> None:
+        if len(plaintext) < MIN_CHOSEN or any(c.isspace() for c in plaintext):
+            raise ValidationError(
+                f"a chosen token needs at least {MIN_CHOSEN} characters and no spaces; "
+                "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+                field="token",
+            )
+        if self.lookup(plaintext) is not None:
+            raise ValidationError("that token is stored already; choose another", field="token")
 
     def lookup(self, token: str) -> ApiToken | None:
         """Return the record of ``token`` (live or not), or None if it is unknown; writes nothing.

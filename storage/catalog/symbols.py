@@ -128,6 +128,12 @@ class SymbolRepository:
         with self._db.transaction() as session:
             return {str(i): str(n) for i, n in session.execute(stmt)}
 
+    def universes(self) -> builtins.list[str]:
+        """Return the names of the universes that have at least one listing, sorted."""
+        stmt = select(SymbolRow.universe).where(SymbolRow.universe.is_not(None)).distinct()
+        with self._db.transaction() as session:
+            return sorted(str(name) for name in session.scalars(stmt))
+
     def list(
         self, *, universe: str | None = None, valid: bool | None = None
     ) -> builtins.list[SymbolRecord]:

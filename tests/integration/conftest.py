@@ -20,9 +20,15 @@ def serve_api_port() -> int:
     """The one HTTP port of Ray Serve in this run.
 
     Serve's proxy keeps the port it first started with for the cluster's life, so every test
-    that deploys the API on the session cluster (``scizor up`` or ``serve.run``) uses this.
+    that deploys the API on the session cluster (``scizor up`` or ``serve.run``) uses this:
+    8000, SCIZOR's default, when it is free (the README's commands name it), else a free one.
     """
-    return _free_port()
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", 8000))
+        except OSError:
+            return _free_port()
+    return 8000
 
 
 @pytest.fixture(scope="session")

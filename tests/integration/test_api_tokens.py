@@ -55,6 +55,17 @@ def test_create_prints_the_token_once_and_stores_only_its_hash(env, catalog_url)
     assert token not in listed.stdout, "list never shows a token"
 
 
+def test_quiet_prints_the_token_alone_for_a_shell_variable(env, catalog_url):
+    made = scizor(env, "token", "create", "--name", "notebook", "--scope", "read", "--quiet")
+    assert made.returncode == 0, made.stderr
+    assert TOKEN.fullmatch(made.stdout.strip()) and made.stdout.count("\n") == 1
+    catalog = Catalog(catalog_url)
+    try:
+        assert catalog.tokens.lookup(made.stdout.strip()).name == "notebook"
+    finally:
+        catalog.dispose()
+
+
 def test_revoke_marks_the_token_revoked_and_a_missing_id_is_a_clean_error(env):
     scizor(env, "token", "create", "--name", "old", "--scope", "read")
     revoked = scizor(env, "token", "revoke", "1")

@@ -1,4 +1,5 @@
-"""The README's "Collecting data" block, run exactly as printed, on the whole bundled universe.
+"""The README's "Collecting data" block, run exactly as printed, on the whole bundled universe,
+then its "Research on the cluster and over HTTP" block on the bars it collected.
 
 `scizor up` starts the embedded ibsim and the gateway (joining the test session's Ray cluster,
 the one-cluster-per-run rule), then every command line of the block runs through bash from the
@@ -9,6 +10,7 @@ own listing's series, never mixed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -17,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -32,12 +35,37 @@ SCIZOR = str(Path(sys.executable).with_name("scizor"))
 
 
 def readme_block(title: str) -> list[str]:
-    """The command lines of the first bash block after the README heading ``title``."""
+    """The commands of the first bash block after the README heading ``title``, one string
+    each (a command continued with a trailing backslash keeps its lines)."""
     text = (ROOT / "README.md").read_text()
     section = text.split(f"## {title}\n", 1)[1]
     block = re.search(r"```bash\n(.*?)```", section, flags=re.DOTALL)
     assert block is not None, f"README lost the bash block of '{title}'"
-    return [line for line in block.group(1).splitlines() if line.strip()]
+    commands: list[str] = []
+    for line in block.group(1).splitlines():
+        if commands and commands[-1].endswith("\\"):
+            commands[-1] += "\n" + line
+        elif line.strip():
+            commands.append(line)
+    return commands
+
+
+MARK = "@@ readme command {} @@"
+
+
+def run_in_one_shell(env: dict[str, str], commands: list[str]) -> list[str]:
+    """Run ``commands`` as printed in one bash (variables carry over, the first failure
+    stops it); return each one's standard output."""
+    script = "set -e\n" + "".join(
+        f"{command}\nprintf '\\n{MARK.format(i)}\\n'\n" for i, command in enumerate(commands)
+    )
+    done = run(env, script)
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    outputs, rest = [], done.stdout
+    for i in range(len(commands)):
+        out, rest = rest.split(f"\n{MARK.format(i)}\n", 1)
+        outputs.append(out)
+    return outputs
 
 
 def free_port() -> int:
@@ -79,11 +107,15 @@ def test_readme_collecting_block_runs_as_printed_on_the_whole_universe(
             assert done.returncode == 0, f"{line}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
             outputs[line] = done.stdout
             print(f"{time.monotonic() - began:7.1f} s  {line}")  # the figures for the notes
+        populate = next(out for line, out in outputs.items() if "symbols populate" in line)
+        assert "0 invalid" in populate and "unanswered" in populate
+        _assert_every_instrument_has_its_own_bars(home)
+        began = time.monotonic()
+        research = run_in_one_shell(env, readme_block("Research on the cluster and over HTTP"))
+        print(f"{time.monotonic() - began:7.1f} s  the research block")
+        _assert_the_research_block_did_its_work(env, home, research)
     finally:
         subprocess.run([SCIZOR, "down"], env=env, capture_output=True, timeout=120, check=False)
-    populate = next(out for line, out in outputs.items() if "symbols populate" in line)
-    assert "0 invalid" in populate and "unanswered" in populate
-    _assert_every_instrument_has_its_own_bars(home)
 
 
 def _assert_every_instrument_has_its_own_bars(home: Path) -> None:
@@ -111,3 +143,43 @@ def _assert_every_instrument_has_its_own_bars(home: Path) -> None:
     asx, arca = store.read("VEA.ASX", "1d"), store.read("VEA.ARCA", "1d")
     assert not asx.index.equals(arca.index), "ASX and NYSE Arca sessions differ"
     assert len(store.read("AAPL.NASDAQ", "1m")) > 0
+
+
+def _assert_the_research_block_did_its_work(
+    env: dict[str, str], home: Path, outputs: list[str]
+) -> None:
+    cli, token, bars, csv, posted, listed = outputs
+    asx = _listings(home, universe="asx200")
+    assert "Report:" in cli and str(home / "reports") in cli, cli[-2000:]
+    assert token == "", "the token goes into the variable, not the screen"
+    page = json.loads(bars)
+    assert page["instrument"] == "VEA.ASX" and len(page["bars"]) == 3
+    header, *rows = csv.strip().splitlines()
+    assert header.split(",")[:5] == ["ts", "open", "high", "low", "close"] and len(rows) >= 3
+    accepted = json.loads(posted)
+    assert accepted["status"] == "queued" and accepted["job_id"]
+    recent = json.loads(listed)["items"]
+    assert [b["strategy"] for b in recent] == ["rsi_reversion", "sma_cross"]
+    assert len(recent[1]["instruments"]) == len(asx) and recent[1]["status"] == "done"
+    # The posted job runs as a Ray Job; it ends with a result for every ETF.
+    reader = run(env, f"{SCIZOR} token create --name readme-check --scope read --quiet")
+    headers = {"Authorization": f"Bearer {reader.stdout.strip()}"}
+    url = f"http://127.0.0.1:{env['SCIZOR_API_PORT']}/backtests/{accepted['backtest_id']}"
+    deadline, job = time.monotonic() + 300, {}
+    while time.monotonic() < deadline:
+        job = httpx.get(url, headers=headers, timeout=30).json()
+        if job["status"] in ("done", "failed", "cancelled"):
+            break
+        time.sleep(1)
+    assert job["status"] == "done", job
+    assert set(job["instruments"]) == {r.id for r in _listings(home, universe="etfs")}
+    results = httpx.get(f"{url}/results", headers=headers, timeout=30).json()["results"]
+    assert len(results) == len(job["instruments"]) and not [r for r in results if r["error"]]
+
+
+def _listings(home: Path, *, universe: str) -> list:
+    catalog = Catalog(f"sqlite:///{home / 'scizor.db'}")
+    try:
+        return catalog.symbols.list(valid=True, universe=universe)
+    finally:
+        catalog.dispose()

@@ -44,13 +44,29 @@ def test_settings_blank_host_means_embedded_gateway():
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("SCIZOR_IB_PORT", "not-a-port"), ("SCIZOR_API_PORT", "70000"), ("SCIZOR_IB_TIMEOUT", "0")],
+    [
+        ("SCIZOR_IB_PORT", "not-a-port"),
+        ("SCIZOR_API_PORT", "70000"),
+        ("SCIZOR_IB_TIMEOUT", "0"),
+        ("SCIZOR_LOG_LEVEL", "loud"),
+        ("SCIZOR_API_RATE", "0"),
+        ("SCIZOR_API_BURST", "-1"),
+        ("SCIZOR_API_MAX_BODY_BYTES", "10"),
+    ],
 )
 def test_settings_bad_value_names_the_variable(variable, value):
     with pytest.raises(ConfigError) as info:
         Settings.from_env({variable: value})
     assert variable in str(info.value)
     assert repr(value) in str(info.value)
+
+
+def test_a_short_admin_token_is_refused_without_showing_it():
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"SCIZOR_ADMIN_TOKEN": "hunter2 hunter2"})
+    message = str(info.value)
+    assert "SCIZOR_ADMIN_TOKEN" in message and "32 characters" in message
+    assert "hunter2" not in message and "***" in message
 
 
 def test_settings_do_not_read_process_environment_when_given_a_mapping(monkeypatch):
@@ -103,11 +119,17 @@ def test_settings_accept_every_field_and_the_test_suites_variables():
         "SCIZOR_RAY_NUM_CPUS": "4",
         "SCIZOR_DASHBOARD_PORT": "8266",
         "SCIZOR_API_PORT": "8001",
-        "SCIZOR_ADMIN_TOKEN": "tok",
-        "SCIZOR_LOG_LEVEL": "DEBUG",
+        "SCIZOR_ADMIN_TOKEN": "scz_" + "k" * 40,
+        "SCIZOR_LOG_LEVEL": "debug",
+        "SCIZOR_API_RATE": "5",
+        "SCIZOR_API_BURST": "10",
+        "SCIZOR_API_MAX_BODY_BYTES": "65536",
+        "SCIZOR_API_TOKEN_CACHE_SECONDS": "0",
     }
     s = Settings.from_env(env)
     assert (s.ib.port, s.ib.client_id, s.ib.account, s.ib.timeout) == (4001, 3, "DU123", 2.5)
+    assert s.log_level == "DEBUG" and (s.api_rate, s.api_burst) == (5.0, 10)
+    assert (s.api_max_body_bytes, s.api_token_cache_seconds) == (65536, 0.0)
     assert s.ray.num_cpus == 4 and s.db.is_sqlite and s.ib.embedded
 
 
@@ -120,7 +142,7 @@ def test_settings_repr_and_str_never_show_the_database_password_or_admin_token()
     s = Settings.from_env(
         {
             "SCIZOR_DATABASE_URL": "postgresql+psycopg://scizor:s3cr3t@db:5432/x",
-            "SCIZOR_ADMIN_TOKEN": "t0ken",
+            "SCIZOR_ADMIN_TOKEN": "t0ken" * 8,
         }
     )
     for text in (repr(s), str(s), repr(s.db), str(s.db), repr(s.api)):

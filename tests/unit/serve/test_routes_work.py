@@ -14,7 +14,9 @@ from tests.unit.serve.conftest import listing
 
 @pytest.fixture
 def farm(api):
-    api.context.catalog.symbols.upsert_many([listing("BHP", "ASX", currency="AUD")])
+    api.context.catalog.symbols.upsert_many(
+        [listing("BHP", "ASX", currency="AUD", universe="asx200")]
+    )
     return api
 
 
@@ -63,6 +65,7 @@ def test_historical_collection_resolves_the_instrument_and_passes_the_range(farm
         ("/collect/B..X", {}, 422, "instrument"),
         ("/collect", {"years": 0}, 422, "years"),
         ("/collect", {"universe": "asx200"}, 422, "universe"),
+        ("/collect", {"universe": ["asx2000"]}, 422, "universe"),
         ("/symbols/validate", {"limit": 0}, 422, "limit"),
     ],
 )
@@ -72,6 +75,13 @@ def test_bad_input_is_refused_before_any_job_is_submitted(farm, path, body, stat
     if field:
         assert response.json()["field"] == field
     assert farm.jobs.submitted == []
+
+
+def test_an_unknown_universe_names_the_known_ones(farm):
+    body = farm.post("/collect", json={"universe": ["asx200", "asx2000"]}).json()
+    assert (
+        body["detail"].startswith("universe asx2000 has no listings") and "asx200" in body["detail"]
+    )
 
 
 def test_a_second_collection_of_a_kind_while_one_is_under_way_is_409(farm):
