@@ -1,0 +1,318 @@
+"""Where a sweep's parameter sets come from, and where their results go.
+
+* :class:`BulkSource` (grid, random): points are drawn here in bulk (every feasible grid
+  point, or uniform feasible draws), evaluated, and only then written as finished trials
+  with ``Study.add_trials``; nothing sits RUNNING in the study.
+* :class:`ModelSource` (tpe, cmaes, nsga2): points come from ``study.ask()`` in small
+  batches (the sampler learns only from told trials) and results are told back. An ask
+  that breaks a constraint is told PRUNED at once, never evaluated, and does not count
+  toward ``trials``; PRUNED trials rank below every COMPLETE one in TPE, so it learns to
+  avoid the infeasible region.
+
+A set whose metric is undefined on every instrument (NaN: e.g. no trade at all) becomes a
+FAIL trial with an ``error`` attribute; a batch whose worker died twice becomes FAIL
+trials too, and its sets are drawn again (random, models: fresh points; grid: the same).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from core.errors import ValidationError
+from optimize import sweep_space as space
+from optimize.study_spec import StudySpec
+from optimize.sweep_store import (
+    ERROR_ATTR,
+    INSTRUMENT_ATTR,
+    finished_points,
+    finished_trial,
+    objective_values,
+    per_instrument,
+)
+from optimize.sweep_task import EvalOutcome
+from strategies.base import Strategy
+
+MODEL_BATCH = 16
+"""Most trials a model sampler is asked for at once (it learns only from told trials)."""
+MAX_INFEASIBLE_RUN = 2_000
+"""Infeasible asks in a row after which a sweep gives up (the constraints leave nothing)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class Job:
+    """One batch in flight: its sets, their asked trials (model samplers) and attempts."""
+
+    sets: list[dict[str, Any]]
+    trials: list[optuna.trial.Trial] | None = None
+    attempt: int = 1
+    worker_pid: int = 0
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(slots=True, kw_only=True)
+class Counts:
+    """What a source has seen in this run."""
+
+    complete: int = 0
+    failed: int = 0
+    infeasible: int = 0
+    in_flight: int = 0
+
+
+class BulkSource:
+    """Grid or random points, recorded with ``add_trials`` once evaluated."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        spec: StudySpec,
+        strategy: Strategy,
+        instruments: Sequence[str],
+        *,
+        complete: int,
+    ) -> None:
+        self.study, self.spec, self.strategy = study, spec, strategy
+        self.instruments = tuple(instruments)
+        self.dists = {n: d.distribution() for n, d in spec.space.items()}
+        self.counts = Counts(complete=complete)
+        self.rng = np.random.default_rng(
+            None if spec.seed is None else [spec.seed, len(study.get_trials(deepcopy=False))]
+        )
+        self.pool: deque[dict[str, Any]] = deque()
+        self.target = spec.trials or 0
+        if spec.sampler == "grid":
+            self._fill_grid()
+
+    def _fill_grid(self) -> None:
+        names = list(self.spec.space)
+        done = finished_points(self.study, names)
+        every = list(
+            space.grid(self.strategy, self.spec.space, self.spec.constraints, self.spec.fixed)
+        )
+        wanted = len(every) if self.spec.trials is None else self.spec.trials
+        if wanted < len(every):  # a seeded subset of the grid, the same on every resume
+            order = np.random.default_rng(self.spec.seed).permutation(len(every))
+            every = [every[i] for i in order]
+        todo = [p for p in every[:wanted] if tuple(p[n] for n in names) not in done]
+        self.pool.extend(todo)
+        self.target = self.counts.complete + len(todo)
+
+    @property
+    def total(self) -> int:
+        """COMPLETE trials the study should end with."""
+        return self.target
+
+    def remaining(self) -> int:
+        """Sets still to submit."""
+        if self.spec.sampler == "grid":
+            return len(self.pool)
+        return max(0, self.target - self.counts.complete - self.counts.in_flight)
+
+    def next_batch(self, n: int) -> Job | None:
+        """The next ``n`` sets (fewer at the end), or None when there is nothing to submit."""
+        n = min(n, self.remaining())
+        if n <= 0:
+            return None
+        if self.spec.sampler == "random" and len(self.pool) < n:
+            self.pool.extend(
+                space.sample(
+                    self.strategy,
+                    self.spec.space,
+                    self.spec.constraints,
+                    self.spec.fixed,
+                    n=n - len(self.pool),
+                    rng=self.rng,
+                )
+            )
+        sets = [self.pool.popleft() for _ in range(min(n, len(self.pool)))]
+        self.counts.in_flight += len(sets)
+        return Job(sets=sets)
+
+    def record(self, job: Job, outcome: EvalOutcome) -> list[list[float] | None]:
+        """Write the batch's trials; return each set's objective values (None: undefined)."""
+        each = outcome.seconds / max(len(job.sets), 1)
+        trials, out = [], []
+        for i, point in enumerate(job.sets):
+            values, why = objective_values(outcome.values[i])
+            attrs: dict[str, Any] = {
+                INSTRUMENT_ATTR: per_instrument(self.instruments, outcome.values[i])
+            }
+            if values is None:
+                attrs |= {ERROR_ATTR: why, "undefined": True}
+            trials.append(
+                finished_trial(
+                    params=point,
+                    distributions=self.dists,
+                    values=values,
+                    attrs=attrs,
+                    started=job.started,
+                    seconds=each,
+                )
+            )
+            out.append(values)
+        self.study.add_trials(trials)
+        self.counts.in_flight -= len(job.sets)
+        done = sum(v is not None for v in out)
+        self.counts.complete += done
+        self.counts.failed += len(out) - done
+        return out
+
+    def give_up(self, job: Job, reason: str) -> None:
+        """Record the batch's sets as FAIL trials and draw them again."""
+        now = datetime.now(UTC)
+        self.study.add_trials(
+            finished_trial(
+                params=p, distributions=self.dists, values=None, attrs={ERROR_ATTR: reason},
+                started=job.started, seconds=(now - job.started).total_seconds(),
+            )
+            for p in job.sets
+        )  # fmt: skip
+        self.counts.in_flight -= len(job.sets)
+        self.counts.failed += len(job.sets)
+        if self.spec.sampler == "grid":
+            self.pool.extendleft(reversed(job.sets))
+
+    def abandon(self, job: Job) -> None:
+        """Forget a batch that will not be evaluated (the sweep stopped): nothing was
+        written for it, and a resumed study evaluates it then."""
+        self.counts.in_flight -= len(job.sets)
+
+
+class ModelSource:
+    """Trials asked from the study's sampler and told back."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        spec: StudySpec,
+        strategy: Strategy,
+        instruments: Sequence[str],
+        *,
+        complete: int,
+    ) -> None:
+        self.study, self.spec, self.strategy = study, spec, strategy
+        self.instruments = tuple(instruments)
+        self.dists = {n: d.distribution() for n, d in spec.space.items()}
+        self.counts = Counts(complete=complete)
+        self.target = max(spec.trials or 0, complete)
+
+    @property
+    def total(self) -> int:
+        """COMPLETE trials the study should end with."""
+        return self.target
+
+    def remaining(self) -> int:
+        """Sets still to ask for."""
+        return max(0, self.target - self.counts.complete - self.counts.in_flight)
+
+    def next_batch(self, n: int) -> Job | None:
+        """Ask for up to ``n`` feasible trials (infeasible asks are told PRUNED)."""
+        n = min(n, MODEL_BATCH, self.remaining())
+        if n <= 0:
+            return None
+        trials: list[optuna.trial.Trial] = []
+        sets: list[dict[str, Any]] = []
+        refused = 0
+        while len(trials) < n:
+            trial = self.study.ask(self.dists)
+            point = dict(trial.params)
+            why = space.feasible(self.strategy, self.spec.constraints, {**self.spec.fixed, **point})
+            if why is None:
+                trials.append(trial)
+                sets.append(point)
+                continue
+            trial.set_user_attr(ERROR_ATTR, f"not evaluated: {why}")
+            self.study.tell(trial, state=TrialState.PRUNED)
+            self.counts.infeasible += 1
+            refused += 1
+            if refused >= MAX_INFEASIBLE_RUN:
+                raise ValidationError(
+                    f"the sampler proposed {refused} points in a row that break the "
+                    "constraints; widen space or loosen constraints",
+                    field="constraints",
+                )
+        self.counts.in_flight += len(sets)
+        return Job(sets=sets, trials=trials)
+
+    def record(self, job: Job, outcome: EvalOutcome) -> list[list[float] | None]:
+        """Tell the batch's results; return each set's objective values (None: undefined)."""
+        out = []
+        for i, trial in enumerate(job.trials or ()):
+            values, why = objective_values(outcome.values[i])
+            trial.set_user_attr(
+                INSTRUMENT_ATTR, per_instrument(self.instruments, outcome.values[i])
+            )
+            if values is None:
+                trial.set_user_attr(ERROR_ATTR, why)
+                self.study.tell(trial, state=TrialState.FAIL)
+                self.counts.failed += 1
+            else:
+                self.study.tell(trial, values)
+                self.counts.complete += 1
+            out.append(values)
+        self.counts.in_flight -= len(job.sets)
+        return out
+
+    def give_up(self, job: Job, reason: str) -> None:
+        """Tell the batch's trials FAIL; the next asks replace them."""
+        for trial in job.trials or ():
+            trial.set_user_attr(ERROR_ATTR, reason)
+            self.study.tell(trial, state=TrialState.FAIL)
+        self.counts.in_flight -= len(job.sets)
+        self.counts.failed += len(job.sets)
+
+    def abandon(self, job: Job) -> None:
+        """Tell a batch that will not be evaluated FAIL (nothing stays RUNNING)."""
+        self.give_up(job, "not evaluated: the sweep stopped")
+
+
+Source = BulkSource | ModelSource
+
+
+def best_so_far(
+    best: tuple[float, ...] | None, values: Sequence[float], directions: Sequence[str]
+) -> tuple[float, ...]:
+    """Each objective's best value so far (for progress reports)."""
+    if best is None:
+        return tuple(values)
+    return tuple(
+        max(b, v) if d == "maximize" else min(b, v)
+        for b, v, d in zip(best, values, directions, strict=True)
+    )
+
+
+def seeded_best(study: optuna.Study, directions: Sequence[str]) -> tuple[float, ...] | None:
+    """Each objective's best value among the study's COMPLETE trials (None without any)."""
+    best = None
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.values is not None and all(math.isfinite(v) for v in t.values):
+            best = best_so_far(best, t.values, directions)
+    return best
+
+
+def make_source(
+    study: optuna.Study,
+    spec: StudySpec,
+    strategy: Strategy,
+    instruments: Sequence[str],
+    *,
+    complete: int,
+) -> Source:
+    """The source for the spec's sampler."""
+    cls = BulkSource if spec.sampler in ("grid", "random") else ModelSource
+    return cls(study, spec, strategy, instruments, complete=complete)
+
+
+def counts_of(source: Source) -> Mapping[str, int]:
+    """The source's counts as a dict (for logs)."""
+    c = source.counts
+    return {"complete": c.complete, "failed": c.failed, "infeasible": c.infeasible}

@@ -1,0 +1,252 @@
+"""The Optuna side of a sweep: storage in the catalog's database, the study, its trials.
+
+Storage is :class:`optuna.storages.RDBStorage` on the catalog's own URL (SQLite file or
+PostgreSQL): Optuna creates its tables (``studies``, ``trials``, ``trial_params``, ...)
+next to the catalog's. Both use Alembic's default ``alembic_version`` table, so:
+
+* the catalog must be migrated first (:func:`open_storage` refuses otherwise): Optuna then
+  finds a revision there and leaves it alone, so the catalog stays "at head";
+* Optuna's own check would read the catalog's revision as its own schema version and refuse
+  the database, so the storage is opened with ``skip_compatibility_check=True`` -- as
+  optuna-dashboard opens every RDB URL. To read a study from another process, do the same:
+  ``optuna.load_study(study_name=name, storage=optuna.storages.RDBStorage(url,
+  skip_compatibility_check=True))`` (a bare URL string fails Optuna's check).
+
+The driver is the only writer. Grid and random trials are evaluated first and written with
+``Study.add_trials`` (finished trials, no RUNNING state in between); model samplers' trials
+go through ``ask``/``tell``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from core.errors import ConfigError, Conflict
+from optimize.study_spec import StudySpec
+from storage.catalog.migrate import head_revision
+
+SPEC_ATTR = "scizor_spec"
+"""Study user attribute: the spec's fingerprint (a resumed study must match it)."""
+INSTRUMENT_ATTR = "per_instrument"
+"""Trial user attribute: the objective values on each instrument (None where undefined)."""
+ERROR_ATTR = "error"
+"""Trial user attribute: why a trial failed or was not evaluated."""
+
+
+def open_storage(catalog: Any) -> optuna.storages.RDBStorage:
+    """Open Optuna's storage in the catalog's database (creating Optuna's tables once).
+
+    Raises:
+        ConfigError: the catalog is not at its head revision (migrate it first).
+    """
+    revision, head = catalog.revision(), head_revision()
+    if revision != head:
+        raise ConfigError(
+            f"the catalog is at revision {revision}, not {head}: run 'scizor db upgrade' before "
+            "a sweep (Optuna's tables share the catalog's database)"
+        )
+    url = catalog.url.render_as_string(hide_password=False)
+    sqlite = catalog.url.get_backend_name() == "sqlite"
+    kwargs: dict[str, Any] = (
+        {"connect_args": {"timeout": 30}} if sqlite else {"pool_pre_ping": True}
+    )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_compatibility_check=True)
+
+
+def make_sampler(spec: StudySpec, *, offset: int = 0) -> optuna.samplers.BaseSampler:
+    """The spec's sampler (grid and random are drawn by the sweep; the study keeps a random
+    sampler). ``offset`` shifts the seed, so a resumed study does not redraw its start.
+
+    Raises:
+        ConfigError: cmaes without the ``cmaes`` package.
+    """
+    seed = None if spec.seed is None else (spec.seed + offset) % 2**32
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if spec.sampler == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, constant_liar=True, multivariate=True)
+        if spec.sampler == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed)
+        if spec.sampler == "cmaes":
+            if importlib.util.find_spec("cmaes") is None:
+                raise ConfigError(
+                    "sampler cmaes needs the 'cmaes' package: pip install cmaes (or use tpe)"
+                )
+            return optuna.samplers.CmaEsSampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    """Create the study, or load it to resume when one of that name exists.
+
+    Raises:
+        Conflict: a study of that name exists with a different spec (``field="name"``).
+    """
+    try:
+        study = optuna.load_study(study_name=spec.name, storage=storage)
+    except KeyError:
+        study = optuna.create_study(
+            study_name=spec.name,
+            storage=storage,
+            directions=[optuna.study.StudyDirection[d.upper()] for d in spec.directions],
+        )
+        study.set_user_attr(SPEC_ATTR, spec.fingerprint())
+        return _with_sampler(study, spec)
+    if study.user_attrs.get(SPEC_ATTR) != spec.fingerprint():
+        raise Conflict(
+            f"study {spec.name!r} exists with another spec (strategy, instruments, space, "
+            "constraints, objectives, sampler or seed differ): give a new name, or run the "
+            "same spec to resume it"
+        )
+    return _with_sampler(study, spec)
+
+
+def _with_sampler(study: optuna.Study, spec: StudySpec) -> optuna.Study:
+    trials = study.get_trials(deepcopy=False)
+    study.sampler = make_sampler(spec, offset=len(trials))
+    for trial in trials:
+        if trial.state is TrialState.RUNNING:  # left by a driver that died
+            study.tell(trial.number, state=TrialState.FAIL)
+    return study
+
+
+def complete_count(study: optuna.Study) -> int:
+    """COMPLETE trials in the study."""
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def finished_points(study: optuna.Study, names: Sequence[str]) -> set[tuple[Any, ...]]:
+    """The searched values of trials that need no new evaluation (COMPLETE, or failed
+    because a metric is undefined there)."""
+    out = set()
+    for t in study.get_trials(deepcopy=False):
+        done = t.state is TrialState.COMPLETE or (
+            t.state is TrialState.FAIL and t.user_attrs.get("undefined")
+        )
+        if done and all(n in t.params for n in names):
+            out.add(tuple(t.params[n] for n in names))
+    return out
+
+
+def objective_values(values: Any) -> tuple[list[float] | None, str | None]:
+    """The objectives of one set from its (instruments, objectives) matrix: each metric's
+    mean over the instruments where it is defined; None and why when one is undefined
+    everywhere."""
+    out = []
+    for k in range(values.shape[1]):
+        column = [float(v) for v in values[:, k] if math.isfinite(v)]
+        if not column:
+            return None, f"objective {k} is undefined (NaN) on every instrument, e.g. no trades"
+        out.append(sum(column) / len(column))
+    return out, None
+
+
+def per_instrument(instruments: Sequence[str], values: Any) -> dict[str, list[float | None]]:
+    """The user attribute of one set: objective values by instrument (None for NaN)."""
+    return {
+        inst: [float(v) if math.isfinite(v) else None for v in values[j]]
+        for j, inst in enumerate(instruments)
+    }
+
+
+def finished_trial(
+    *,
+    params: Mapping[str, Any],
+    distributions: Mapping[str, Any],
+    values: Sequence[float] | None,
+    attrs: Mapping[str, Any],
+    started: datetime,
+    seconds: float,
+) -> FrozenTrial:
+    """A COMPLETE trial (FAIL without ``values``) for ``Study.add_trials``."""
+    return FrozenTrial(
+        number=-1,  # the storage numbers it
+        state=TrialState.COMPLETE if values is not None else TrialState.FAIL,
+        value=None,
+        values=None if values is None else list(values),
+        datetime_start=started,
+        datetime_complete=started + timedelta(seconds=seconds),
+        params=dict(params),
+        distributions=dict(distributions),
+        user_attrs=dict(attrs),
+        system_attrs={},
+        intermediate_values={},
+        trial_id=-1,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SweepResult:
+    """What a sweep did and found.
+
+    Attributes:
+        study_name: The Optuna study (in the catalog's database).
+        best_params: The best trial's searched parameters (single objective; None if none).
+        best_values: The best trial's objective values (single objective).
+        pareto: Multi-objective: the Pareto front, one ``{"number", "params", "values"}``
+            per trial (empty for a single objective).
+        n_complete: COMPLETE trials in the study.
+        n_failed: FAIL trials in the study (a dead worker's, undefined metrics).
+        n_infeasible: PRUNED trials: asked by a model sampler but breaking a constraint.
+        seconds: Wall time of this run.
+        overhead: ``1 - time inside run_batch / (wall x workers in use)``: Ray's, the
+            driver's and the storage's share.
+        storage_seconds: Driver time spent in Optuna (ask, tell, add_trials) in this run.
+        retried: Batches resubmitted after their worker died.
+        trials: One row per trial: number, params, values, state, seconds.
+    """
+
+    study_name: str
+    best_params: dict[str, Any] | None
+    best_values: tuple[float, ...] | None
+    pareto: tuple[dict[str, Any], ...]
+    n_complete: int
+    n_failed: int
+    n_infeasible: int
+    seconds: float
+    overhead: float
+    storage_seconds: float
+    retried: int
+    trials: pd.DataFrame
+
+
+def trials_table(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial of the study: number, params, values, state, seconds."""
+    rows = [
+        {
+            "number": t.number,
+            "params": dict(t.params),
+            "values": None if t.values is None else tuple(t.values),
+            "state": t.state.name,
+            "seconds": None if t.duration is None else t.duration.total_seconds(),
+        }
+        for t in study.get_trials(deepcopy=False)
+    ]
+    return pd.DataFrame(rows, columns=["number", "params", "values", "state", "seconds"])
+
+
+def best_of(
+    study: optuna.Study,
+) -> tuple[dict[str, Any] | None, tuple[float, ...] | None, tuple[dict[str, Any], ...]]:
+    """(best params, best values, Pareto front) of the study."""
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return None, None, ()
+    if len(study.directions) == 1:
+        best = study.best_trial
+        return dict(best.params), tuple(best.values), ()
+    front = tuple(
+        {"number": t.number, "params": dict(t.params), "values": tuple(t.values)}
+        for t in study.best_trials
+    )
+    return None, None, front
