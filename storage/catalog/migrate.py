@@ -11,12 +11,17 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, inspect, text
 
 import storage.migrations
 from core.errors import StorageError
 
 SCRIPT_LOCATION = Path(storage.migrations.__file__).resolve().parent
+VERSION_TABLE = "scizor_schema_version"
+"""Where the catalog's revision is kept. Not Alembic's default ``alembic_version``: Optuna's
+tables share the catalog's database and Optuna's own migrations keep their version there."""
+LEGACY_VERSION_TABLE = "alembic_version"
+"""Where catalogs before revision 0006 kept theirs (moved on the next upgrade)."""
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -61,11 +66,42 @@ def _migrate(engine: Engine, step: Callable[[Config], None]) -> None:
         config.attributes["connection"] = connection
         if connection.dialect.name != "sqlite":
             with connection.begin():
+                _adopt_legacy_version(connection)
                 step(config)
             return
         with _sqlite_migration(connection):
+            _adopt_legacy_version(connection)
             step(config)
             _check_foreign_keys(connection)
+
+
+def _ours(revision: str | None) -> bool:
+    """True for a revision of the catalog's scripts (not, e.g., one of Optuna's)."""
+    if revision is None:
+        return False
+    scripts = ScriptDirectory.from_config(alembic_config())
+    return any(script.revision == revision for script in scripts.walk_revisions())
+
+
+def _legacy_revision(connection: Connection) -> str | None:
+    """The catalog revision a pre-0006 catalog kept in ``alembic_version``, if it did."""
+    if not inspect(connection).has_table(LEGACY_VERSION_TABLE):
+        return None
+    found = MigrationContext.configure(connection).get_current_revision()
+    return found if _ours(found) else None
+
+
+def _adopt_legacy_version(connection: Connection) -> None:
+    """Move a pre-0006 catalog's revision from ``alembic_version`` to :data:`VERSION_TABLE`
+    (inside the migration's transaction), so Optuna may keep its own version there."""
+    legacy = _legacy_revision(connection)
+    if legacy is None or inspect(connection).has_table(VERSION_TABLE):
+        return
+    connection.execute(
+        text(f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+    )
+    connection.execute(text(f"INSERT INTO {VERSION_TABLE} VALUES (:v)"), {"v": legacy})
+    connection.execute(text(f"DROP TABLE {LEGACY_VERSION_TABLE}"))
 
 
 @contextmanager
@@ -112,4 +148,6 @@ def head_revision() -> str | None:
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at (None for a database never migrated)."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        opts = {"version_table": VERSION_TABLE}
+        found = MigrationContext.configure(connection, opts=opts).get_current_revision()
+        return found if found is not None else _legacy_revision(connection)

@@ -42,7 +42,7 @@ def test_db_upgrade_migrates_to_head_then_is_a_no_op(db_url: str, tmp_path: Path
     assert "is up to date." in one_line(first.output)
     revision, tables = revision_and_tables(db_url)
     assert revision is not None and revision == head_revision()
-    assert "alembic_version" in tables and "symbols" in tables
+    assert "scizor_schema_version" in tables and "symbols" in tables
 
     second = CliRunner().invoke(app, ["db", "upgrade"], env=env)
     assert second.exit_code == 0, second.output

@@ -11,7 +11,7 @@ from sqlalchemy import CheckConstraint, UniqueConstraint, create_engine, inspect
 from core.errors import ConfigError, StorageError
 from storage.catalog import Catalog
 from storage.catalog.db import normalize_url
-from storage.catalog.migrate import alembic_config, head_revision
+from storage.catalog.migrate import VERSION_TABLE, alembic_config, head_revision
 from storage.catalog.models import Base
 
 
@@ -19,7 +19,8 @@ def _diff(url: str) -> list:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            opts = {"compare_type": True, "version_table": VERSION_TABLE}
+            ctx = MigrationContext.configure(conn, opts=opts)
             return compare_metadata(ctx, Base.metadata)
     finally:
         engine.dispose()
@@ -150,7 +151,7 @@ def test_upgrade_twice_is_a_no_op(db_url):
         tables = set(inspect(engine).get_table_names())
     finally:
         engine.dispose()
-    assert set(Base.metadata.tables) | {"alembic_version"} == tables
+    assert set(Base.metadata.tables) | {"scizor_schema_version"} == tables
 
 
 def test_compare_metadata_notices_a_missing_table(db_url):
