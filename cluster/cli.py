@@ -161,4 +161,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cluster.cli_data",
     "cluster.cli_tokens",
     "cluster.cli_backtest",
+    "cluster.cli_jobs",
 )

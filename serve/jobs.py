@@ -19,7 +19,7 @@ import logging
 import shlex
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,7 +38,8 @@ class JobSpec:
     """One piece of long work: which CLI command, and what it is.
 
     Attributes:
-        kind: ``collect-daily``, ``collect-history`` or ``symbols-validate``.
+        kind: ``collect-daily``, ``collect-history``, ``symbols-validate``, ``backtest``,
+            ``optimize``.
         prefix: The submission id's prefix (``collect``, ``validate``).
         args: The ``scizor`` arguments.
         metadata: Strings stored with the job (who asked, the request id, ...).
@@ -200,6 +201,39 @@ class RayJobLauncher:
             raise ServiceUnavailable(f"Ray's job server did not answer: {exc}") from exc
         states = (_state(d) for d in every)
         return [s for s in states if s is not None and s.kind == kind and s.active]
+
+    def list(self, *, kind: str | None = None) -> list[JobState]:
+        """The platform's jobs (of ``kind``), newest first; jobs others submitted are left out."""
+        try:
+            every = self._jobs().list_jobs()
+        except (ConnectionError, RuntimeError) as exc:
+            self._client = None
+            raise ServiceUnavailable(f"Ray's job server did not answer: {exc}") from exc
+        states = [s for s in map(_state, every) if s is not None]
+        chosen = [s for s in states if kind is None or s.kind == kind]
+        return sorted(chosen, key=lambda s: s.start_time or 0, reverse=True)
+
+    def logs(self, submission_id: str) -> str:
+        """The job's driver output so far (what the dashboard's Jobs view shows)."""
+        self.get(submission_id)  # NotFound for a job that is not the platform's
+        try:
+            return str(self._jobs().get_job_logs(submission_id))
+        except RuntimeError as exc:
+            self._client = None
+            raise ServiceUnavailable(f"Ray's job server did not answer: {exc}") from exc
+
+    def follow(self, submission_id: str, write: Callable[[str], None]) -> JobState:
+        """Pass the job's output to ``write`` as it comes until the job ends; return its end."""
+        import asyncio
+
+        self.get(submission_id)
+
+        async def tail() -> None:
+            async for lines in self._jobs().tail_job_logs(submission_id):
+                write(lines)
+
+        asyncio.run(tail())
+        return self.get(submission_id)
 
 
 def _session_of(client: Any) -> str | None:
