@@ -16,7 +16,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
+
+import pandas as pd
 
 from core.errors import NotFound, ValidationError
 from core.instruments import resolve
@@ -91,19 +94,42 @@ def check_bars(spec: BacktestSpec, chosen: Sequence[SymbolRecord], bar_store: st
     Raises:
         ValidationError: naming ``instruments`` and the collect command.
     """
-    stored = set(BarStore(bar_store).instruments(spec.bar_size))
+    store = BarStore(bar_store)
+    stored = set(store.instruments(spec.bar_size))
     missing = [r.id for r in chosen if r.id not in stored]
     named = not spec.selection.everything and spec.selection.universe is None
-    if not missing or (
-        not named and spec.options.mode != "portfolio" and len(missing) < len(chosen)
-    ):
+    every = named or spec.options.mode == "portfolio"  # else one instrument is enough
+    if missing and (every or len(missing) == len(chosen)):
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ValidationError(
+            f"no {spec.bar_size} bars of {missing[0]}{more} are stored; collect them with: "
+            f"scizor collect history {missing[0]} --bar-size {spec.bar_size}",
+            field="instruments",
+        )
+    if spec.start is None and spec.end is None:
         return
-    more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-    raise ValidationError(
-        f"no {spec.bar_size} bars of {missing[0]}{more} are stored; collect them with: "
-        f"scizor collect history {missing[0]} --bar-size {spec.bar_size}",
-        field="instruments",
-    )
+    lo = pd.Timestamp(spec.start) if spec.start is not None else pd.Timestamp.min.tz_localize("UTC")
+    hi = pd.Timestamp(spec.end) if spec.end is not None else pd.Timestamp.max.tz_localize("UTC")
+    outside = [
+        r.id
+        for r in chosen
+        if r.id in stored
+        and not any(a < hi and b > lo for a, b in store.coverage(r.id, spec.bar_size))
+    ]
+    if outside and (every or len(outside) == len(chosen) - len(missing)):
+        more = f" (and {len(outside) - 1} more)" if len(outside) > 1 else ""
+        field = "start" if spec.start is not None else "end"
+        raise ValidationError(
+            f"no stored {spec.bar_size} bars of {outside[0]}{more} fall in "
+            f"[{_day(spec.start)}, {_day(spec.end)}); choose dates inside what was collected "
+            f"(scizor bars {outside[0]} --bar-size {spec.bar_size} shows it), or collect "
+            f"that range with: scizor collect history {outside[0]} --bar-size {spec.bar_size}",
+            field=field,
+        )
+
+
+def _day(moment: datetime | None) -> str:
+    return "..." if moment is None else moment.isoformat()
 
 
 def check_currencies(spec: BacktestSpec, chosen: Sequence[SymbolRecord]) -> None:

@@ -3,6 +3,7 @@ the worker's part, the catalog sink, and every query on a job run in this proces
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from optimize.backtest_work import Worker, WorkPlan
 from storage.bars import BarStore
 from storage.catalog import JobStatus
 from strategies.engine import run_backtest
+from tests.unit.optimize.conftest import daily
 
 SMA = {"strategy": "sma_cross", "params": {"fast": 5, "slow": 20}}
 
@@ -92,6 +94,30 @@ def test_submit_refuses_what_cannot_run_and_writes_nothing(service, change, erro
     assert service.catalog.backtests.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"instruments": ["AAA"], "start": "2030-01-01"}, "start", "AAA.ASX fall in [2030-01-01"),
+        ({"instruments": ["AAA", "CCC"], "end": "2020-01-01"}, "end", "AAA.ASX (and 1 more)"),
+        ({"universe": "asx200", "start": "2031-06-01"}, "start", "scizor collect history"),
+        ({"universe": "etfs", "start": "2019-01-01", "end": "2020-01-01"}, "start", "choose dates"),
+    ],
+)
+def test_a_date_range_without_stored_bars_is_refused_at_submit(service, change, field, words):
+    with pytest.raises(ValidationError) as refused:
+        service.submit({**SMA, **change})
+    assert refused.value.field == field and words in str(refused.value)
+    assert service.catalog.backtests.count() == 0
+
+
+def test_a_universe_with_bars_in_range_for_some_instruments_is_accepted(service, world):
+    BarStore(world["bars"]).write("BBB.ASX", "1d", daily(99, n=30).shift(400, freq="B"))
+    job = service.submit({**SMA, "universe": "asx200", "start": "2024-06-01"})
+    assert "BBB.ASX" in job.instruments and "AAA.ASX" in job.instruments
+    with pytest.raises(ValidationError, match=r"AAA\.ASX fall in"):  # named: each must have bars
+        service.submit({**SMA, "instruments": ["AAA", "BBB"], "start": "2024-06-01"})
+
+
 def test_a_portfolio_of_one_currency_is_accepted(service):
     job = service.submit({**SMA, "universe": "etfs", "options": {"mode": "portfolio"}})
     assert job.instruments == ["SPY.ARCA", "VEA.ARCA"] and job.options["mode"] == "portfolio"
@@ -139,8 +165,11 @@ def test_the_worker_stores_what_the_engine_computes(service, world):
 
 
 def test_the_worker_reports_an_instruments_problem_and_raises_a_storage_failure(service, tmp_path):
-    job = service.submit({**SMA, "instruments": ["AAA"], "start": "2030-01-01"})
-    outcome = Worker(_plan(service, job)).one("AAA.ASX")
+    job = service.submit({**SMA, "instruments": ["AAA"]})
+    # A range the store no longer holds when the worker runs (submitting refuses one it lacks).
+    late = dataclasses.replace(_plan(service, job), spec=parse_spec(
+        {**SMA, "instruments": ["AAA"], "start": "2030-01-01"}))  # fmt: skip
+    outcome = Worker(late).one("AAA.ASX")
     assert outcome.stats == {} and "--start 2030-01-01" in outcome.error
     rules = {"rules": {"entry": "close > sma(close, 400)"}, "instruments": ["AAA"]}
     ruled = service.submit(rules)
