@@ -1,11 +1,12 @@
-"""The README's "Collecting data" block, run exactly as printed, on the whole bundled universe,
-then its "Research on the cluster and over HTTP" block on the bars it collected.
+"""The README's command blocks, run exactly as printed through bash from the repository root,
+as a user types them: ``make up`` and the health/help block of "Two commands", the
+"Collecting data" block on the whole bundled universe, then the "Research on the cluster and
+over HTTP" block on the bars it collected, and ``make down``.
 
-`scizor up` starts the embedded ibsim and the gateway (joining the test session's Ray cluster,
-the one-cluster-per-run rule), then every command line of the block runs through bash from the
-repository root, as a user would type it. Afterwards every valid instrument of the catalog has
-its own bars, and the two listings of one ticker (VEA on the ASX and on NYSE Arca) hold their
-own listing's series, never mixed.
+``make up`` starts the embedded ibsim and the gateway (joining the test session's Ray cluster,
+the one-cluster-per-run rule, through ``SCIZOR_RAY_ADDRESS``). Afterwards every valid
+instrument of the catalog has its own bars, and the two listings of one ticker (VEA on the ASX
+and on NYSE Arca) hold their own listing's series, never mixed.
 """
 
 from __future__ import annotations
@@ -34,15 +35,15 @@ ROOT = Path(__file__).resolve().parents[2]
 SCIZOR = str(Path(sys.executable).with_name("scizor"))
 
 
-def readme_block(title: str) -> list[str]:
-    """The commands of the first bash block after the README heading ``title``, one string
+def readme_block(title: str, which: int = 0) -> list[str]:
+    """The commands of bash block ``which`` of the README section ``title``, one string
     each (a command continued with a trailing backslash keeps its lines)."""
     text = (ROOT / "README.md").read_text()
-    section = text.split(f"## {title}\n", 1)[1]
-    block = re.search(r"```bash\n(.*?)```", section, flags=re.DOTALL)
-    assert block is not None, f"README lost the bash block of '{title}'"
+    section = text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)
+    assert len(blocks) > which, f"README lost bash block {which} of '{title}'"
     commands: list[str] = []
-    for line in block.group(1).splitlines():
+    for line in blocks[which].splitlines():
         if commands and commands[-1].endswith("\\"):
             commands[-1] += "\n" + line
         elif line.strip():
@@ -97,9 +98,16 @@ def test_readme_collecting_block_runs_as_printed_on_the_whole_universe(
     }
     lines = readme_block("Collecting data")
     assert any("collect daily" in line for line in lines)
-    up = subprocess.run([SCIZOR, "up"], env=env, capture_output=True, text=True, timeout=300)
+    make_up = readme_block("Two commands")[0]
+    assert make_up.startswith("make up ")
+    up = run(env, make_up, timeout=600)  # as printed: the venv is current, so it only starts
     try:
         assert up.returncode == 0, up.stdout + up.stderr
+        assert "SCIZOR is up" in up.stdout and "Admin API token" in up.stdout
+        health, helped = run_in_one_shell(env, readme_block("Two commands", 1))
+        parts = json.loads(health)
+        assert parts["status"] == "ok", parts
+        assert all(word in helped for word in ("symbols", "collect", "backtest", "token"))
         outputs = {}
         for line in lines:
             began = time.monotonic()
@@ -115,7 +123,7 @@ def test_readme_collecting_block_runs_as_printed_on_the_whole_universe(
         print(f"{time.monotonic() - began:7.1f} s  the research block")
         _assert_the_research_block_did_its_work(env, home, research)
     finally:
-        subprocess.run([SCIZOR, "down"], env=env, capture_output=True, timeout=120, check=False)
+        run(env, "make down", timeout=120)
 
 
 def _assert_every_instrument_has_its_own_bars(home: Path) -> None:
@@ -153,11 +161,12 @@ def _assert_the_research_block_did_its_work(
     assert "Report:" in cli and str(home / "reports") in cli, cli[-2000:]
     assert token == "", "the token goes into the variable, not the screen"
     page = json.loads(bars)
-    assert page["instrument"] == "VEA.ASX" and len(page["bars"]) == 3
+    assert page.get("instrument") == "VEA.ASX" and len(page["bars"]) == 3, bars
     header, *rows = csv.strip().splitlines()
-    assert header.split(",")[:5] == ["ts", "open", "high", "low", "close"] and len(rows) >= 3
+    assert header.split(",")[:5] == ["ts", "open", "high", "low", "close"], csv[:500]
+    assert len(rows) >= 3, csv
     accepted = json.loads(posted)
-    assert accepted["status"] == "queued" and accepted["job_id"]
+    assert accepted.get("status") == "queued" and accepted["job_id"], posted
     recent = json.loads(listed)["items"]
     assert [b["strategy"] for b in recent] == ["rsi_reversion", "sma_cross"]
     assert len(recent[1]["instruments"]) == len(asx) and recent[1]["status"] == "done"
