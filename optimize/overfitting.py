@@ -9,12 +9,12 @@ kurtosis: add 3 before passing it here. Sources:
 * Bailey & López de Prado (2014), "The Deflated Sharpe Ratio": the expected maximum Sharpe
   ratio of N trials (SR0) and DSR = PSR(SR0).
 * Bailey, Borwein, López de Prado & Zhu (2015), "The Probability of Backtest Overfitting":
-  combinatorially symmetric cross-validation (CSCV) and PBO.
+  combinatorially symmetric cross-validation (CSCV) and PBO, in :mod:`optimize.cscv` and
+  re-exported here (:func:`pbo`, :class:`PBOResult`).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +24,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from core.errors import ValidationError
+from optimize.cscv import MAX_ENUMERATED_SPLITS, PBOResult, pbo
+from optimize.stat_checks import finite_array, is_flat, whole_number
 
 __all__ = [
     "EULER_GAMMA",
@@ -43,12 +45,7 @@ __all__ = [
 EULER_GAMMA = 0.5772156649015329
 """The Euler-Mascheroni constant."""
 
-MAX_ENUMERATED_SPLITS = 1_000_000
-"""Above this many CSCV splits, :func:`pbo` needs ``max_splits`` (a random subset)."""
-
 _NORMAL = NormalDist()
-_CHUNK = 1024  # splits evaluated at once: bounds memory to a few (chunk x trials) arrays
-_FLAT = 1e-12  # a std below this fraction of the series' scale counts as zero (flat)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,57 +73,8 @@ class DeflatedSharpe:
     n_obs: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
-class PBOResult:
-    """The probability of backtest overfitting by CSCV, and the degradation it implies.
-
-    Attributes:
-        pbo: Share of splits where the in-sample best ranks in the bottom half out of
-            sample (logit <= 0); about 0.5 for pure noise, near 0 for a real edge.
-        logits: Per split, ln(w / (1 - w)) of the in-sample best's relative out-of-sample
-            rank w = rank / (N + 1) (rank N is the best).
-        n_splits: Splits evaluated (every C(S, S/2) one, or the ``max_splits`` subset).
-        degradation_slope: OLS slope of the in-sample best's out-of-sample Sharpe on its
-            in-sample Sharpe (NaN when the in-sample Sharpe never varies).
-        degradation_intercept: The intercept of that regression (NaN likewise).
-        prob_oos_loss: Share of splits where the in-sample best has an out-of-sample
-            Sharpe below 0.
-        is_sharpe: Per split, the in-sample best's in-sample per-period Sharpe.
-        oos_sharpe: Per split, its out-of-sample per-period Sharpe.
-    """
-
-    pbo: float
-    logits: NDArray[np.float64]
-    n_splits: int
-    degradation_slope: float
-    degradation_intercept: float
-    prob_oos_loss: float
-    is_sharpe: NDArray[np.float64]
-    oos_sharpe: NDArray[np.float64]
-
-
-def _finite(values: ArrayLike, *, field: str, ndim: int) -> NDArray[np.float64]:
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"{field} must be numbers ({exc})", field=field) from None
-    if arr.ndim != ndim:
-        shape = "a 1-D series" if ndim == 1 else "a 2-D matrix (rows periods, columns trials)"
-        raise ValidationError(f"{field} must be {shape}, got shape {arr.shape}", field=field)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        where = first[0] if ndim == 1 else first
-        raise ValidationError(
-            f"{field} has {int(bad.sum())} NaN or infinite value(s), first at {where}: "
-            "drop or fill them (e.g. 0 for periods out of the market) first",
-            field=field,
-        )
-    return arr
-
-
 def _returns(returns: ArrayLike, *, field: str = "returns", least: int = 2) -> NDArray[np.float64]:
-    arr = _finite(returns, field=field, ndim=1)
+    arr = finite_array(returns, field=field, ndim=1)
     if arr.size < least:
         raise ValidationError(
             f"{field} needs at least {least} observations, got {arr.size}", field=field
@@ -141,10 +89,6 @@ def _number(value: float, *, field: str) -> float:
     if not math.isfinite(out):
         raise ValidationError(f"{field} must be finite, got {out}", field=field)
     return out
-
-
-def _flat(std: float, scale: float) -> bool:
-    return std <= _FLAT * scale
 
 
 def sharpe(returns: ArrayLike) -> float:
@@ -162,7 +106,7 @@ def sharpe(returns: ArrayLike) -> float:
     """
     arr = _returns(returns)
     std = float(arr.std(ddof=1))
-    if _flat(std, float(np.abs(arr).max())):
+    if is_flat(std, float(np.abs(arr).max())):
         return 0.0
     return float(arr.mean()) / std
 
@@ -187,7 +131,7 @@ def skew_kurtosis(returns: ArrayLike) -> tuple[float, float]:
     arr = _returns(returns, least=3)
     dev = arr - arr.mean()
     m2 = float(np.mean(dev**2))
-    if _flat(math.sqrt(m2), float(np.abs(arr).max())):
+    if is_flat(math.sqrt(m2), float(np.abs(arr).max())):
         raise ValidationError(
             "returns are flat (no variance): skewness and kurtosis are undefined",
             field="returns",
@@ -266,20 +210,12 @@ def probabilistic_sharpe(
     """
     sr = _number(sr, field="sr")
     benchmark = _number(benchmark, field="benchmark")
-    t = _count(n_obs, field="n_obs", least=2)
+    t = whole_number(n_obs, field="n_obs", least=2)
     term = _sharpe_variance_term(sr, skew, kurt)
     gap = sr - benchmark
     if term == 0.0:  # a degenerate two-point distribution: no estimation error left
         return 0.5 if gap == 0 else float(gap > 0)
     return _NORMAL.cdf(gap * math.sqrt(t - 1) / math.sqrt(term))
-
-
-def _count(value: int, *, field: str, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValidationError(f"{field} must be a whole number, got {value!r}", field=field)
-    if value < least:
-        raise ValidationError(f"{field} must be at least {least}, got {value}", field=field)
-    return int(value)
 
 
 def deflated_sharpe(
@@ -373,181 +309,6 @@ def min_track_record_length(
     if sr <= benchmark:
         return math.inf
     return 1 + term * (_NORMAL.inv_cdf(1 - alpha) / (sr - benchmark)) ** 2
-
-
-def _splits(n_blocks: int, max_splits: int | None, seed: int) -> NDArray[np.bool_]:
-    """Return the in-sample block masks (splits x blocks, True = in sample) to evaluate."""
-    half = n_blocks // 2
-    total = math.comb(n_blocks, half)
-    rng = np.random.default_rng(seed)
-    if total <= MAX_ENUMERATED_SPLITS:
-        flat = itertools.chain.from_iterable(itertools.combinations(range(n_blocks), half))
-        combos = np.fromiter(flat, dtype=np.intp, count=total * half).reshape(total, half)
-        if max_splits is not None and max_splits < total:
-            combos = combos[np.sort(rng.choice(total, size=max_splits, replace=False))]
-        masks = np.zeros((len(combos), n_blocks), dtype=np.bool_)
-        masks[np.arange(len(combos))[:, None], combos] = True
-        return masks
-    if max_splits is None:
-        raise ValidationError(
-            f"n_blocks={n_blocks} gives {total:,} splits: pass max_splits (e.g. 10,000) to "
-            "evaluate a seeded random subset, or use fewer blocks (16 gives 12,870)",
-            field="max_splits",
-        )
-    seen: set[bytes] = set()
-    rows: list[NDArray[np.bool_]] = []
-    while len(rows) < max_splits:  # collisions are rare: total > 1e6 >= max_splits
-        mask = np.zeros(n_blocks, dtype=np.bool_)
-        mask[rng.permutation(n_blocks)[:half]] = True
-        key = mask.tobytes()
-        if key not in seen:
-            seen.add(key)
-            rows.append(mask)
-    return np.array(rows)
-
-
-def _check_pbo_args(matrix: NDArray[np.float64], n_blocks: int, max_splits: int | None) -> None:
-    periods, trials = matrix.shape
-    if trials < 2:
-        raise ValidationError(
-            f"returns needs at least 2 trials (columns), got {trials}; rows are periods, "
-            "columns trials: transpose it if it is the other way round",
-            field="returns",
-        )
-    n_blocks = _count(n_blocks, field="n_blocks", least=2)
-    if n_blocks % 2:
-        raise ValidationError(
-            f"n_blocks must be even (CSCV splits the blocks half and half), got {n_blocks}; "
-            "the paper uses 16",
-            field="n_blocks",
-        )
-    if periods < 2 * n_blocks:
-        raise ValidationError(
-            f"n_blocks={n_blocks} needs at least {2 * n_blocks} periods (2 per block), "
-            f"got {periods}: use fewer blocks or a longer history",
-            field="n_blocks",
-        )
-    if max_splits is not None:
-        _count(max_splits, field="max_splits", least=1)
-
-
-def _half_sharpes(
-    sums: NDArray[np.float64],
-    sumsq: NDArray[np.float64],
-    count: NDArray[np.float64],
-    center: NDArray[np.float64],
-    scale: NDArray[np.float64],
-) -> NDArray[np.float64]:
-    """Per-period Sharpe ratios (ddof=1) from sums of centred returns and their squares."""
-    n = count[:, None]
-    mean = sums / n
-    var = np.maximum(sumsq - sums * mean, 0.0) / (n - 1)
-    std = np.sqrt(var)
-    flat = std <= _FLAT * scale
-    return np.where(flat, 0.0, (mean + center) / np.where(flat, 1.0, std))
-
-
-def _best_per_split(
-    masks: NDArray[np.bool_],
-    block_sum: NDArray[np.float64],
-    block_sq: NDArray[np.float64],
-    block_n: NDArray[np.float64],
-    center: NDArray[np.float64],
-    scale: NDArray[np.float64],
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """Return the IS-best's IS Sharpe, OOS Sharpe and OOS rank (1 = worst) per split."""
-    total_sum, total_sq, total_n = block_sum.sum(0), block_sq.sum(0), block_n.sum()
-    out = np.empty((3, len(masks)))
-    for start in range(0, len(masks), _CHUNK):
-        chunk = masks[start : start + _CHUNK].astype(np.float64)
-        is_n = chunk @ block_n
-        is_sum, is_sq = chunk @ block_sum, chunk @ block_sq
-        sr_is = _half_sharpes(is_sum, is_sq, is_n, center, scale)
-        sr_oos = _half_sharpes(total_sum - is_sum, total_sq - is_sq, total_n - is_n, center, scale)
-        rows = np.arange(len(chunk))
-        best = np.argmax(sr_is, axis=1)  # ties: the first trial
-        oos_best = sr_oos[rows, best][:, None]
-        below = (sr_oos < oos_best).sum(axis=1)
-        ties = (sr_oos == oos_best).sum(axis=1)
-        stop = start + len(chunk)
-        out[0, start:stop] = sr_is[rows, best]
-        out[1, start:stop] = oos_best[:, 0]
-        out[2, start:stop] = below + (ties + 1) / 2  # ties take their average rank
-    return out[0], out[1], out[2]
-
-
-def pbo(
-    returns: ArrayLike,
-    *,
-    n_blocks: int = 16,
-    max_splits: int | None = None,
-    seed: int = 0,
-) -> PBOResult:
-    """Return the probability of backtest overfitting of choosing the best trial, by CSCV.
-
-    Combinatorially symmetric cross-validation (Bailey, Borwein, López de Prado & Zhu 2015):
-    the periods are cut into ``n_blocks`` consecutive blocks (``np.array_split``: when the
-    periods do not divide evenly, the first blocks are one period longer); each way of
-    taking half of the blocks as in-sample (the rest out-of-sample) is a split. In each
-    split the trial with the best in-sample per-period Sharpe ratio is ranked out of sample;
-    PBO is the share of splits where it lands in the bottom half (logit <= 0).
-
-    Per-block sums of returns and of their squares are computed once, so each split's
-    Sharpe ratios come from block aggregates (12,870 splits x 1,000 trials in seconds).
-    A flat trial (no variance in a half) has Sharpe 0 there.
-
-    Args:
-        returns: T x N matrix of per-period returns: rows periods, one column per trial.
-        n_blocks: Even number of blocks S (the paper uses 16: C(16, 8) = 12,870 splits);
-            needs T >= 2 S.
-        max_splits: Evaluate only this many splits, drawn at random without replacement
-            (seeded); required when C(S, S/2) exceeds :data:`MAX_ENUMERATED_SPLITS`.
-        seed: Seed of that draw.
-
-    Returns:
-        A :class:`PBOResult`.
-
-    Raises:
-        ValidationError: ``returns`` not a 2-D matrix, with a NaN or infinite value or
-            fewer than 2 columns; ``n_blocks`` odd, below 2 or above T / 2; ``max_splits``
-            below 1, or missing for a huge S.
-    """
-    matrix = _finite(returns, field="returns", ndim=2)
-    _check_pbo_args(matrix, n_blocks, max_splits)
-    masks = _splits(n_blocks, max_splits, seed)
-    # Centre each trial by its own mean before summing squares: keeps the variances exact.
-    center = matrix.mean(axis=0)
-    scale = np.abs(matrix).max(axis=0)
-    dev = matrix - center
-    starts = np.array([len(b) for b in np.array_split(np.arange(len(matrix)), n_blocks)])
-    offsets = np.concatenate(([0], np.cumsum(starts)[:-1]))
-    block_sum = np.add.reduceat(dev, offsets, axis=0)
-    block_sq = np.add.reduceat(dev * dev, offsets, axis=0)
-    is_sr, oos_sr, rank = _best_per_split(
-        masks, block_sum, block_sq, starts.astype(np.float64), center, scale
-    )
-    w = rank / (matrix.shape[1] + 1)
-    logits = np.log(w / (1 - w))
-    slope, intercept = _ols(is_sr, oos_sr)
-    return PBOResult(
-        pbo=float(np.mean(logits <= 0)),
-        logits=logits,
-        n_splits=len(masks),
-        degradation_slope=slope,
-        degradation_intercept=intercept,
-        prob_oos_loss=float(np.mean(oos_sr < 0)),
-        is_sharpe=is_sr,
-        oos_sharpe=oos_sr,
-    )
-
-
-def _ols(x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[float, float]:
-    dx = x - x.mean()
-    sxx = float(dx @ dx)
-    if sxx <= 1e-300:
-        return math.nan, math.nan
-    slope = float(dx @ (y - y.mean())) / sxx
-    return slope, float(y.mean()) - slope * float(x.mean())
 
 
 def verdict(
