@@ -14,11 +14,8 @@ from storage.catalog.admin import AuditLog, PositionRepository, RiskRepository, 
 from storage.catalog.collection_runs import CollectionRunRepository
 from storage.catalog.db import Database
 from storage.catalog.executions import ExecutionRepository
-from storage.catalog.research import (
-    BacktestRepository,
-    OptimizationRepository,
-    StrategyRepository,
-)
+from storage.catalog.optimizations import OptimizationRepository
+from storage.catalog.research import BacktestRepository, StrategyRepository
 from storage.catalog.symbols import SymbolRepository
 from storage.catalog.trading import DeploymentRepository, OrderRepository
 

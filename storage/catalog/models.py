@@ -215,8 +215,10 @@ class OptimizationRow(Base):
     __tablename__ = "optimizations"
     __table_args__ = (
         UniqueConstraint("study_name"),
+        Index(None, "status"),
         one_of("status", JobStatus),
         CheckConstraint("n_trials > 0", name="n_trials_positive"),
+        CheckConstraint("progress >= 0 AND progress <= 1", name="progress_range"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_name: Mapped[str] = mapped_column(String(200))
@@ -231,6 +233,13 @@ class OptimizationRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+    # The study spec as submitted; trial counts; the Ray Job, timings and sweep figures.
+    spec: Mapped[dict[str, Any]]
+    progress: Mapped[float] = mapped_column(Float)
+    n_complete: Mapped[int] = mapped_column(Integer)
+    n_failed: Mapped[int] = mapped_column(Integer)
+    artifacts: Mapped[dict[str, Any]]
+    started_at: Mapped[datetime | None]
 
 
 class DeploymentRow(Base):

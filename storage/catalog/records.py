@@ -207,6 +207,12 @@ class OptimizationRecord:
     error: str | None
     created_at: datetime
     finished_at: datetime | None
+    spec: dict[str, Any] = field(default_factory=dict)
+    progress: float = 0.0
+    n_complete: int = 0
+    n_failed: int = 0
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    started_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

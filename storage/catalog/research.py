@@ -1,4 +1,5 @@
-"""Strategies, backtests and optimizations: the research side of the catalog."""
+"""Strategies and backtests: the research side of the catalog (optimizations:
+:mod:`storage.catalog.optimizations`)."""
 
 from __future__ import annotations
 
@@ -21,13 +22,11 @@ from storage.catalog.models import (
     BacktestResultRow,
     BacktestRow,
     Base,
-    OptimizationRow,
     StrategyRow,
 )
 from storage.catalog.records import (
     BacktestRecord,
     JobStatus,
-    OptimizationRecord,
     StrategyKind,
     StrategyRecord,
 )
@@ -38,14 +37,14 @@ PORTFOLIO = "portfolio"
 """The ``backtest_results.instrument`` of a portfolio-mode job's one row."""
 
 
-def _get(session: Session, model: type[RowT], key: int, what: str) -> RowT:
+def get_row(session: Session, model: type[RowT], key: int, what: str) -> RowT:
     row = session.get(model, key)
     if row is None:
         raise NotFound(f"{what} {key} does not exist")
     return row
 
 
-def _finishable(status: str, what: str) -> None:
+def ensure_finishable(status: str, what: str) -> None:
     if status in (JobStatus.DONE.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value):
         raise Conflict(f"{what} is already {status}; it cannot change any more")
 
@@ -215,7 +214,7 @@ class BacktestRepository:
     def get(self, backtest_id: int) -> BacktestRecord:
         """Return a backtest (NotFound if absent)."""
         with self._db.transaction() as session:
-            return _backtest(_get(session, BacktestRow, backtest_id, "backtest"))
+            return _backtest(get_row(session, BacktestRow, backtest_id, "backtest"))
 
     def list(
         self,
@@ -314,7 +313,7 @@ class BacktestRepository:
         """Return a backtest's result rows, by instrument (NotFound if the job is absent)."""
         stmt = select(BacktestResultRow).where(BacktestResultRow.backtest_id == backtest_id)
         with self._db.transaction() as session:
-            _get(session, BacktestRow, backtest_id, "backtest")
+            get_row(session, BacktestRow, backtest_id, "backtest")
             rows = session.scalars(stmt.order_by(BacktestResultRow.instrument))
             return [_result(row) for row in rows]
 
@@ -368,7 +367,7 @@ class BacktestRepository:
             Conflict: if it is already done or failed.
         """
         with self._db.transaction() as session:
-            row = _get(session, BacktestRow, backtest_id, "backtest")
+            row = get_row(session, BacktestRow, backtest_id, "backtest")
             if row.status == JobStatus.CANCELLED.value:
                 return _backtest(row)
             cancelled = JobStatus.CANCELLED.value
@@ -401,7 +400,7 @@ class BacktestRepository:
         if not moved:
             if row.status == JobStatus.QUEUED.value:
                 raise Conflict(f"backtest {backtest_id} is queued, not running: start it first")
-            _finishable(row.status, f"backtest {backtest_id}")
+            ensure_finishable(row.status, f"backtest {backtest_id}")
         return row
 
 
@@ -457,106 +456,3 @@ def _result(row: BacktestResultRow) -> BacktestResultRecord:
         error=row.error,
         created_at=row.created_at,
     )
-
-
-def _optimization(row: OptimizationRow) -> OptimizationRecord:
-    return OptimizationRecord(
-        id=row.id,
-        study_name=row.study_name,
-        strategy=row.strategy,
-        space=row.space,
-        objective=row.objective,
-        n_trials=row.n_trials,
-        status=JobStatus(row.status),
-        best_params=row.best_params,
-        best_value=row.best_value,
-        report=row.report,
-        error=row.error,
-        created_at=row.created_at,
-        finished_at=row.finished_at,
-    )
-
-
-class OptimizationRepository:
-    """Optimization jobs (the Optuna study itself lives in Optuna's own tables)."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    def create(
-        self,
-        study_name: str,
-        *,
-        strategy: str,
-        space: dict[str, Any],
-        objective: str,
-        n_trials: int,
-        at: datetime | None = None,
-    ) -> OptimizationRecord:
-        """Queue an optimization (Conflict if ``study_name`` is taken)."""
-        row = OptimizationRow(
-            study_name=study_name,
-            strategy=strategy,
-            space=space,
-            objective=objective,
-            n_trials=n_trials,
-            status=JobStatus.QUEUED.value,
-            created_at=at or utcnow(),
-        )
-        with self._db.transaction() as session:
-            session.add(row)
-            session.flush()
-            return _optimization(row)
-
-    def get(self, optimization_id: int) -> OptimizationRecord:
-        """Return an optimization (NotFound if absent)."""
-        with self._db.transaction() as session:
-            return _optimization(_get(session, OptimizationRow, optimization_id, "optimization"))
-
-    def list(self, *, limit: int = 100) -> builtins.list[OptimizationRecord]:
-        """Return the newest optimizations first."""
-        stmt = select(OptimizationRow).order_by(OptimizationRow.id.desc()).limit(limit)
-        with self._db.transaction() as session:
-            return [_optimization(row) for row in session.scalars(stmt)]
-
-    def start(self, optimization_id: int) -> OptimizationRecord:
-        """Mark an optimization running."""
-        with self._db.transaction() as session:
-            row = _get(session, OptimizationRow, optimization_id, "optimization")
-            _finishable(row.status, f"optimization {optimization_id}")
-            row.status = JobStatus.RUNNING.value
-            session.flush()
-            return _optimization(row)
-
-    def finish(
-        self,
-        optimization_id: int,
-        *,
-        best_params: dict[str, Any],
-        best_value: float,
-        report: dict[str, Any] | None = None,
-        at: datetime | None = None,
-    ) -> OptimizationRecord:
-        """Mark an optimization done with its best parameters, value and report."""
-        with self._db.transaction() as session:
-            row = _get(session, OptimizationRow, optimization_id, "optimization")
-            _finishable(row.status, f"optimization {optimization_id}")
-            row.status, row.best_params, row.best_value = (
-                JobStatus.DONE.value,
-                best_params,
-                best_value,
-            )
-            row.report, row.finished_at = report, at or utcnow()
-            session.flush()
-            return _optimization(row)
-
-    def fail(
-        self, optimization_id: int, error: str, *, at: datetime | None = None
-    ) -> OptimizationRecord:
-        """Mark an optimization failed with ``error``."""
-        with self._db.transaction() as session:
-            row = _get(session, OptimizationRow, optimization_id, "optimization")
-            _finishable(row.status, f"optimization {optimization_id}")
-            row.status, row.error, row.finished_at = JobStatus.FAILED.value, error, at or utcnow()
-            session.flush()
-            return _optimization(row)

@@ -273,15 +273,52 @@ def test_backtest_lifecycle(catalog):
 
 def test_optimization_lifecycle_and_checks(catalog):
     kw = dict(strategy="sma_cross", space={"fast": [5, 20]}, objective="sharpe")
-    opt = catalog.optimizations.create("study-1", n_trials=50, **kw)
-    with pytest.raises(Conflict, match="study_name"):
+    opt = catalog.optimizations.create("study-1", n_trials=50, spec={"sampler": "tpe"}, **kw)
+    assert (opt.status, opt.spec, opt.progress, opt.artifacts) == (
+        JobStatus.QUEUED, {"sampler": "tpe"}, 0.0, {})  # fmt: skip
+    with pytest.raises(Conflict, match="exists already"):
         catalog.optimizations.create("study-1", n_trials=5, **kw)
-    with pytest.raises(Conflict, match="n_trials"):
+    with pytest.raises(ValidationError, match="n_trials"):
         catalog.optimizations.create("study-2", n_trials=0, **kw)
+    assert catalog.optimizations.find("study-1").id == opt.id
+    assert catalog.optimizations.find("study-9") is None
     assert catalog.optimizations.start(opt.id).status is JobStatus.RUNNING
-    done = catalog.optimizations.finish(opt.id, best_params={"fast": 9}, best_value=1.7)
-    assert (done.best_params, done.best_value) == ({"fast": 9}, 1.7)
+    moving = catalog.optimizations.update_progress(opt.id, n_complete=20, n_failed=1, total=50)
+    assert (moving.n_complete, moving.n_failed, moving.progress) == (20, 1, 0.4)
+    assert catalog.optimizations.set_artifacts(opt.id, job_id="optimize-1").artifacts == {
+        "job_id": "optimize-1"}  # fmt: skip
+    done = catalog.optimizations.finish(opt.id, best_params={"fast": 9}, best_value=1.7,
+                                        report={"verdict": "not significant"})  # fmt: skip
+    assert (done.best_params, done.best_value, done.status) == ({"fast": 9}, 1.7, JobStatus.DONE)
+    assert done.finished_at is not None and done.report == {"verdict": "not significant"}
     assert [o.study_name for o in catalog.optimizations.list()] == ["study-1"]
+    with pytest.raises(Conflict, match="already done"):
+        catalog.optimizations.cancel(opt.id)
+    again = catalog.optimizations.requeue(opt.id, n_trials=80, spec={"sampler": "tpe"})
+    assert (again.status, again.n_trials, again.finished_at) == (JobStatus.QUEUED, 80, None)
+    with pytest.raises(Conflict, match="queued"):
+        catalog.optimizations.requeue(opt.id, n_trials=90, spec={})
+
+
+def test_a_cancelled_optimization_takes_no_progress_or_result(catalog):
+    kw = dict(strategy="sma_cross", space={}, objective="sharpe", n_trials=10)
+    opt = catalog.optimizations.create("study-c", **kw)
+    catalog.optimizations.start(opt.id)
+    assert catalog.optimizations.cancel(opt.id).status is JobStatus.CANCELLED
+    assert catalog.optimizations.cancel(opt.id).status is JobStatus.CANCELLED  # no change
+    with pytest.raises(Conflict, match="cancelled"):
+        catalog.optimizations.update_progress(opt.id, n_complete=5, n_failed=0, total=10)
+    with pytest.raises(Conflict, match="cancelled"):
+        catalog.optimizations.finish(opt.id, best_params={}, best_value=1.0)
+    with pytest.raises(NotFound):
+        catalog.optimizations.get(999)
+    other = catalog.optimizations.create("study-d", **{**kw, "strategy": "rsi_reversion"})
+    assert catalog.optimizations.count() == 2
+    assert catalog.optimizations.count(status="cancelled") == 1
+    assert [o.id for o in catalog.optimizations.list(strategy="rsi_reversion")] == [other.id]
+    assert [o.id for o in catalog.optimizations.list(offset=1, limit=1)] == [opt.id]
+    with pytest.raises(ValidationError, match="status"):
+        catalog.optimizations.list(status="paused")
 
 
 # --- deployments, orders, executions ---------------------------------------------------------

@@ -30,7 +30,7 @@ def test_upgrade_creates_a_schema_identical_to_the_models(db_url):
     with Catalog(db_url) as catalog:
         assert catalog.revision() is None
         catalog.upgrade()
-        assert catalog.revision() == head_revision() == "0005"
+        assert catalog.revision() == head_revision() == "0006"
     assert _diff(db_url) == []
 
 
@@ -130,6 +130,31 @@ def test_revision_0005_adds_backtest_results_and_widens_scopes_and_job_states(db
         assert run.options == {}
 
 
+def test_revision_0006_gives_optimizations_their_job_columns_and_keeps_old_rows(db_url):
+    with Catalog(db_url) as catalog:
+        catalog.upgrade("0005")
+        engine = create_engine(db_url)
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(
+                    "INSERT INTO optimizations (study_name, strategy, space, objective, n_trials,"
+                    " status, created_at) VALUES ('old', 'sma_cross', '{}', 'sharpe', 10,"
+                    " 'done', '2026-11-01 00:00:00+00:00')"
+                )
+        finally:
+            engine.dispose()
+        catalog.upgrade("0006")
+        (old,) = catalog.optimizations.list()
+        assert (old.study_name, old.status.value, old.spec, old.n_complete) == (
+            "old", "done", {}, 0)  # fmt: skip
+        queued = catalog.optimizations.create("new", strategy="sma_cross", space={},
+                                              objective="sharpe", n_trials=5)  # fmt: skip
+        assert catalog.optimizations.cancel(queued.id).status.value == "cancelled"
+        with pytest.raises(StorageError, match="cancelled rows"):
+            catalog.downgrade("0005")
+        assert catalog.revision() == "0006"
+
+
 def test_downgrade_to_0001_and_back(db_url):
     with Catalog(db_url) as catalog:
         catalog.upgrade()
@@ -137,7 +162,7 @@ def test_downgrade_to_0001_and_back(db_url):
         assert catalog.revision() == "0001"
         assert _named_constraints(db_url) != _model_constraints()
         catalog.upgrade()
-        assert catalog.revision() == "0005"
+        assert catalog.revision() == "0006"
     assert _named_constraints(db_url) == _model_constraints()
 
 
