@@ -52,6 +52,8 @@ TASK_SECONDS = 1.0
 """What one task should spend inside run_batch."""
 PROBE_SETS = 32
 """Sets in the first batches, before the time per set is known."""
+MIN_TASK_SECONDS = 0.25
+"""Shortest task worth sending while enough sets are left (Ray and run_batch's fixed cost)."""
 GUIDED = 2
 """A batch takes at most 1 / (GUIDED x workers) of the sets still to submit."""
 MAX_BATCH = 50_000
@@ -118,7 +120,7 @@ def run_sweep(
     storage = store.open_storage(catalog)
     study = _guarded(lambda: store.open_study(spec, storage))
     complete = store.complete_count(study)
-    source = make_source(study, spec, strategy, instruments, complete=complete)
+    source = make_source(study, spec, strategy, instruments, complete=complete, rdb=storage)
     plan = EvalPlan(
         spec=spec.backtest,
         fixed=dict(spec.fixed),
@@ -223,6 +225,7 @@ class _Driver:
         self.in_flight: dict[Any, Job] = {}
         self.per_set: float | None = None
         self.busy = self.storage_seconds = 0.0
+        self.sets_done = 0
         self.tasks = self.retried = self.given_up = self.undefined_run = 0
         self.started = time.perf_counter()
         self.first_done = source.counts.complete
@@ -252,9 +255,14 @@ class _Driver:
             self._submit(job)
 
     def _batch_size(self) -> int:
-        by_time = PROBE_SETS if self.per_set is None else self.task_seconds / self.per_set
+        """Guided: a share of what is left, between ``MIN_TASK_SECONDS`` and
+        ``task_seconds`` of work (``PROBE_SETS`` until the time per set is known)."""
         guided = math.ceil(self.source.remaining() / (GUIDED * self.workers))
-        return max(1, min(MAX_BATCH, int(by_time), guided))
+        if self.per_set is None:
+            return max(1, min(PROBE_SETS, guided))
+        most = self.task_seconds / self.per_set
+        least = min(MIN_TASK_SECONDS, self.task_seconds) / self.per_set
+        return max(1, min(MAX_BATCH, int(most), max(guided, math.ceil(least))))
 
     def _submit(self, job: Job) -> None:
         self.in_flight[sweep_task.remote(self.plan, job.sets, *self.refs)] = job
@@ -287,8 +295,8 @@ class _Driver:
 
     def _record(self, job: Job, outcome: EvalOutcome) -> None:
         self.busy += outcome.seconds
-        each = outcome.seconds / max(len(job.sets), 1)
-        self.per_set = each if self.per_set is None else 0.5 * (self.per_set + each)
+        self.sets_done += len(job.sets)
+        self.per_set = max(self.busy / self.sets_done, 1e-7)  # fixed costs included
         began = time.perf_counter()
         results = self.source.record(job, outcome)
         self.storage_seconds += time.perf_counter() - began

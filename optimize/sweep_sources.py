@@ -30,6 +30,7 @@ from optuna.trial import TrialState
 from core.errors import ValidationError
 from optimize import sweep_space as space
 from optimize.study_spec import StudySpec
+from optimize.sweep_bulk import add_finished
 from optimize.sweep_store import (
     ERROR_ATTR,
     INSTRUMENT_ATTR,
@@ -79,8 +80,9 @@ class BulkSource:
         instruments: Sequence[str],
         *,
         complete: int,
+        rdb: Any = None,
     ) -> None:
-        self.study, self.spec, self.strategy = study, spec, strategy
+        self.study, self.spec, self.strategy, self.rdb = study, spec, strategy, rdb
         self.instruments = tuple(instruments)
         self.dists = {n: d.distribution() for n, d in spec.space.items()}
         self.counts = Counts(complete=complete)
@@ -88,6 +90,7 @@ class BulkSource:
             None if spec.seed is None else [spec.seed, len(study.get_trials(deepcopy=False))]
         )
         self.pool: deque[dict[str, Any]] = deque()
+        self.next_number = len(study.get_trials(deepcopy=False))
         self.target = spec.trials or 0
         if spec.sampler == "grid":
             self._fill_grid()
@@ -159,7 +162,7 @@ class BulkSource:
                 )
             )
             out.append(values)
-        self.study.add_trials(trials)
+        self._write(trials)
         self.counts.in_flight -= len(job.sets)
         done = sum(v is not None for v in out)
         self.counts.complete += done
@@ -169,17 +172,27 @@ class BulkSource:
     def give_up(self, job: Job, reason: str) -> None:
         """Record the batch's sets as FAIL trials and draw them again."""
         now = datetime.now(UTC)
-        self.study.add_trials(
-            finished_trial(
-                params=p, distributions=self.dists, values=None, attrs={ERROR_ATTR: reason},
-                started=job.started, seconds=(now - job.started).total_seconds(),
-            )
-            for p in job.sets
-        )  # fmt: skip
+        self._write(
+            [
+                finished_trial(
+                    params=p,
+                    distributions=self.dists,
+                    values=None,
+                    attrs={ERROR_ATTR: reason},
+                    started=job.started,
+                    seconds=(now - job.started).total_seconds(),
+                )
+                for p in job.sets
+            ],
+        )
         self.counts.in_flight -= len(job.sets)
         self.counts.failed += len(job.sets)
         if self.spec.sampler == "grid":
             self.pool.extendleft(reversed(job.sets))
+
+    def _write(self, trials: list[Any]) -> None:
+        add_finished(self.study, self.rdb, trials, first=self.next_number)
+        self.next_number += len(trials)
 
     def abandon(self, job: Job) -> None:
         """Forget a batch that will not be evaluated (the sweep stopped): nothing was
@@ -306,10 +319,12 @@ def make_source(
     instruments: Sequence[str],
     *,
     complete: int,
+    rdb: Any = None,
 ) -> Source:
-    """The source for the spec's sampler."""
-    cls = BulkSource if spec.sampler in ("grid", "random") else ModelSource
-    return cls(study, spec, strategy, instruments, complete=complete)
+    """The source for the spec's sampler (``rdb``: the RDBStorage, for bulk writes)."""
+    if spec.sampler in ("grid", "random"):
+        return BulkSource(study, spec, strategy, instruments, complete=complete, rdb=rdb)
+    return ModelSource(study, spec, strategy, instruments, complete=complete)
 
 
 def counts_of(source: Source) -> Mapping[str, int]:
