@@ -162,4 +162,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cluster.cli_tokens",
     "cluster.cli_backtest",
     "cluster.cli_jobs",
+    "cluster.cli_optimize",
 )

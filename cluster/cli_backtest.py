@@ -33,7 +33,7 @@ SHOWN = 20
 """Ranked rows printed (the report has them all)."""
 
 
-def _spec(
+def job_spec(
     strategy: str | None,
     *,
     spec_file: Path | None,
@@ -55,17 +55,18 @@ def _spec(
         spec["strategy"] = strategy
         spec.pop("rules", None)
     if params:
-        spec["params"] = {**spec.get("params", {}), **_params(params)}
+        spec["params"] = {**spec.get("params", {}), **parse_params(params)}
     for key, value in flags.items():
         if value is not None:
-            spec.pop("universe" if key == "instruments" else "instruments", None)
+            if key in ("instruments", "universe"):  # the flag replaces the file's selection
+                spec.pop("universe" if key == "instruments" else "instruments", None)
             spec[key] = value
     for key, given in (("costs", costs), ("options", options)):
         spec[key] = {**spec.get(key, {}), **{k: v for k, v in given.items() if v is not None}}
     return spec
 
 
-def _params(pairs: list[str]) -> dict[str, Any]:
+def parse_params(pairs: list[str]) -> dict[str, Any]:
     """``k=v`` pairs; values are JSON (numbers, true/false) or else strings."""
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -81,7 +82,7 @@ def _params(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def _instruments(values: list[str] | None) -> Any:
+def instruments_flag(values: list[str] | None) -> Any:
     """``-i AAPL -i BHP.ASX`` or ``-i AAPL,BHP.ASX``; ``all`` for every valid listing."""
     if not values:
         return None
@@ -89,14 +90,14 @@ def _instruments(values: list[str] | None) -> Any:
     return "all" if [i.lower() for i in items] == ["all"] else items
 
 
-def _universe(name: str | None) -> str | None:
+def universe_flag(name: str | None) -> str | None:
     """A bundled universe's canonical name (``asx`` is ``asx200``), else the name given."""
     from cluster.symbols import universe_key
 
     return None if name is None else universe_key(name)
 
 
-def _commission(value: str | None) -> Any:
+def commission_flag(value: str | None) -> Any:
     if value is None:
         return None
     try:
@@ -116,14 +117,14 @@ def _ranked(job: Any, ranked: list[RankedResult]) -> Table:
         if row.error:
             table.add_row("-", row.instrument, f"[red]{row.error[:80]}[/red]")
             continue
-        cells = [_num(row.stats.get(c)) for c in (*columns, "n_trades")]
+        cells = [number_cell(row.stats.get(c)) for c in (*columns, "n_trades")]
         table.add_row(str(row.rank or "-"), row.instrument, *cells)
     if len(ranked) > SHOWN:
         table.caption = f"{len(ranked) - SHOWN} more in the report"
     return table
 
 
-def _num(value: Any) -> str:
+def number_cell(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "-"
     return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.3g}"
@@ -189,9 +190,9 @@ def backtest(
             "--instruments or --universe with it",
             field="run",
         )
-    flags = {"instruments": _instruments(instruments), "universe": _universe(universe),
+    flags = {"instruments": instruments_flag(instruments), "universe": universe_flag(universe),
              "bar_size": bar_size, "start": start, "end": end}  # fmt: skip
-    costs = {"cash": cash, "commission": _commission(commission), "slippage_bps": slippage_bps}
+    costs = {"cash": cash, "commission": commission_flag(commission), "slippage_bps": slippage_bps}
     farm = Farm.open()
     try:
         service = BacktestService(farm.catalog, farm.settings)
@@ -199,7 +200,7 @@ def backtest(
             job = service.get(run)
         else:
             job = service.submit(
-                _spec(strategy, spec_file=spec_file, params=param, flags=flags, costs=costs,
+                job_spec(strategy, spec_file=spec_file, params=param, flags=flags, costs=costs,
                       options={"mode": mode, "sort": sort})
             )  # fmt: skip
             console.print(f"Backtest {job.id} queued: {len(job.instruments)} instruments.")

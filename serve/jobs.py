@@ -222,7 +222,7 @@ class RayJobLauncher:
             self._client = None
             raise ServiceUnavailable(f"Ray's job server did not answer: {exc}") from exc
 
-    def follow(self, submission_id: str, write: Callable[[str], None]) -> JobState:
+    def follow(self, submission_id: str, write: Callable[[str], object]) -> JobState:
         """Pass the job's output to ``write`` as it comes until the job ends; return its end."""
         import asyncio
 
