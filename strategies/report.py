@@ -16,7 +16,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["render_report", "write_report"]
+__all__ = [
+    "COLORS",
+    "nice_ticks",
+    "number_text",
+    "page",
+    "render_report",
+    "tick_text",
+    "time_chart",
+    "write_report",
+]
 
 WIDTH, HEIGHT = 960, 300
 PAD_L, PAD_R, PAD_T, PAD_B = 70, 20, 20, 40
@@ -345,3 +354,55 @@ def _metrics_table(stats: Mapping[str, float]) -> str:
         f"<table class='metrics'>{''.join(part)}</table>" for part in (rows[:half], rows[half:])
     )
     return f"<div class='grid2' id='metrics'>{''.join(tables)}</div>"
+
+
+# --- Building blocks for other reports in the same style (e.g. an optimization report) -----
+
+
+def page(*, title: str, body: str, css: str = "") -> str:
+    """Return a whole self-contained HTML page in this report's style.
+
+    Args:
+        title: The page title (escaped here).
+        body: Trusted HTML of the page's body (escape its text before).
+        css: Extra style rules, after this report's own.
+
+    Returns:
+        The document, with the report's CSS and the script that marks each
+        ``div.chart`` ``data-rendered="1"`` once its ``path.series`` lines are laid out.
+    """
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}{css}</style></head>"
+        f"<body>{body}<script>{_JS}</script></body></html>"
+    )
+
+
+def time_chart(
+    name: str,
+    series: Sequence[tuple[str, pd.Series, str]],
+    *,
+    y_label: str,
+    fill: bool = False,
+) -> str:
+    """Return an SVG line chart of ``(label, series, colour)`` on one time axis.
+
+    The equity chart's drawing: at most :data:`MAX_POINTS` points a series, a legend, dates
+    along the bottom, in ``<div class='chart' id='{name}-chart'>``.
+    """
+    return _line_chart(name, series, y_label=y_label, fill=fill)
+
+
+def nice_ticks(lo: float, hi: float, count: int = 6) -> list[float]:
+    """Return about ``count`` round tick values covering ``[lo, hi]``."""
+    return _nice_ticks(lo, hi, count)
+
+
+def tick_text(v: float) -> str:
+    """Return an axis label of ``v``: short (1.5M, 12,000, 0.25)."""
+    return _fmt(v)
+
+
+def number_text(v: float) -> str:
+    """Return ``v`` as the metrics table shows it (en dash for NaN, 4 significant digits)."""
+    return _metric_text(v)
