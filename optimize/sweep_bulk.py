@@ -59,6 +59,7 @@ def add_finished(
         params: list[dict[str, Any]] = []
         values: list[dict[str, Any]] = []
         attrs: list[dict[str, Any]] = []
+        system: list[dict[str, Any]] = []
         for row, trial in zip(rows, trials, strict=True):
             tid = row["trial_id"]
             for name, value in trial.params.items():
@@ -80,9 +81,14 @@ def add_finished(
                 {"trial_id": tid, "key": key, "value_json": json.dumps(value)}
                 for key, value in trial.user_attrs.items()
             )
+            system.extend(  # samplers' own records (NSGA-II's generations)
+                {"trial_id": tid, "key": key, "value_json": json.dumps(value)}
+                for key, value in trial.system_attrs.items()
+            )
         session.bulk_insert_mappings(m.TrialParamModel, params)
         session.bulk_insert_mappings(m.TrialValueModel, values)
         session.bulk_insert_mappings(m.TrialUserAttributeModel, attrs)
+        session.bulk_insert_mappings(m.TrialSystemAttributeModel, system)
 
 
 def _trial_row(study_id: int, number: int, trial: FrozenTrial) -> dict[str, Any]:

@@ -132,11 +132,12 @@ def test_a_tpe_study_ends_with_the_requested_trials_visible_to_another_process(
     assert all(set(attrs) == set(INSTRUMENTS) for _, state, attrs in seen if state == "COMPLETE")
 
 
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
 def test_a_stopped_study_resumes_by_name_to_its_total(
-    ray_session: None, catalog: Catalog, tmp_path: Path
+    ray_session: None, catalog: Catalog, tmp_path: Path, sampler: str
 ) -> None:
     bars = world(catalog, tmp_path)
-    spec = spec_of(name="resume", space=GRID_SPACE, sampler="random", trials=120, seed=5)
+    spec = spec_of(name="resume", space=GRID_SPACE, sampler=sampler, trials=60, seed=5)
     done: list[int] = []
 
     def stop() -> bool:
@@ -146,12 +147,14 @@ def test_a_stopped_study_resumes_by_name_to_its_total(
         spec, catalog=catalog, bar_store=bars, should_stop=stop,
         on_progress=lambda p: done.append(p.done), task_seconds=0.001,
     )  # fmt: skip
-    assert 20 <= first.n_complete < 120
+    assert 20 <= first.n_complete < 60
     assert "RUNNING" not in set(first.trials["state"])
     second = run_sweep(spec, catalog=catalog, bar_store=bars)
-    assert second.n_complete == 120
-    assert list(second.trials["number"][: len(first.trials)]) == list(first.trials["number"])
-    other = spec_of(name="resume", space=GRID_SPACE, sampler="random", trials=120, seed=6)
+    assert second.n_complete == 60
+    kept = second.trials.iloc[: len(first.trials)]
+    assert list(kept["number"]) == list(first.trials["number"])
+    assert list(kept["params"]) == list(first.trials["params"])  # nothing redone or lost
+    other = spec_of(name="resume", space=GRID_SPACE, sampler=sampler, trials=60, seed=6)
     with pytest.raises(Conflict, match="another spec"):
         run_sweep(other, catalog=catalog, bar_store=bars)
 
