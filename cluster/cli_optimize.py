@@ -202,6 +202,7 @@ def _drive(
 ) -> Any:
     """The driver: run the sweep with a progress bar, print the summary, write the report."""
     from cluster import bootstrap
+    from serve.metrics import PlatformMetrics
 
     bootstrap.connect(farm.settings)
     job = service.get(optimization_id)
@@ -212,9 +213,14 @@ def _drive(
         task = bar.add_task(f"optimize {optimization_id} ({job.study_name})",
                             total=job.n_trials, rate=0.0, best="-")  # fmt: skip
 
+        metrics, counted = PlatformMetrics(), [job.n_complete]
+
         def update(p: SweepProgress) -> None:
             best = "-" if p.best is None else ", ".join(f"{v:.4g}" for v in p.best)
             bar.update(task, total=p.total or None, completed=p.done, rate=p.per_second, best=best)
+            metrics.trials_completed(p.done - counted[0], study=job.study_name,
+                                     per_second=p.per_second)  # fmt: skip
+            counted[0] = max(counted[0], p.done)
 
         job = service.run(optimization_id, on_progress=update)
     if job.status.value != "done":

@@ -82,6 +82,13 @@ class ApiContext:
 
         return BacktestService(self.catalog, self.settings)
 
+    @functools.cached_property
+    def optimizations(self) -> Any:
+        """The optimization job service (``optimize.optimization_jobs.OptimizationService``)."""
+        from optimize.optimization_jobs import OptimizationService
+
+        return OptimizationService(self.catalog, self.settings)
+
     @property
     def guard(self) -> Guard:
         """Token verification and rate limits of this replica (built on first use)."""

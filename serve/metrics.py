@@ -85,7 +85,8 @@ class ApiMetrics:
 
 
 class PlatformMetrics:
-    """Hooks of long work: backtests started/completed/failed, bars written, pacing waits.
+    """Hooks of long work: backtests started/completed/failed, bars written, pacing waits,
+    optimization trials and their rate.
 
     Create one per driver process (``PlatformMetrics()`` after Ray is initialized) and call
     the hooks as work progresses.
@@ -109,6 +110,22 @@ class PlatformMetrics:
             description="Seconds a collection run waited on IBKR pacing, per report.",
             boundaries=WAIT_BOUNDARIES,
         )
+        self._trials = metrics.Counter(
+            "scizor_optimization_trials",
+            description="Optimization trials evaluated (COMPLETE), by study.",
+            tag_keys=("study",),
+        )
+        self._rate = metrics.Gauge(
+            "scizor_optimization_trials_per_second",
+            description="COMPLETE trials per second of the running study, by study.",
+            tag_keys=("study",),
+        )
+
+    def trials_completed(self, count: int, *, study: str, per_second: float) -> None:
+        """Count ``count`` more COMPLETE trials of ``study``; set its current rate."""
+        if count > 0:
+            self._trials.inc(float(count), tags={"study": study})
+        self._rate.set(max(0.0, per_second), tags={"study": study})
 
     def backtest_started(self) -> None:
         """Count a backtest job that started."""
