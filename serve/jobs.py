@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import shlex
 import sys
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from serve.errors import ServiceUnavailable
 log = logging.getLogger(__name__)
 
 KIND_KEY = "scizor_kind"
+AGENT_WAIT_SECONDS = 20.0
+"""How long a submission waits for the cluster's job agent to come up."""
 ACTIVE_STATES = frozenset({"PENDING", "RUNNING"})
 
 
@@ -151,18 +154,24 @@ class RayJobLauncher:
         """Submit ``spec`` with ``env`` (the ``SCIZOR_*`` variables); return its id."""
         submission_id = new_submission_id(spec.prefix)
         metadata = {**spec.metadata, KIND_KEY: spec.kind}
-        try:
-            return str(
-                self._jobs().submit_job(
-                    entrypoint=entrypoint(spec),
-                    submission_id=submission_id,
-                    runtime_env={"env_vars": dict(env)},
-                    metadata=metadata,
+        deadline = time.monotonic() + AGENT_WAIT_SECONDS
+        while True:
+            try:
+                return str(
+                    self._jobs().submit_job(
+                        entrypoint=entrypoint(spec),
+                        submission_id=submission_id,
+                        runtime_env={"env_vars": dict(env)},
+                        metadata=metadata,
+                    )
                 )
-            )
-        except (ConnectionError, RuntimeError) as exc:
-            self._client = None
-            raise ServiceUnavailable(f"Ray's job server refused the job: {exc}") from exc
+            except (ConnectionError, RuntimeError) as exc:
+                # A head that just started has no job agent yet: Ray says to try again.
+                if "No available agent" in str(exc) and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
+                self._client = None
+                raise ServiceUnavailable(f"Ray's job server refused the job: {exc}") from exc
 
     def get(self, submission_id: str) -> JobState:
         """The state of one of the API's jobs.
