@@ -2,9 +2,10 @@
 
 :func:`run_sweep` is the whole API. The driver process is the study's only writer: it
 draws (grid, random) or asks (tpe, cmaes, nsga2) a batch of parameter sets, sends it to a
-Ray task that evaluates it with one ``run_batch`` call per instrument, and records the
-results (``add_trials`` or ``tell``). Each instrument's bars are read once by the driver and
-put in the object store once per sweep; every task gets the same references.
+Ray task that evaluates it with one ``run_batch`` call per instrument, and stores the
+finished trials in the study (in the catalog's database, see :mod:`optimize.sweep_store`).
+Each instrument's bars are read once by the driver and put in the object store once per
+sweep; every task gets the same references.
 
 * Objective: each metric's mean over the instruments where it is defined (NaN, e.g. no
   trade, is left out); the values per instrument are in the trial's ``per_instrument``
@@ -12,12 +13,16 @@ put in the object store once per sweep; every task gets the same references.
 * Batch size: the driver measures the seconds per set inside ``run_batch`` and sizes each
   task to run ``task_seconds`` (1 s), so Ray's few milliseconds per task stay small; toward
   the end batches shrink (guided self-scheduling) so no worker idles while another finishes.
-  Model samplers get at most ``MODEL_BATCH`` trials per batch so they keep learning.
+  Model samplers get at most ``MODEL_BATCH`` trials per batch so they keep learning; they
+  ask and tell on an in-memory copy of the study, and finished trials are stored a batch
+  per transaction (Optuna's per-trial round trips cost 10x the sampler itself).
   ``SweepResult.overhead`` = ``1 - time inside run_batch / (wall x workers in use)``.
 * A dead worker (killed, out of memory) or a task error other than a SCIZOR error: the batch
   is resubmitted once; if it fails again its trials are recorded FAIL and drawn or asked
   again, so the study still ends with the requested COMPLETE trials. A SCIZOR error (bad
   bars, bad costs) stops the sweep: it would fail on every batch.
+* Constraints: a model sampler's ask that breaks one (the spec's or the strategy's own) is
+  stored PRUNED with the reason, never evaluated, and does not count toward ``trials``.
 * Resume: a spec whose name exists continues that study (same spec required; ``trials`` may
   grow), counting its COMPLETE trials toward ``trials``; a grid skips the points done.
 * ``should_stop()`` true: no more batches are sent; those in flight are finished and

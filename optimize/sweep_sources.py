@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -347,9 +347,3 @@ def make_source(
     """The source for the spec's sampler (``rdb``: the RDBStorage, for bulk writes)."""
     cls = BulkSource if spec.sampler in ("grid", "random") else ModelSource
     return cls(study, spec, strategy, instruments, complete=complete, rdb=rdb)
-
-
-def counts_of(source: Source) -> Mapping[str, int]:
-    """The source's counts as a dict (for logs)."""
-    c = source.counts
-    return {"complete": c.complete, "failed": c.failed, "infeasible": c.infeasible}

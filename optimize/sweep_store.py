@@ -12,9 +12,14 @@ next to the catalog's. Both use Alembic's default ``alembic_version`` table, so:
   ``optuna.load_study(study_name=name, storage=optuna.storages.RDBStorage(url,
   skip_compatibility_check=True))`` (a bare URL string fails Optuna's check).
 
-The driver is the only writer. Grid and random trials are evaluated first and written with
-``Study.add_trials`` (finished trials, no RUNNING state in between); model samplers' trials
-go through ``ask``/``tell``.
+The driver is the only writer, and it writes finished trials only, a batch per transaction
+(:mod:`optimize.sweep_bulk`): grid and random trials once evaluated, model samplers' trials
+once told on their in-memory copy of the study (:mod:`optimize.sweep_sources`). So the
+stored study never holds RUNNING trials of this code, and a killed driver leaves none.
+
+Optuna's upgrade path (``optuna storage upgrade``) also reads ``alembic_version``: after an
+Optuna release that changes its schema, upgrade its tables with Optuna's Alembic scripts
+pointed at a separate version table, or recreate them (studies are results, not state).
 """
 
 from __future__ import annotations
