@@ -193,7 +193,7 @@ def _submitted(service: OptimizationService, farm: Any, job: Any, *, wait: bool)
     done = service.get(job.id)
     console.print(f"Ray Job {submission}: {end.status}")
     if done.status.value == "done":
-        console.print(summary_table(done))
+        print_summary(done)
     return done
 
 
@@ -226,7 +226,7 @@ def _drive(
     if job.status.value != "done":
         console.print(f"Optimization {job.id} is {job.status.value}. {job.error or ''}")
         return job
-    console.print(summary_table(job))
+    print_summary(job)
     path = report or Path(farm.settings.storage.home) / "reports" / f"optimization-{job.id}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(service.report_html(job.id), encoding="utf-8")
@@ -260,6 +260,12 @@ def summary_table(job: Any) -> Table:
         rows["walk-forward OOS return %"] = number_cell(walked.get("oos_return_pct"))
     for key, value in rows.items():
         table.add_row(key, value)
-    if summary.get("verdict"):
-        table.caption = summary["verdict"]
     return table
+
+
+def print_summary(job: Any) -> None:
+    """The summary table, then the verdict on one line."""
+    console.print(summary_table(job))
+    verdict = (job.report or {}).get("verdict")
+    if verdict:
+        console.print(f"Verdict: {verdict}", soft_wrap=True, highlight=False, markup=False)

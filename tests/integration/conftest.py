@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -42,6 +43,41 @@ def ray_session() -> Iterator[None]:
     import ray
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    with _agent_port(_free_port()):
+        _start_ray()
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@contextmanager
+def _agent_port(port: int) -> Iterator[None]:
+    """Give the session's dashboard agent (the Ray Jobs server) a free port.
+
+    ``ray.init`` always takes the default 52365, which another cluster on the machine (a
+    developer's ``scizor up``, a benchmark) may hold; the agent then never starts and every
+    job submission fails with "No available agent". ``ray.init`` has no argument for it, so
+    the parameters it builds get the port as their default here.
+    """
+    import ray._private.parameter as parameter
+
+    original = parameter.RayParams
+
+    def with_port(*args: object, **kwargs: object) -> object:
+        kwargs.setdefault("dashboard_agent_listen_port", port)
+        return original(*args, **kwargs)
+
+    parameter.RayParams = with_port  # type: ignore[assignment,misc]
+    try:
+        yield
+    finally:
+        parameter.RayParams = original  # type: ignore[misc]
+
+
+def _start_ray() -> None:
+    import ray
+
     ray.init(
         address="local",  # always a fresh cluster, never one a developer left running
         num_cpus=2,
@@ -53,7 +89,3 @@ def ray_session() -> Iterator[None]:
         logging_level="WARNING",
         log_to_driver=False,
     )
-    try:
-        yield
-    finally:
-        ray.shutdown()

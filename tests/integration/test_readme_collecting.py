@@ -1,7 +1,8 @@
 """The README's command blocks, run exactly as printed through bash from the repository root,
 as a user types them: ``make up`` and the health/help block of "Two commands", the
 "Collecting data" block on the whole bundled universe, then the "Research on the cluster and
-over HTTP" block on the bars it collected, and ``make down``.
+over HTTP" and "Optimizing on the cluster" blocks (in one shell, as in one terminal) on the
+bars it collected, and ``make down``.
 
 ``make up`` starts the embedded ibsim and the gateway (joining the test session's Ray cluster,
 the one-cluster-per-run rule, through ``SCIZOR_RAY_ADDRESS``). Afterwards every valid
@@ -119,9 +120,12 @@ def test_readme_collecting_block_runs_as_printed_on_the_whole_universe(
         assert "0 invalid" in populate and "unanswered" in populate
         _assert_every_instrument_has_its_own_bars(home)
         began = time.monotonic()
-        research = run_in_one_shell(env, readme_block("Research on the cluster and over HTTP"))
-        print(f"{time.monotonic() - began:7.1f} s  the research block")
-        _assert_the_research_block_did_its_work(env, home, research)
+        research = readme_block("Research on the cluster and over HTTP")
+        optimizing = readme_block("Optimizing on the cluster")
+        outputs = run_in_one_shell(env, research + optimizing)  # one terminal: $TOKEN carries
+        print(f"{time.monotonic() - began:7.1f} s  the research and optimizing blocks")
+        _assert_the_research_block_did_its_work(env, home, outputs[: len(research)])
+        _assert_the_optimizing_block_did_its_work(home, outputs[len(research) :])
     finally:
         run(env, "make down", timeout=120)
 
@@ -192,3 +196,27 @@ def _listings(home: Path, *, universe: str) -> list:
         return catalog.symbols.list(valid=True, universe=universe)
     finally:
         catalog.dispose()
+
+
+def _assert_the_optimizing_block_did_its_work(home: Path, outputs: list[str]) -> None:
+    grid, tpe, jobs, trials = outputs
+    for out in (grid, tpe):
+        assert "SUCCEEDED" in out and "deflated Sharpe" in out and "Report:" in out, out[-3000:]
+    catalog = Catalog(f"sqlite:///{home / 'scizor.db'}")
+    try:
+        studies = {o.study_name: o for o in catalog.optimizations.list()}
+    finally:
+        catalog.dispose()
+    etfs, asx = studies["sma-etfs"], studies["sma-asx"]
+    feasible = sum(1 for f in range(5, 61, 5) for s in range(20, 251, 10) if f < s)
+    assert etfs.status.value == "done" and etfs.n_complete == feasible
+    assert asx.status.value == "done" and asx.n_complete == 300
+    for study in (etfs, asx):
+        assert study.artifacts["job_id"] in jobs and study.report["verdict"] in grid + tpe
+        assert 0 <= study.report["overfitting"]["dsr"] <= 1
+    assert etfs.report["walk_forward"]["folds"] and etfs.report["walk_forward"]["equity"]
+    page = json.loads(trials)
+    assert page["total"] == feasible and len(page["items"]) == 3
+    values = [t["values"][0] for t in page["items"]]
+    assert values == sorted(values, reverse=True) and values[0] == pytest.approx(etfs.best_value)
+    assert (home / "reports" / f"optimization-{etfs.id}.html").stat().st_size > 10_000
