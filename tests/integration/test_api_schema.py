@@ -5,8 +5,9 @@ invalid input is refused with a 4xx.
 
 Examples are bounded and derandomized (the same cases every run). Long work would start real
 Ray Jobs: collection routes meet a run of each kind holding its lease (so valid requests get
-409 and start nothing), and ``POST /symbols/validate`` and ``POST /backtests``, which have no
-run to meet, are left out; the test checks that no Ray Job was submitted.
+409 and start nothing), and ``POST /symbols/validate``, ``POST /backtests`` and
+``POST /optimizations``, which have no run to meet, are left out; the test checks that no
+Ray Job was submitted.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ CHECKS = [
     schemathesis.checks.response_schema_conformance,
     schemathesis.checks.negative_data_rejection,
 ]
-LONG_WORK_WITHOUT_A_RUN = ("/symbols/validate", "/backtests")
+LONG_WORK_WITHOUT_A_RUN = ("/symbols/validate", "/backtests", "/optimizations")
 EXAMPLES = 15
 """Cases per route and mode (positive, negative): about 500 requests per backend."""
 
