@@ -2,24 +2,17 @@
 
 Storage is :class:`optuna.storages.RDBStorage` on the catalog's own URL (SQLite file or
 PostgreSQL): Optuna creates its tables (``studies``, ``trials``, ``trial_params``, ...)
-next to the catalog's. Both use Alembic's default ``alembic_version`` table, so:
-
-* the catalog must be migrated first (:func:`open_storage` refuses otherwise): Optuna then
-  finds a revision there and leaves it alone, so the catalog stays "at head";
-* Optuna's own check would read the catalog's revision as its own schema version and refuse
-  the database, so the storage is opened with ``skip_compatibility_check=True`` -- as
-  optuna-dashboard opens every RDB URL. To read a study from another process, do the same:
-  ``optuna.load_study(study_name=name, storage=optuna.storages.RDBStorage(url,
-  skip_compatibility_check=True))`` (a bare URL string fails Optuna's check).
+next to the catalog's and keeps its schema version in Alembic's default ``alembic_version``
+table, while the catalog keeps its revision in ``scizor_schema_version``; each checks only
+its own. Any process (optuna-dashboard, ``optuna.load_study(study_name=name,
+storage=url)``) opens the study by the plain URL. The catalog must be at its head revision
+first (:func:`open_storage` refuses otherwise): a catalog older than 0006 still has its
+revision in ``alembic_version``, where Optuna would read it as its own.
 
 The driver is the only writer, and it writes finished trials only, a batch per transaction
 (:mod:`optimize.sweep_bulk`): grid and random trials once evaluated, model samplers' trials
 once told on their in-memory copy of the study (:mod:`optimize.sweep_sources`). So the
 stored study never holds RUNNING trials of this code, and a killed driver leaves none.
-
-Optuna's upgrade path (``optuna storage upgrade``) also reads ``alembic_version``: after an
-Optuna release that changes its schema, upgrade its tables with Optuna's Alembic scripts
-pointed at a separate version table, or recreate them (studies are results, not state).
 """
 
 from __future__ import annotations
@@ -52,7 +45,8 @@ def open_storage(catalog: Any) -> optuna.storages.RDBStorage:
     """Open Optuna's storage in the catalog's database (creating Optuna's tables once).
 
     Raises:
-        ConfigError: the catalog is not at its head revision (migrate it first).
+        ConfigError: the catalog is not at its head revision (migrate it first), or Optuna's
+            tables are of another Optuna version (``optuna storage upgrade``).
     """
     revision, head = catalog.revision(), head_revision()
     if revision != head:
@@ -66,7 +60,10 @@ def open_storage(catalog: Any) -> optuna.storages.RDBStorage:
         {"connect_args": {"timeout": 30}} if sqlite else {"pool_pre_ping": True}
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_compatibility_check=True)
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except RuntimeError as exc:  # Optuna's own schema check
+        raise ConfigError(f"Optuna cannot use the catalog's database: {exc}") from exc
 
 
 def make_sampler(spec: StudySpec, *, offset: int = 0) -> optuna.samplers.BaseSampler:

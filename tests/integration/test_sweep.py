@@ -117,8 +117,7 @@ def test_a_tpe_study_ends_with_the_requested_trials_visible_to_another_process(
     assert all(p["fast"] < p["slow"] for p in complete["params"])
     script = (
         "import json, sys, optuna\n"
-        "storage = optuna.storages.RDBStorage(sys.argv[1], skip_compatibility_check=True)\n"
-        "study = optuna.load_study(study_name='tpe', storage=storage)\n"
+        "study = optuna.load_study(study_name='tpe', storage=sys.argv[1])\n"
         "print(json.dumps([[t.number, t.state.name, t.user_attrs.get('per_instrument')] "
         "for t in study.trials]))\n"
     )
