@@ -27,8 +27,8 @@ Plain JSON, like the backtest spec (whose fields it shares and checks with
 * ``objectives``: ``{"metric", "direction"}`` with a metric of ``run_batch``'s table
   (:data:`METRICS`); the direction defaults to maximize (minimize for volatility-like
   metrics). Several objectives make a multi-objective study. Default: maximize sharpe.
-* ``sampler``: ``grid`` (every feasible point; ``trials`` caps it), ``random``, ``tpe``
-  (default), ``cmaes`` (one objective only), ``nsga2`` (several objectives only).
+* ``sampler``: ``grid`` (every feasible point; ``trials`` takes a seeded subset), ``random``,
+  ``tpe`` (default), ``cmaes`` (one objective only), ``nsga2`` (several objectives only).
 * ``trials``: COMPLETE trials wanted (default 100; for grid, the feasible points).
 * ``seed``: makes samplers and random draws repeatable.
 

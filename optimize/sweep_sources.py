@@ -104,7 +104,7 @@ class BulkSource:
         )
         wanted = len(every) if self.spec.trials is None else self.spec.trials
         if wanted < len(every):  # a seeded subset of the grid, the same on every resume
-            order = np.random.default_rng(self.spec.seed).permutation(len(every))
+            order = np.random.default_rng(self.spec.seed or 0).permutation(len(every))
             every = [every[i] for i in order]
         todo = [p for p in every[:wanted] if tuple(p[n] for n in names) not in done]
         self.pool.extend(todo)

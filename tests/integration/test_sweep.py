@@ -197,3 +197,14 @@ def test_a_multi_objective_nsga2_study_returns_a_pareto_front(
     for point in result.pareto:
         a = point["values"]
         assert not any(b[0] >= a[0] and b[1] >= a[1] and b != a for b in values)  # not dominated
+
+
+def test_a_grid_with_fewer_trials_takes_the_same_subset_when_resumed(
+    ray_session: None, catalog: Catalog, tmp_path: Path
+) -> None:
+    bars = world(catalog, tmp_path)
+    part = run_sweep(spec_of(name="sub", space=GRID_SPACE, sampler="grid", trials=30),
+                     catalog=catalog, bar_store=bars)  # fmt: skip
+    again = run_sweep(spec_of(name="sub", space=GRID_SPACE, sampler="grid", trials=30),
+                      catalog=catalog, bar_store=bars)  # fmt: skip
+    assert part.n_complete == again.n_complete == 30 and len(again.trials) == 30
