@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.errors import Conflict
+from core.errors import Conflict, NotFound, ValidationError
 from core.types import SecType
 from optimize.study_spec import parse_study
 from optimize.sweep import Progress, run_sweep
@@ -208,3 +208,16 @@ def test_a_grid_with_fewer_trials_takes_the_same_subset_when_resumed(
     again = run_sweep(spec_of(name="sub", space=GRID_SPACE, sampler="grid", trials=30),
                       catalog=catalog, bar_store=bars)  # fmt: skip
     assert part.n_complete == again.n_complete == 30 and len(again.trials) == 30
+
+
+def test_a_sweep_refuses_instruments_without_bars_before_it_starts(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    bars = world(catalog, tmp_path)
+    spec = spec_of(name="none", space=GRID_SPACE, sampler="grid", start="2030-01-01")
+    with pytest.raises((NotFound, ValidationError), match=r"scizor collect history AAA\.NASDAQ"):
+        run_sweep(spec, catalog=catalog, bar_store=bars)
+    spec = parse_study({"name": "x", "strategy": "sma_cross", "instruments": ["ZZZ.NASDAQ"]})
+    with pytest.raises(ValidationError) as err:
+        run_sweep(spec, catalog=catalog, bar_store=bars)
+    assert err.value.field == "instruments"
