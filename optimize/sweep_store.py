@@ -17,7 +17,6 @@ stored study never holds RUNNING trials of this code, and a killed driver leaves
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -69,9 +68,6 @@ def open_storage(catalog: Any) -> optuna.storages.RDBStorage:
 def make_sampler(spec: StudySpec, *, offset: int = 0) -> optuna.samplers.BaseSampler:
     """The spec's sampler (grid and random are drawn by the sweep; the study keeps a random
     sampler). ``offset`` shifts the seed, so a resumed study does not redraw its start.
-
-    Raises:
-        ConfigError: cmaes without the ``cmaes`` package.
     """
     seed = None if spec.seed is None else (spec.seed + offset) % 2**32
     with warnings.catch_warnings():
@@ -80,11 +76,7 @@ def make_sampler(spec: StudySpec, *, offset: int = 0) -> optuna.samplers.BaseSam
             return optuna.samplers.TPESampler(seed=seed, constant_liar=True, multivariate=True)
         if spec.sampler == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed)
-        if spec.sampler == "cmaes":
-            if importlib.util.find_spec("cmaes") is None:
-                raise ConfigError(
-                    "sampler cmaes needs the 'cmaes' package: pip install cmaes (or use tpe)"
-                )
+        if spec.sampler == "cmaes":  # the cmaes package is a dependency
             return optuna.samplers.CmaEsSampler(seed=seed)
     return optuna.samplers.RandomSampler(seed=seed)
 

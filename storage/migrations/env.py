@@ -18,6 +18,12 @@ config = context.config
 target_metadata = Base.metadata
 
 
+def _ours(name: str | None, type_: str, parent_names: object) -> bool:
+    """Compare only the catalog's tables: Optuna's share the database (autogenerate would
+    otherwise propose dropping them)."""
+    return type_ != "table" or name in target_metadata.tables
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -25,6 +31,7 @@ def _run(connection: Connection) -> None:
         render_as_batch=True,
         compare_type=True,
         version_table=VERSION_TABLE,
+        include_name=_ours,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -38,6 +45,7 @@ def run_migrations_offline() -> None:
         literal_binds=True,
         render_as_batch=True,
         version_table=VERSION_TABLE,
+        include_name=_ours,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -131,6 +131,20 @@ def test_a_tpe_study_ends_with_the_requested_trials_visible_to_another_process(
     assert all(set(attrs) == set(INSTRUMENTS) for _, state, attrs in seen if state == "COMPLETE")
 
 
+def test_a_cmaes_study_completes_its_trials_inside_the_space(
+    ray_session: None, catalog: Catalog, tmp_path: Path
+) -> None:
+    bars = world(catalog, tmp_path)
+    space = {"fast": {"low": 2, "high": 30}, "slow": {"low": 35, "high": 80}}
+    result = run_sweep(spec_of(name="cmaes", space=space, sampler="cmaes", trials=24, seed=5),
+                       catalog=catalog, bar_store=bars)  # fmt: skip
+    complete = result.trials[result.trials["state"] == "COMPLETE"]
+    assert result.n_complete == len(complete) == 24
+    assert all(2 <= p["fast"] <= 30 and 35 <= p["slow"] <= 80 for p in complete["params"])
+    best = brute_force(bars, [dict(p) for p in complete["params"]]).max()
+    assert result.best_values is not None and math.isclose(result.best_values[0], best)
+
+
 @pytest.mark.parametrize("sampler", ["random", "tpe"])
 def test_a_stopped_study_resumes_by_name_to_its_total(
     ray_session: None, catalog: Catalog, tmp_path: Path, sampler: str

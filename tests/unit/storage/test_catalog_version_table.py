@@ -6,10 +6,11 @@ and PostgreSQL."""
 from __future__ import annotations
 
 import optuna
+from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
 from storage.catalog import Catalog
-from storage.catalog.migrate import VERSION_TABLE, head_revision
+from storage.catalog.migrate import VERSION_TABLE, alembic_config, head_revision
 
 
 def _tables(url: str) -> set[str]:
@@ -59,3 +60,4 @@ def test_optuna_opens_the_catalogs_database_by_its_plain_url_and_both_keep_their
     assert optuna_version[0] != head_revision() and optuna_version[0].startswith("v")
     loaded = optuna.load_study(study_name="side-by-side", storage=catalog_url)
     assert [t.value for t in loaded.trials] == [2.0]
+    command.check(alembic_config(catalog_url))  # autogenerate sees no change: Optuna's are not ours
