@@ -58,6 +58,15 @@ def _add_session_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--account", default="DU1234567", help="managed account id")
     parser.add_argument(
+        "--cash", type=float, default=1_000_000.0, help="starting cash in USD (default 1e6)"
+    )
+    parser.add_argument(
+        "--participation",
+        type=float,
+        metavar="F",
+        help="fraction of each 1-minute bar's volume one order may fill (default: no cap)",
+    )
+    parser.add_argument(
         "--time-zone",
         default="UTC",
         metavar="TZ",
@@ -79,6 +88,8 @@ async def serve(args: argparse.Namespace) -> None:
         start=args.start,
         control_port=args.control_port,
         time_zone=args.time_zone,
+        cash=args.cash,
+        participation=args.participation,
     )
     await sim.start()
     print(f"ibsim listening on {args.host}:{sim.port}", flush=True)

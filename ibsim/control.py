@@ -3,7 +3,8 @@
 Send one JSON object per line, e.g. ``{"cmd": "stall", "seconds": 2}``; each gets one JSON
 line back: ``{"ok": true}`` or ``{"ok": false, "error": "..."}``. Commands: ``ping``,
 ``drop_all``, ``flap`` (1100 then 1102), ``stall`` (seconds), ``reject_next_order``
-(reason), ``restart`` (seconds), ``status``.
+(reason), ``restart`` (seconds), ``nightly_restart`` (seconds, relink_seconds: drop
+everyone, refuse connections, then 1100 at connect until 1102), ``status``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class FaultTarget(Protocol):
 
     async def restart_now(self, seconds: float) -> None:
         """Drop everyone and refuse connections for ``seconds``."""
+
+    async def nightly_restart_now(self, seconds: float, relink_seconds: float) -> None:
+        """Drop everyone, refuse connections, then 1100 at connect until 1102."""
 
 
 class ControlServer:
@@ -101,9 +105,12 @@ class ControlServer:
             sim.set_reject_next(str(command.get("reason", "Simulated rejection")))
         elif cmd == "restart":
             await sim.restart_now(float(command["seconds"]))
+        elif cmd == "nightly_restart":
+            relink = float(command.get("relink_seconds", 1.0))
+            await sim.nightly_restart_now(float(command["seconds"]), relink)
         else:
             raise ValueError(
                 f"unknown cmd {cmd!r}; use ping, status, drop_all, flap, stall, "
-                "reject_next_order or restart"
+                "reject_next_order, restart or nightly_restart"
             )
         return {"ok": True}

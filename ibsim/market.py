@@ -173,10 +173,14 @@ class Market:
             secs = self.seconds(c, i)
             k = max(0, min(len(secs.close) - 1, int(epoch - opens[i])))
             last, volume = float(secs.close[k]), float(secs.volume[: k + 1].sum())
+            minute = k - k % 60
+            bar_volume = float(secs.volume[minute : minute + 60].sum())
+            bar_epoch = int(opens[i]) + minute
             session_close = closes[i]
         else:
             last = float(self.daily_close_before(c, epoch))
-            volume = 0.0
+            volume = bar_volume = 0.0
+            bar_epoch = 0
             session_close = closes[min(i + 1, len(closes) - 1)]
         tick = c.min_tick
         half = max(tick, round(last * 0.0001 / tick) * tick)
@@ -187,6 +191,8 @@ class Market:
             ask=ask,
             last=round(last, 4),
             volume=volume,
+            bar_volume=bar_volume,
+            bar_epoch=bar_epoch,
             is_open=bool(is_open),
             session_close=datetime.fromtimestamp(int(session_close), UTC),
         )

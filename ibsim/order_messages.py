@@ -94,8 +94,10 @@ def completed_order(o: SimOrder, *, version: int) -> Fields:
     # continuousUpdate, referencePriceType, trailStopPrice, trailingPercent, comboLegsDescrip,
     # three empty lists, scale fields (3), hedgeType, clearing (2), notHeld, dncPresent, algo.
     mid += [0, 0, "", "", "", 0, 0, 0, "", "", "", "", "", "IB", 0, 0, ""]
-    # solicited, status, randomizeSize, randomizePrice, conditions count.
-    state: Fields = [0, o.status, 0, 0, 0]
+    # solicited, status, randomizeSize, randomizePrice, conditions count. An order IB's
+    # risk checks refused is Inactive live but Cancelled among the completed orders.
+    status = "Cancelled" if o.status == "Inactive" else o.status
+    state: Fields = [0, status, 0, 0, 0]
     # trailStopPrice, lmtPriceOffset, cashQty, dontUseAutoPriceForHedge, isOmsContainer,
     # autoCancelDate, filledQuantity, refFuturesConId, autoCancelParent, shareholder,
     # imbalanceOnly, routeMarketableToBbo, parentPermId, completedTime, completedStatus.

@@ -35,6 +35,10 @@ class Quote:
     is_open: bool = True
     session_close: datetime | None = None
     """End of the current (or next) regular session: when DAY orders expire."""
+    bar_volume: float = 0.0
+    """Volume of the current one-minute bar (0 outside the session)."""
+    bar_epoch: int = 0
+    """Start of the current one-minute bar (epoch seconds): a new bar, new volume to take."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -67,6 +71,10 @@ class SimOrder:
     """When the order reached its final state (None while it can still fill)."""
     done_reason: str = ""
     """Why it ended, as completedOrder's completedStatus reports it."""
+    bar_epoch: int = -1
+    """The one-minute bar the order last took volume from (volume participation)."""
+    bar_taken: Decimal = _ZERO
+    """Shares the order took from that bar."""
 
     @property
     def is_done(self) -> bool:
@@ -162,11 +170,21 @@ class Broker:
     """Orders, fills, positions and cash for one simulated account."""
 
     def __init__(
-        self, *, account: str, cash: float = 1_000_000.0, fill_chunk: Decimal = Decimal(1000)
+        self,
+        *,
+        account: str,
+        cash: float = 1_000_000.0,
+        fill_chunk: Decimal = Decimal(1000),
+        participation: float | None = None,
     ) -> None:
+        """``fill_chunk`` caps one execution; ``participation`` (a fraction, e.g. 0.1) also
+        caps what one order may take of each one-minute bar's volume (None: no cap)."""
+        if participation is not None and not 0 < participation <= 1:
+            raise ValueError(f"participation must be in (0, 1]; got {participation!r}")
         self.account = account
         self.starting_cash = cash
         self.fill_chunk = fill_chunk
+        self.participation = participation
         self.cash: dict[str, float] = {"USD": cash}
         self.positions: dict[int, PositionState] = {}
         self.contracts: dict[int, ContractInfo] = {}
@@ -202,7 +220,54 @@ class Broker:
         self.contracts[order.contract.con_id] = order.contract
         events: list[Event] = [OrderEvent(order)]
         events += self._match_one(order, quote, now)
-        return events, ""
+        return events + self._end_ioc(order, now), ""
+
+    def refuse(self, order: SimOrder, now: datetime, reason: str) -> None:
+        """Keep ``order`` as refused by IB's risk checks: ``Inactive``, nothing filled."""
+        order.finish("Inactive", now, f"Rejected: {reason}")
+        self.orders[(order.client_id, order.order_id)] = order
+
+    def modify(self, change: SimOrder, quote: Quote, now: datetime) -> tuple[list[Event], int, str]:
+        """Apply a placeOrder that re-sends a known order id to that order.
+
+        The working order keeps its permId, fills, average price and commission; its
+        quantity, prices, type, time in force and reference take the new values.
+
+        Returns:
+            The events to report, and an error code and text ((0, "") when modified).
+        """
+        order = self.orders[(change.client_id, change.order_id)]
+        if order.status == "Filled":
+            return [], 104, "Can't modify a filled order."
+        if order.is_done:
+            return [], 103, "Duplicate order id"
+        reason = self._rejection(change)
+        if reason:
+            return [], 201, f"Order rejected - reason:{reason}"
+        if change.total_qty < order.filled:
+            return [], 134, "Modify order failed."
+        order.total_qty, order.order_type = change.total_qty, change.order_type
+        order.lmt_price, order.aux_price = change.lmt_price, change.aux_price
+        order.tif, order.outside_rth, order.order_ref = (
+            change.tif,
+            change.outside_rth,
+            change.order_ref,
+        )
+        order.expires = quote.session_close if order.tif == "DAY" else None
+        stop_waiting = order.order_type.startswith("STP") and not order.triggered
+        order.status = "PreSubmitted" if stop_waiting else "Submitted"
+        if order.remaining == 0:
+            order.finish("Filled", now)
+            return [OrderEvent(order)], 0, ""
+        events: list[Event] = [OrderEvent(order), *self._match_one(order, quote, now)]
+        return events + self._end_ioc(order, now), 0, ""
+
+    def _end_ioc(self, order: SimOrder, now: datetime) -> list[Event]:
+        """Cancel what an immediate-or-cancel order could not fill at once."""
+        if order.tif != "IOC" or order.is_done:
+            return []
+        order.finish("Cancelled", now, "Cancelled: IOC remainder")
+        return [OrderEvent(order)]
 
     def _rejection(self, order: SimOrder) -> str:
         if self._reject_next is not None:
@@ -253,8 +318,19 @@ class Broker:
             limit = float(order.lmt_price or 0.0)
             if (buy and price > limit) or (not buy and price < limit):
                 return [OrderEvent(order)] if order.status == "PreSubmitted" else []
-        qty = min(order.remaining, self.fill_chunk)
+        qty = min(order.remaining, self.fill_chunk, self._volume_room(order, quote))
+        if qty <= 0:
+            return []
+        order.bar_taken += qty
         return [self._fill(order, qty=qty, price=price, now=now)]
+
+    def _volume_room(self, order: SimOrder, quote: Quote) -> Decimal:
+        """Shares ``order`` may still take from the current bar (participation cap)."""
+        if self.participation is None:
+            return order.remaining
+        if quote.bar_epoch != order.bar_epoch:
+            order.bar_epoch, order.bar_taken = quote.bar_epoch, _ZERO
+        return Decimal(int(self.participation * quote.bar_volume)) - order.bar_taken
 
     def _fill(self, order: SimOrder, *, qty: Decimal, price: float, now: datetime) -> FillEvent:
         c = order.contract

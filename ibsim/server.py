@@ -22,7 +22,7 @@ from ibsim.contracts import ContractWorld, default_world
 from ibsim.control import ControlServer
 from ibsim.market import Market
 from ibsim.session import Session
-from ibsim.state import SimState
+from ibsim.state import LINK_LOST, LINK_RESTORED, SimState
 
 log = logging.getLogger("ibsim")
 MATCH_PERIOD_S = 0.02
@@ -49,6 +49,10 @@ class IBSim(SimState):
             written without a zone is read in it, and the handshake reports it.
         rate_clock: Real monotonic seconds for the 50 messages/s limit (default
             ``time.monotonic``).
+        cash: Starting cash of the account (USD); orders needing more initial margin than
+            the equity covers are refused with error 201.
+        participation: Fraction of each one-minute bar's volume one order may take, so a
+            large order fills in several executions over time (None: no volume cap).
     """
 
     def __init__(
@@ -67,6 +71,8 @@ class IBSim(SimState):
         clock: Clock | None = None,
         time_zone: str = "UTC",
         rate_clock: Callable[[], float] = time.monotonic,
+        cash: float = 1_000_000.0,
+        participation: float | None = None,
     ) -> None:
         if pacing not in ("strict", "off"):
             raise ValueError(f"pacing must be 'strict' or 'off'; got {pacing!r}")
@@ -80,6 +86,8 @@ class IBSim(SimState):
             pacing_enabled=pacing == "strict",
             time_zone=time_zone,
             rate_clock=rate_clock,
+            cash=cash,
+            participation=participation,
         )
         self.host = host
         self.port = port
@@ -115,7 +123,7 @@ class IBSim(SimState):
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if asyncio.get_running_loop().time() < self._refuse_until:
-            writer.close()
+            writer.transport.abort()  # a reset at once, as from a port nobody listens on
             return
         session = Session(self, reader, writer)
         self.anonymous.add(session)
@@ -170,13 +178,8 @@ class IBSim(SimState):
     def send_flap(self) -> None:
         """Send 1100 then 1102 to every client (call on the server's loop)."""
         for session in list(self.sessions.values()):
-            session.error(-1, 1100, "Connectivity between IB and Trader Workstation has been lost.")
-            session.error(
-                -1,
-                1102,
-                "Connectivity between IB and Trader Workstation has been "
-                "restored - data maintained.",
-            )
+            session.error(-1, *LINK_LOST)
+            session.error(-1, *LINK_RESTORED)
 
     def stall(self, seconds: float) -> None:
         """Stop answering anything for ``seconds`` real seconds."""
@@ -204,3 +207,24 @@ class IBSim(SimState):
         assert self._loop is not None
         self._refuse_until = self._loop.time() + seconds
         await self.drop_connections()
+
+    def nightly_restart(self, seconds: float, relink_seconds: float) -> None:
+        """Simulate the nightly restart as clients live it: every connection drops, none is
+        accepted for ``seconds``, then clients connect to a gateway not yet linked to IB
+        (1100 at connect) until ``relink_seconds`` later every client gets 1102 (restored,
+        data maintained). Orders, fills and positions survive."""
+        self.call(lambda: self.nightly_restart_now(seconds, relink_seconds))
+
+    async def nightly_restart_now(self, seconds: float, relink_seconds: float) -> None:
+        """Start the nightly restart (call on the server's loop)."""
+        assert self._loop is not None
+        self.link_down = True
+        self._refuse_until = self._loop.time() + seconds
+        await self.drop_connections()
+        self._loop.call_later(seconds + relink_seconds, self.restore_link)
+
+    def restore_link(self) -> None:
+        """The gateway is linked to IB again: send 1102 to every client (on the loop)."""
+        self.link_down = False
+        for session in list(self.sessions.values()):
+            session.error(-1, *LINK_RESTORED)

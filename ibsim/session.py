@@ -31,7 +31,7 @@ from ibsim.protocol import (
     negotiate,
     server_hello,
 )
-from ibsim.state import Peer, SimState
+from ibsim.state import LINK_LOST, Peer, SimState
 
 log = logging.getLogger("ibsim.session")
 FARM_NOTICES = (
@@ -157,6 +157,9 @@ class Session:
         self.client_id = client_id
         self.send(m.next_valid_id(self.sim.next_order_id))
         self.send(m.managed_accounts([self.sim.account]))
+        if self.sim.link_down:  # restarted but not yet logged in to IB: no farm is up
+            self.error(-1, *LINK_LOST)
+            return
         for code, text in FARM_NOTICES:
             self.error(-1, code, text)
 

@@ -20,13 +20,19 @@ from core.clock import Clock
 from ibsim import messages as m
 from ibsim import order_messages as om
 from ibsim.contracts import ContractWorld
+from ibsim.margin import margin_shortfall
 from ibsim.market import Market
-from ibsim.orders import Broker, Event, FillEvent, SimOrder
+from ibsim.orders import Broker, Event, FillEvent, Quote, SimOrder
 from ibsim.pacing import HistoricalPacer, OpenRequests
 from ibsim.protocol import Field
 
 log = logging.getLogger("ibsim")
 Fields = list[Field]
+LINK_LOST = 1100, "Connectivity between IB and Trader Workstation has been lost."
+LINK_RESTORED = (
+    1102,
+    "Connectivity between IB and Trader Workstation has been restored - data maintained.",
+)
 
 
 class Peer(Protocol):
@@ -82,6 +88,9 @@ class SimState:
             the handshake reports.
         rate_clock: Monotonic wall-clock seconds for the message-rate limit (real seconds,
             whatever the simulation speed; tests inject a fake).
+        cash: Starting cash of the account (USD).
+        participation: The fraction of each one-minute bar's volume one order may take
+            (None: fills are capped only by the broker's chunk size).
     """
 
     def __init__(
@@ -94,6 +103,8 @@ class SimState:
         pacing_enabled: bool,
         time_zone: str = "UTC",
         rate_clock: Callable[[], float] = time.monotonic,
+        cash: float = 1_000_000.0,
+        participation: float | None = None,
     ) -> None:
         _check_zone(time_zone)
         self.clock = clock
@@ -103,7 +114,7 @@ class SimState:
         self.pacing_enabled = pacing_enabled
         self.time_zone = time_zone
         self.rate_clock = rate_clock
-        self.broker = Broker(account=account)
+        self.broker = Broker(account=account, cash=cash, participation=participation)
         self.pacer = HistoricalPacer(clock, enabled=pacing_enabled)
         self.open_requests = OpenRequests(enabled=pacing_enabled)
         self.next_order_id = 1
@@ -112,6 +123,9 @@ class SimState:
         """Connections still in the handshake (no client id yet)."""
         self.stalled_until = 0.0
         """Event-loop time until which nothing is answered (the stall fault)."""
+        self.link_down = False
+        """The gateway is not connected to IB (after a nightly restart, until it relinks):
+        a client that connects now gets 1100, and 1102 once the link is back."""
 
     # ---- connections ----------------------------------------------------------------------
     def claim_client_id(self, client_id: int, peer: Peer) -> bool:
@@ -188,15 +202,35 @@ class SimState:
 
     # ---- orders ---------------------------------------------------------------------------
     def submit(self, order: SimOrder) -> None:
-        """Place ``order`` on the shared book and report what happened."""
-        quote = self.market.quote(order.contract, self.clock.now())
-        events, reason = self.broker.place(order, quote, self.clock.now())
+        """Place ``order`` on the shared book (or modify the order it re-sends) and report
+        what happened."""
+        now = self.clock.now()
+        quote = self.market.quote(order.contract, now)
         peer = self.sessions.get(order.client_id)
-        if reason:
+        known = self.broker.orders.get((order.client_id, order.order_id))
+        if known is not None:
+            order.filled = known.filled  # the margin check counts what is still to fill
+        shortfall = "" if known is not None and known.is_done else self._margin(order, quote)
+        if shortfall:
+            if known is None:
+                self.broker.refuse(order, now, "insufficient margin")
+                if peer is not None:
+                    peer.send(om.order_status(order))
             if peer is not None:
-                peer.error(order.order_id, 201, f"Order rejected - reason:{reason}")
+                peer.error(order.order_id, 201, f"Order rejected - reason:{shortfall}")
             return
+        if known is not None:
+            events, code, text = self.broker.modify(order, quote, now)
+        else:
+            events, reason = self.broker.place(order, quote, now)
+            code, text = (201, f"Order rejected - reason:{reason}") if reason else (0, "")
+        if code and peer is not None:
+            peer.error(order.order_id, code, text)
         self.route(events)
+
+    def _margin(self, order: SimOrder, quote: Quote) -> str:
+        prices = self.prices()
+        return margin_shortfall(self.broker, order, quote=quote, prices=prices)
 
     def report_order(self, peer: Peer, order: SimOrder) -> None:
         """Send openOrder then orderStatus for ``order`` to ``peer``."""
