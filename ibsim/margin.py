@@ -30,8 +30,8 @@ def opening_quantity(broker: Broker, order: SimOrder, qty: Decimal) -> Decimal:
     """The part of ``qty`` (on ``order``'s side) that opens or grows a position."""
     pos = broker.positions.get(order.contract.con_id)
     held = pos.qty if pos is not None else Decimal(0)
-    signed = qty if order.action == "BUY" else -qty
-    return max(Decimal(0), abs(held + signed) - abs(held))
+    closing = held > 0 if order.action == "SELL" else held < 0
+    return max(Decimal(0), qty - abs(held)) if closing else qty
 
 
 def margin_shortfall(
