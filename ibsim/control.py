@@ -22,6 +22,7 @@ class FaultTarget(Protocol):
     """What the control port drives (:class:`ibsim.server.IBSim` is one)."""
 
     port: int
+    link_down: bool
 
     @property
     def sessions(self) -> Mapping[int, object]:
@@ -94,7 +95,8 @@ class ControlServer:
         if cmd == "ping":
             return {"ok": True}
         if cmd == "status":
-            return {"ok": True, "clients": sorted(sim.sessions), "port": sim.port}
+            clients = sorted(sim.sessions)
+            return {"ok": True, "clients": clients, "port": sim.port, "link_down": sim.link_down}
         if cmd == "drop_all":
             await sim.drop_connections()
         elif cmd == "flap":

@@ -21,7 +21,7 @@ from core.clock import Clock, ScaledClock
 from ibsim.contracts import ContractWorld, default_world
 from ibsim.control import ControlServer
 from ibsim.market import Market
-from ibsim.session import Session
+from ibsim.session import FARM_NOTICES, Session
 from ibsim.state import LINK_LOST, LINK_RESTORED, SimState
 
 log = logging.getLogger("ibsim")
@@ -224,7 +224,10 @@ class IBSim(SimState):
         self._loop.call_later(seconds + relink_seconds, self.restore_link)
 
     def restore_link(self) -> None:
-        """The gateway is linked to IB again: send 1102 to every client (on the loop)."""
+        """The gateway is linked to IB again: send 1102, then the farm notices a client that
+        connected meanwhile has not had, to every client (on the loop)."""
         self.link_down = False
         for session in list(self.sessions.values()):
             session.error(-1, *LINK_RESTORED)
+            for code, text in FARM_NOTICES:
+                session.error(-1, code, text)

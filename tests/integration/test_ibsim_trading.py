@@ -339,14 +339,16 @@ def test_nightly_restart_drops_clients_then_1100_at_reconnect_then_1102(sim: IBS
             except (ConnectionError, TimeoutError, OSError):
                 await asyncio.sleep(0.1)
         at_connect = list(codes)
-        await eventually_async(lambda: 1102 in codes)
+        status = await asyncio.to_thread(_control, sim, "status")
+        assert status["link_down"] is True and status["clients"] == [5]
+        await eventually_async(lambda: 2104 in codes)
         working = {t.order.orderRef for t in after.openTrades()}
         after.disconnect()
         return at_connect, codes, working
 
     at_connect, codes, working = asyncio.run(scenario())
     assert 1100 in at_connect and 1102 not in at_connect
-    assert [c for c in codes if c in (1100, 1102)] == [1100, 1102]
+    assert [c for c in codes if c in (1100, 1102, 2104)] == [1100, 1102, 2104]
     assert not {2104, 2106, 2158} & set(at_connect)  # no farm is up while the link is down
     assert working == {"overnight"}  # data maintained: the order is still working
 
