@@ -124,3 +124,16 @@ def test_replay_files_replace_the_synthetic_series(tmp_path, aapl) -> None:
     _, _, bars = fetch_bars(Market(data_dir=tmp_path), _request(aapl, duration="1 M"))
     assert [b[0] for b in bars] == ["20240301", "20240304"]
     assert bars[1][1:5] == (10.5, 12.0, 10.0, 11.5)
+
+
+def test_quote_carries_the_volume_of_its_one_minute_bar(aapl) -> None:
+    market = Market(seed=0)
+    at = datetime(2024, 3, 5, 15, 0, 42, tzinfo=UTC)
+    quote = market.quote(aapl, at)
+    minute = int(datetime(2024, 3, 5, 15, 0, tzinfo=UTC).timestamp())
+    secs = market.seconds(aapl, market.session_index(aapl, at.timestamp()))
+    in_bar = (secs.epoch >= minute) & (secs.epoch < minute + 60)
+    assert quote.bar_epoch == minute and quote.bar_volume == secs.volume[in_bar].sum() > 0
+    assert market.quote(aapl, at.replace(second=59)).bar_volume == quote.bar_volume
+    closed = market.quote(aapl, datetime(2024, 3, 5, 22, 0, tzinfo=UTC))
+    assert (closed.bar_volume, closed.bar_epoch) == (0.0, 0)
