@@ -37,6 +37,7 @@ import ray
 from core.barsize import bar_size as parse_bar_size
 from core.errors import ConfigError, ScizorError
 from optimize.backtest_work import Outcome, Worker, WorkPlan
+from strategies.threads import use_threads
 
 TASK_CPUS = 1.0
 """CPUs a batch task reserves: the engine is CPU-bound."""
@@ -116,6 +117,7 @@ def _batch(plan: WorkPlan, instruments: list[str]) -> Iterator[list[Outcome]]:
     """Ray generator task: the outcomes of its instruments, each stored before it is
     yielded, in groups of at most ``YIELD_SECONDS`` of work (a yield costs about a
     millisecond, as much as a tenth of one instrument)."""
+    use_threads(int(TASK_CPUS))  # the CPUs it reserved, not every core of the node
     group: list[Outcome] = []
     since = time.monotonic()
     for outcome in Worker(plan).run(instruments):
@@ -129,6 +131,7 @@ def _batch(plan: WorkPlan, instruments: list[str]) -> Iterator[list[Outcome]]:
 
 def _portfolio(plan: WorkPlan, instruments: list[str]) -> Iterator[list[Outcome]]:
     """Ray generator task: the one portfolio outcome."""
+    use_threads(int(TASK_CPUS))
     yield [Worker(plan).portfolio(instruments)]
 
 

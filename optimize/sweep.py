@@ -12,7 +12,10 @@ sweep; every task gets the same references.
   user attribute. Undefined everywhere: the trial is FAIL.
 * Batch size: the driver measures the seconds per set inside ``run_batch`` and sizes each
   task to run ``task_seconds`` (1 s), so Ray's few milliseconds per task stay small; toward
-  the end batches shrink (guided self-scheduling) so no worker idles while another finishes.
+  the end batches shrink (guided self-scheduling) so no worker idles while another finishes,
+  but never below ``MIN_SETS`` (a task's fixed costs would dominate). One batch more than
+  workers is queued in Ray, so a worker starts its next batch while the driver records.
+  Every task runs the engine on the one CPU it reserved (numba's default is every core).
   Model samplers get at most ``MODEL_BATCH`` trials per batch so they keep learning; they
   ask and tell on an in-memory copy of the study, and finished trials are stored a batch
   per transaction (Optuna's per-trial round trips cost 10x the sampler itself).
@@ -59,6 +62,12 @@ PROBE_SETS = 32
 """Sets in the first batches, before the time per set is known."""
 MIN_TASK_SECONDS = 0.25
 """Shortest task worth sending while enough sets are left (Ray and run_batch's fixed cost)."""
+MIN_SETS = 16
+"""Fewest sets in a batch once sizing starts: a task's fixed costs (bars, one run_batch call
+per instrument) must not dominate it; the time per set includes them, so it alone would
+shrink batches without end."""
+QUEUED = 1
+"""Batches queued beyond one per worker."""
 GUIDED = 2
 """A batch takes at most 1 / (GUIDED x workers) of the sets still to submit."""
 MAX_BATCH = 50_000
@@ -251,7 +260,9 @@ class _Driver:
             self._abandon()
 
     def _fill(self) -> None:
-        while not self.stopping and len(self.in_flight) < self.workers:
+        # One batch more than workers waits queued in Ray, so a worker that finishes starts
+        # the next batch at once while the driver records the last one.
+        while not self.stopping and len(self.in_flight) < self.workers + QUEUED:
             began = time.perf_counter()
             job = self.source.next_batch(self._batch_size())
             self.storage_seconds += time.perf_counter() - began
@@ -265,9 +276,9 @@ class _Driver:
         guided = math.ceil(self.source.remaining() / (GUIDED * self.workers))
         if self.per_set is None:
             return max(1, min(PROBE_SETS, guided))
-        most = self.task_seconds / self.per_set
-        least = min(MIN_TASK_SECONDS, self.task_seconds) / self.per_set
-        return max(1, min(MAX_BATCH, int(most), max(guided, math.ceil(least))))
+        least = max(MIN_SETS, math.ceil(min(MIN_TASK_SECONDS, self.task_seconds) / self.per_set))
+        most = max(least, int(self.task_seconds / self.per_set))
+        return max(1, min(MAX_BATCH, most, max(guided, least)))
 
     def _submit(self, job: Job) -> None:
         self.in_flight[sweep_task.remote(self.plan, job.sets, *self.refs)] = job

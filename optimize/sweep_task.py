@@ -24,6 +24,7 @@ import ray
 
 from optimize.backtest_spec import BacktestSpec
 from strategies.batch import run_batch
+from strategies.threads import use_threads
 
 TASK_CPUS = 1.0
 """CPUs a sweep task reserves: run_batch is CPU-bound."""
@@ -77,6 +78,7 @@ def evaluate(
 
 def _task(plan: EvalPlan, sets: list[dict[str, Any]], *frames: Any) -> Iterator[Any]:
     """Ray generator task: the worker's pid, then the batch's :class:`EvalOutcome`."""
+    use_threads(int(TASK_CPUS))  # the CPUs it reserved, not every core of the node
     yield os.getpid()
     yield evaluate(plan, sets, frames)
 
