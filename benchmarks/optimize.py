@@ -3,7 +3,7 @@
 The study: ``sma_cross`` over fast 5..100 x slow 10..300 step 5 with fast < slow (4,790
 sets), 100,000 cash and a commission of 0.1 % of traded value (the conventions of
 ``benchmarks/engine.py``'s backtesting.py comparison), on 10 years of daily bars
-(2015-06-01 to 2025-06-01) of 6 NASDAQ listings from ibsim's seeded market, written to a
+(2015-06-01 to 2025-06-01) of 40 NASDAQ listings from ibsim's seeded market, written to a
 Parquet store and listed in a fresh SQLite catalog for every sweep (so no run resumes
 another). A "backtest" below is one parameter set on one instrument; a sweep's set runs on
 every instrument, so its time per backtest is wall / (sets x instruments).
@@ -93,7 +93,7 @@ class Plan:
     tpe_trials: int
 
 
-FULL = Plan(instruments=6, fast=range(5, 101), slow=range(10, 301, 5),
+FULL = Plan(instruments=40, fast=range(5, 101), slow=range(10, 301, 5),
             bt_fast=range(5, 101, 10), bt_slow=range(10, 301, 20), tpe_trials=2000)  # fmt: skip
 QUICK = Plan(instruments=2, fast=range(5, 31, 5), slow=range(10, 61, 10),
              bt_fast=range(5, 21, 10), bt_slow=range(30, 61, 30), tpe_trials=40)  # fmt: skip
@@ -401,7 +401,10 @@ def start_ray(numba_threads: int | None) -> None:
 
         return int(numba.get_num_threads())
 
-    print(f"numba threads in a 1-CPU Ray task: {ray.get(threads.remote())}")
+    print(
+        f"numba threads in a 1-CPU Ray task by default: {ray.get(threads.remote())} "
+        "(sweep tasks set theirs to the one CPU they reserve)"
+    )
 
 
 def main() -> None:

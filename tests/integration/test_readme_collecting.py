@@ -83,6 +83,7 @@ def run(env: dict[str, str], line: str, *, timeout: float = 600) -> subprocess.C
     )  # fmt: skip
 
 
+@pytest.mark.timeout(1500)  # the README's whole first hour of work: collect, backtest, optimize
 def test_readme_collecting_block_runs_as_printed_on_the_whole_universe(
     ray_session, serve_api_port, tmp_path
 ):
