@@ -39,7 +39,12 @@ def test_market_order_fills_with_fixed_commission_and_updates_positions(sim: IBS
         c = (await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD")))[0]
         trade = ib.placeOrder(c, MarketOrder("BUY", 300))
         await eventually_async(trade.isDone)
-        await eventually_async(lambda: ib.positions() and ib.accountValues())
+
+        def cash_after_the_fill() -> bool:  # the connect snapshot already has values
+            cash = [v for v in ib.accountValues() if v.tag == "TotalCashValue"]
+            return bool(ib.positions() and cash and float(cash[0].value) < 1_000_000)
+
+        await eventually_async(cash_after_the_fill)
         values = {
             v.tag: float(v.value)
             for v in ib.accountValues()
