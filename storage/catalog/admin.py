@@ -1,4 +1,4 @@
-"""Positions, risk limits and events, API tokens and the audit log."""
+"""Positions, API tokens and the audit log (risk limits and events: :mod:`storage.catalog.risk`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -18,8 +17,8 @@ from core.errors import NotFound, ValidationError
 from core.instruments import parse
 from core.types import Position, utcnow
 from storage.catalog.db import Database, corrupt_row
-from storage.catalog.models import ApiTokenRow, AuditRow, PositionRow, RiskEventRow, RiskLimitRow
-from storage.catalog.records import AuditEntry, RiskEvent, RiskLimit, TokenRecord, TokenScope
+from storage.catalog.models import ApiTokenRow, AuditRow, PositionRow
+from storage.catalog.records import AuditEntry, TokenRecord, TokenScope
 
 TOKEN_PREFIX = "scz_"
 MIN_CHOSEN = 32
@@ -113,87 +112,6 @@ class PositionRepository:
                 f"position of account {row.account!r} in {row.instrument!r} (positions.id={row.id})"
             )
             raise corrupt_row(where, exc) from exc
-
-
-class RiskRepository:
-    """Risk limits (named values) and the events the risk manager records."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    def set_limit(
-        self, name: str, value: Decimal, *, scope: str = "global", at: datetime | None = None
-    ) -> RiskLimit:
-        """Create or update a limit."""
-        with self._db.transaction() as session:
-            row = session.scalars(select(RiskLimitRow).where(RiskLimitRow.name == name)).first()
-            if row is None:
-                row = RiskLimitRow(name=name)
-                session.add(row)
-            row.value, row.scope, row.updated_at = value, scope, at or utcnow()
-            session.flush()
-            return self._limit(row)
-
-    def get_limit(self, name: str) -> RiskLimit:
-        """Return a limit (NotFound if absent)."""
-        with self._db.transaction() as session:
-            row = session.scalars(select(RiskLimitRow).where(RiskLimitRow.name == name)).first()
-            if row is None:
-                raise NotFound(f"risk limit {name!r} is not set")
-            return self._limit(row)
-
-    def limits(self) -> builtins.list[RiskLimit]:
-        """Return every limit by name."""
-        with self._db.transaction() as session:
-            rows = session.scalars(select(RiskLimitRow).order_by(RiskLimitRow.name))
-            return [self._limit(row) for row in rows]
-
-    def add_event(
-        self,
-        kind: str,
-        *,
-        limit_name: str | None = None,
-        detail: dict[str, Any] | None = None,
-        order_ref: str | None = None,
-        at: datetime | None = None,
-    ) -> RiskEvent:
-        """Record a risk event (e.g. ``rejected``, ``emergency_stop``)."""
-        row = RiskEventRow(
-            time=at or utcnow(),
-            kind=kind,
-            limit_name=limit_name,
-            detail=detail or {},
-            order_ref=order_ref,
-        )
-        with self._db.transaction() as session:
-            session.add(row)
-            session.flush()
-            return self._event(row)
-
-    def events(
-        self, *, since: datetime | None = None, limit: int = 100
-    ) -> builtins.list[RiskEvent]:
-        """Return the newest events first."""
-        stmt = select(RiskEventRow).order_by(RiskEventRow.time.desc(), RiskEventRow.id.desc())
-        if since is not None:
-            stmt = stmt.where(RiskEventRow.time >= since)
-        with self._db.transaction() as session:
-            return [self._event(row) for row in session.scalars(stmt.limit(limit))]
-
-    @staticmethod
-    def _limit(row: RiskLimitRow) -> RiskLimit:
-        return RiskLimit(name=row.name, value=row.value, scope=row.scope, updated_at=row.updated_at)
-
-    @staticmethod
-    def _event(row: RiskEventRow) -> RiskEvent:
-        return RiskEvent(
-            id=row.id,
-            time=row.time,
-            kind=row.kind,
-            limit_name=row.limit_name,
-            detail=row.detail,
-            order_ref=row.order_ref,
-        )
 
 
 def hash_token(token: str) -> str:

@@ -339,12 +339,24 @@ class PositionRow(Base):
 
 
 class RiskLimitRow(Base):
+    """One scope's limits (``global`` or ``deployment:<id>``), as a JSON mapping."""
+
     __tablename__ = "risk_limits"
-    __table_args__ = (UniqueConstraint("name"),)
+    __table_args__ = (UniqueConstraint("scope"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(64))
-    value: Mapped[Decimal]
     scope: Mapped[str] = mapped_column(String(64))
+    limits: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(100))
+
+
+class RiskStateRow(Base):
+    """The kill switch's state: one row, ``id = 1``."""
+
+    __tablename__ = "risk_state"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
 
 

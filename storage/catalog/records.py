@@ -254,13 +254,23 @@ class OrderRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RiskLimit:
-    """A named risk limit (e.g. ``max_order_notional``) and the scope it applies to."""
+class RiskLimitSet:
+    """One scope's risk limits as stored: ``global`` or ``deployment:<id>``.
 
-    name: str
-    value: Decimal
+    Attributes:
+        scope: ``global`` or ``deployment:<id>``.
+        limits: The limits by name (``actors.risk_limits.RiskLimits.to_mapping``'s layout).
+        legacy: Named values of an older catalog that are no limit of this version (kept
+            by revision 0007, never read as limits).
+        updated_at: When they were last set.
+        updated_by: Who set them.
+    """
+
     scope: str
+    limits: dict[str, Any]
+    legacy: dict[str, Any]
     updated_at: datetime
+    updated_by: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -458,18 +458,38 @@ def test_positions_upsert_and_replace_account(catalog):
         catalog.positions.get("VEA", account="U1")
 
 
-def test_risk_limits_and_events(catalog):
-    catalog.risk.set_limit("max_order_notional", D("50000"))
-    catalog.risk.set_limit("max_order_notional", D("25000.5"), scope="deployment:1")
-    limit = catalog.risk.get_limit("max_order_notional")
-    assert (limit.value, limit.scope) == (D("25000.5"), "deployment:1")
-    assert [lim.name for lim in catalog.risk.limits()] == ["max_order_notional"]
+def test_risk_limits_are_one_mapping_per_scope_and_events_page_newest_first(catalog):
+    catalog.risk.set_limits("global", {"max_order_notional": "50000"}, by="alice", at=T0)
+    catalog.risk.set_limits("deployment:7", {"max_position": "10"}, by="bob", at=T0)
+    catalog.risk.set_limits("global", {"max_position": "100"}, by="carol", at=T0)  # replaces
+    assert catalog.risk.book() == {
+        "global": {"max_position": "100"},
+        "deployments": {"7": {"max_position": "10"}},
+    }
+    dep, glob = catalog.risk.limit_sets()
+    assert (dep.scope, glob.scope, glob.updated_by, glob.updated_at) == (
+        "deployment:7", "global", "carol", T0)  # fmt: skip
+    assert glob.legacy == {}
+    with pytest.raises(ValidationError, match="deployment:<id>") as info:
+        catalog.risk.set_many({"global": {}, "deployment:x": {}}, by="alice")
+    assert info.value.field == "scope"
+    assert catalog.risk.book()["global"] == {"max_position": "100"}, "nothing written"
     catalog.risk.add_event("rejected", limit_name="max_order_notional", detail={"n": 1}, at=T0)
     catalog.risk.add_event("emergency_stop", at=T0 + timedelta(hours=1))
-    assert [e.kind for e in catalog.risk.events()] == ["emergency_stop", "rejected"]
-    assert catalog.risk.events(since=T0 + timedelta(minutes=1))[0].kind == "emergency_stop"
-    with pytest.raises(NotFound):
-        catalog.risk.get_limit("nope")
+    catalog.risk.add_event("rejected", order_ref="o-9", at=T0 + timedelta(hours=2))
+    assert [e.kind for e in catalog.risk.events()] == ["rejected", "emergency_stop", "rejected"]
+    assert catalog.risk.events(since=T0 + timedelta(minutes=1))[1].kind == "emergency_stop"
+    assert [e.order_ref for e in catalog.risk.events(kind="rejected", offset=1)] == [None]
+    assert catalog.risk.count_events(kind="rejected") == 2
+    assert catalog.risk.count_events(since=T0 + timedelta(minutes=1)) == 2
+
+
+def test_risk_state_is_one_row_replaced_on_save(catalog):
+    assert catalog.risk.state() is None
+    catalog.risk.save_state({"format": 1, "state": "HALTED"}, at=T0)
+    catalog.risk.save_state({"format": 1, "state": "ACTIVE"}, at=T0)
+    assert catalog.risk.state() == {"format": 1, "state": "ACTIVE"}
+    assert _count(catalog, "risk_state") == 1
 
 
 def test_tokens_store_only_hashes_and_can_be_revoked(catalog):
@@ -509,16 +529,14 @@ def test_timestamps_round_trip_as_utc_whatever_the_input_zone(catalog):
     "value", ["0.00000001", "123456.12345678", "9999999.99999999", "1234567890.12345"]
 )
 def test_decimals_round_trip_exactly(catalog, value):
-    catalog.risk.set_limit("x", D(value))
-    assert catalog.risk.get_limit("x").value == D(value)
+    catalog.positions.upsert(Position(instrument="X.ASX", quantity=D(1), avg_cost=D(value)))
+    assert catalog.positions.get("X.ASX").avg_cost == D(value)
 
 
 def test_decimals_beyond_numeric_20_8_are_rejected_not_truncated(catalog):
     with pytest.raises(ValidationError, match="NUMERIC"):
-        catalog.risk.set_limit("x", D("1e15"))
-    with pytest.raises(ValidationError, match="finite"):
-        catalog.risk.set_limit("x", D("NaN"))
-    assert _count(catalog, "risk_limits") == 0
+        catalog.positions.upsert(Position(instrument="X.ASX", quantity=D(1), avg_cost=D("1e15")))
+    assert _count(catalog, "positions") == 0
 
 
 def test_failed_replace_account_rolls_back_the_delete_too(catalog):

@@ -30,7 +30,7 @@ def test_upgrade_creates_a_schema_identical_to_the_models(db_url):
     with Catalog(db_url) as catalog:
         assert catalog.revision() is None
         catalog.upgrade()
-        assert catalog.revision() == head_revision() == "0006"
+        assert catalog.revision() == head_revision() == "0007"
     assert _diff(db_url) == []
 
 
@@ -155,6 +155,67 @@ def test_revision_0006_gives_optimizations_their_job_columns_and_keeps_old_rows(
         assert catalog.revision() == "0006"
 
 
+def _execute(url: str, *statements: str) -> None:
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+
+
+def test_revision_0007_keeps_one_row_per_scope_and_every_old_named_value(db_url):
+    with Catalog(db_url) as catalog:
+        catalog.upgrade("0006")
+        _execute(db_url, *(
+            "INSERT INTO risk_limits (name, value, scope, updated_at) VALUES "
+            f"('{name}', {value}, '{scope}', '2026-11-0{day} 00:00:00+00:00')"
+            for name, value, scope, day in [
+                ("max_order_notional", "50000", "global", 1),
+                ("max_orders_per_minute", "30", "global", 2),
+                ("trading_hours", "1", "global", 1),
+                ("max_position", "25.5", "deployment:3", 1),
+                ("max_leverage", "2.5", "global", 1),  # no such limit: kept as legacy
+                ("max_orders_per_second", "-1", "deployment:3", 1),
+            ]
+        ))  # fmt: skip
+        catalog.upgrade("0007")
+        book = catalog.risk.book()
+        assert book["global"]["max_order_notional"] == "50000"
+        assert (book["global"]["max_orders_per_minute"], book["global"]["trading_hours"]) == (
+            30, True)  # fmt: skip
+        assert book["deployments"]["3"]["max_position"] == "25.5"
+        assert book["global"]["max_position"] is None
+        dep, glob = catalog.risk.limit_sets()
+        assert glob.legacy == {"max_leverage": "2.5"}
+        assert dep.legacy == {"max_orders_per_second": "-1"}
+        assert glob.updated_by == "migration 0007" and glob.updated_at.day == 2
+        catalog.downgrade("0006")  # everything fits the old layout again
+        _execute(db_url, "DELETE FROM risk_limits WHERE name = 'max_orders_per_second'")
+        catalog.upgrade("0007")
+        assert catalog.risk.book()["deployments"]["3"]["max_position"] == "25.5"
+        assert "max_orders_per_second" not in catalog.risk.limit_sets()[0].legacy
+
+
+def test_revision_0007_downgrade_refuses_what_0006_cannot_hold(db_url):
+    with Catalog(db_url) as catalog:
+        catalog.upgrade()
+        catalog.risk.set_limits("global", {"max_position": "10"}, by="a")
+        catalog.risk.set_limits("deployment:1", {"max_position": "5"}, by="a")
+        with pytest.raises(StorageError, match="max_position is set in scopes"):
+            catalog.downgrade("0006")
+        catalog.risk.set_limits("deployment:1", {"allowed_instruments": ["BHP.ASX"]}, by="a")
+        with pytest.raises(StorageError, match="allows only some instruments"):
+            catalog.downgrade("0006")
+        catalog.risk.set_limits("deployment:1", {}, by="a")
+        catalog.risk.save_state({"format": 1, "state": "HALTED"})
+        with pytest.raises(StorageError, match="halted"):
+            catalog.downgrade("0006")
+        assert catalog.revision() == "0007"
+        assert catalog.risk.book()["global"] == {"max_position": "10"}, "nothing changed"
+
+
 def test_downgrade_to_0001_and_back(db_url):
     with Catalog(db_url) as catalog:
         catalog.upgrade()
@@ -162,7 +223,7 @@ def test_downgrade_to_0001_and_back(db_url):
         assert catalog.revision() == "0001"
         assert _named_constraints(db_url) != _model_constraints()
         catalog.upgrade()
-        assert catalog.revision() == "0006"
+        assert catalog.revision() == "0007"
     assert _named_constraints(db_url) == _model_constraints()
 
 
