@@ -155,8 +155,8 @@ def run_sweep(
     )
     _guarded(driver.run)
     wall = time.perf_counter() - began
-    best_params, best_values, pareto = store.best_of(study)
-    table = store.trials_table(study)
+    best_params, best_values, pareto = store.best_of(source.stored, spec.directions)
+    table = store.trials_table(source.stored)
     return store.SweepResult(
         study_name=spec.name,
         best_params=best_params,

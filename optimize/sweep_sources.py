@@ -17,6 +17,7 @@ trials too, and its sets are drawn again (random, models: fresh points; grid: th
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -87,11 +88,12 @@ class BulkSource:
         self.instruments = tuple(instruments)
         self.dists = {n: d.distribution() for n, d in spec.space.items()}
         self.counts = Counts(complete=complete)
+        self.stored: list[FrozenTrial] = list(study.get_trials(deepcopy=False))
         self.rng = np.random.default_rng(
-            None if spec.seed is None else [spec.seed, len(study.get_trials(deepcopy=False))]
+            None if spec.seed is None else [spec.seed, len(self.stored)]
         )
         self.pool: deque[dict[str, Any]] = deque()
-        self.next_number = len(study.get_trials(deepcopy=False))
+        self.next_number = len(self.stored)
         self.target = spec.trials or 0
         if spec.sampler == "grid":
             self._fill_grid()
@@ -193,7 +195,7 @@ class BulkSource:
 
     def _write(self, trials: list[Any]) -> None:
         add_finished(self.study, self.rdb, trials, first=self.next_number)
-        self.next_number += len(trials)
+        self.next_number = keep_numbered(self.stored, trials, first=self.next_number)
 
     def abandon(self, job: Job) -> None:
         """Forget a batch that will not be evaluated (the sweep stopped): nothing was
@@ -227,10 +229,10 @@ class ModelSource:
         self.dists = {n: d.distribution() for n, d in spec.space.items()}
         self.counts = Counts(complete=complete)
         self.target = max(spec.trials or 0, complete)
-        stored = study.get_trials(deepcopy=False)
-        self.next_number = len(stored)
+        self.stored: list[FrozenTrial] = list(study.get_trials(deepcopy=False))
+        self.next_number = len(self.stored)
         self.memory = optuna.create_study(directions=study.directions, sampler=study.sampler)
-        self.memory.add_trials(t for t in stored if t.state.is_finished())
+        self.memory.add_trials(t for t in self.stored if t.state.is_finished())
 
     @property
     def total(self) -> int:
@@ -308,7 +310,18 @@ class ModelSource:
 
     def _store(self, trials: list[FrozenTrial]) -> None:
         add_finished(self.study, self.rdb, trials, first=self.next_number)
-        self.next_number += len(trials)
+        self.next_number = keep_numbered(self.stored, trials, first=self.next_number)
+
+
+def keep_numbered(stored: list[FrozenTrial], trials: Sequence[FrozenTrial], *, first: int) -> int:
+    """Append copies of ``trials`` to ``stored`` numbered as they were written (from
+    ``first``); return the next number. The driver keeps what it stored, so the study's
+    trials need not be read back at the end (seconds for thousands of trials)."""
+    for k, trial in enumerate(trials):
+        kept = copy.copy(trial)
+        kept.number = first + k
+        stored.append(kept)
+    return first + len(trials)
 
 
 Source = BulkSource | ModelSource

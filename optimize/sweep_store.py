@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
@@ -137,20 +138,22 @@ def objective_values(values: Any) -> tuple[list[float] | None, str | None]:
     """The objectives of one set from its (instruments, objectives) matrix: each metric's
     mean over the instruments where it is defined; None and why when one is undefined
     everywhere."""
-    out = []
-    for k in range(values.shape[1]):
-        column = [float(v) for v in values[:, k] if math.isfinite(v)]
-        if not column:
-            return None, f"objective {k} is undefined (NaN) on every instrument, e.g. no trades"
-        out.append(sum(column) / len(column))
-    return out, None
+    matrix = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(matrix)
+    counts = finite.sum(axis=0)
+    if not counts.all():
+        k = int(np.argmin(counts))
+        return None, f"objective {k} is undefined (NaN) on every instrument, e.g. no trades"
+    means = np.where(finite, matrix, 0.0).sum(axis=0) / counts
+    return [float(m) for m in means], None
 
 
 def per_instrument(instruments: Sequence[str], values: Any) -> dict[str, list[float | None]]:
     """The user attribute of one set: objective values by instrument (None for NaN)."""
+    rows = np.asarray(values, dtype=np.float64).tolist()
     return {
-        inst: [float(v) if math.isfinite(v) else None for v in values[j]]
-        for j, inst in enumerate(instruments)
+        inst: [v if math.isfinite(v) else None for v in row]
+        for inst, row in zip(instruments, rows, strict=True)
     }
 
 
@@ -215,8 +218,10 @@ class SweepResult:
     trials: pd.DataFrame
 
 
-def trials_table(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial of the study: number, params, values, state, seconds."""
+def trials_table(study: optuna.Study | Sequence[FrozenTrial]) -> pd.DataFrame:
+    """One row per trial (of a study, or of its trials as read): number, params, values,
+    state, seconds."""
+    trials = study.get_trials(deepcopy=False) if isinstance(study, optuna.Study) else study
     rows = [
         {
             "number": t.number,
@@ -225,22 +230,35 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
             "state": t.state.name,
             "seconds": None if t.duration is None else t.duration.total_seconds(),
         }
-        for t in study.get_trials(deepcopy=False)
+        for t in trials
     ]
     return pd.DataFrame(rows, columns=["number", "params", "values", "state", "seconds"])
 
 
 def best_of(
-    study: optuna.Study,
+    trials: Sequence[FrozenTrial], directions: Sequence[str]
 ) -> tuple[dict[str, Any] | None, tuple[float, ...] | None, tuple[dict[str, Any], ...]]:
-    """(best params, best values, Pareto front) of the study."""
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    """(best params, best values, Pareto front) among ``trials`` (a study's, as read).
+
+    One objective: the first best COMPLETE trial. Several: every COMPLETE trial no other
+    dominates (at least as good on every objective and better on one), by number.
+    """
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
+    if not complete:
         return None, None, ()
-    if len(study.directions) == 1:
-        best = study.best_trial
+    signs = np.array([1.0 if d == "maximize" else -1.0 for d in directions])
+    scores = np.array([t.values for t in complete], dtype=np.float64) * signs  # larger: better
+    if len(directions) == 1:
+        best = complete[int(np.argmax(scores[:, 0]))]
         return dict(best.params), tuple(best.values), ()
+    keep = []
+    for i in range(len(complete)):
+        at_least = np.all(scores >= scores[i], axis=1)
+        better = np.any(scores > scores[i], axis=1)
+        if not np.any(at_least & better):
+            keep.append(complete[i])
     front = tuple(
         {"number": t.number, "params": dict(t.params), "values": tuple(t.values)}
-        for t in study.best_trials
+        for t in sorted(keep, key=lambda t: t.number)
     )
     return None, None, front
