@@ -37,7 +37,6 @@ path to it (``costs.slippage_bps``, ``params.fast``, ``rules.entry``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -219,7 +218,7 @@ def parse_spec(data: Mapping[str, Any] | str | bytes) -> BacktestSpec:
         ParameterError: a strategy parameter unknown (with "did you mean") or out of range.
         AmbiguousInstrument: never here (instruments are resolved on submit).
     """
-    spec = _as_mapping(data)
+    spec = check.json_object(data, what="backtest spec", holds="strategy, instruments, ...")
     check.check_json(spec, what="the backtest spec", field="spec", limit=check.MAX_SPEC_BYTES)
     check.known_keys(spec, TOP_KEYS)
     strategy, params, rules = _strategy(spec)
@@ -244,21 +243,6 @@ def parse_spec(data: Mapping[str, Any] | str | bytes) -> BacktestSpec:
     )
     check.engine_check(strategy, params, parsed.engine_kwargs())
     return parsed
-
-
-def _as_mapping(data: Mapping[str, Any] | str | bytes) -> Mapping[str, Any]:
-    if isinstance(data, str | bytes):
-        try:
-            data = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValidationError(
-                f"the backtest spec is not valid JSON: {exc}", field="spec"
-            ) from None
-    if not isinstance(data, Mapping):
-        raise ValidationError(
-            "a backtest spec is a JSON object with strategy, instruments, ...", field="spec"
-        )
-    return data
 
 
 def _strategy(spec: Mapping[str, Any]) -> tuple[Strategy, dict[str, Any], dict[str, Any] | None]:

@@ -37,6 +37,7 @@ import pandas as pd
 from core.errors import Conflict, NotFound, ValidationError
 from core.settings import Settings
 from optimize import optimization_analysis as analysis
+from optimize import spec_checks as check
 from optimize import sweep_space
 from optimize import sweep_store as store
 from optimize.backtest_fanout import workers_available
@@ -97,7 +98,11 @@ class OptimizationService:
             ParameterError: a bad strategy parameter.
             Conflict: a job of that name is queued or running.
         """
-        raw = dict(parse_json(body))
+        raw = dict(
+            check.json_object(
+                body, what="study spec", holds="name, strategy, instruments, space, ..."
+            )
+        )
         walk = analysis.parse_walk_forward(raw.pop("walk_forward", None))
         if not raw.get("name"):
             strategy = raw.get("strategy") or (raw.get("rules") or {}).get("name") or "rules"
@@ -340,25 +345,6 @@ class _CancelWatch:
             self._asked = now
             self._stop = self._catalog.optimizations.get(self._id).status is JobStatus.CANCELLED
         return self._stop
-
-
-def parse_json(body: Mapping[str, Any] | str | bytes) -> Mapping[str, Any]:
-    """A spec given as a mapping or JSON text, as a mapping.
-
-    Raises:
-        ValidationError: text that is not a JSON object.
-    """
-    import json
-
-    if isinstance(body, Mapping):
-        return body
-    try:
-        value = json.loads(body)
-    except ValueError as exc:
-        raise ValidationError(f"the study spec is not JSON: {exc}", field="spec") from None
-    if not isinstance(value, dict):
-        raise ValidationError("the study spec must be a JSON object", field="spec")
-    return value
 
 
 def _grid_points(spec: StudySpec) -> int:

@@ -50,6 +50,25 @@ ENGINE_FIELDS = {
 }
 
 
+def json_object(
+    data: Mapping[str, Any] | str | bytes, *, what: str, holds: str
+) -> Mapping[str, Any]:
+    """``data`` as a mapping: itself, or the JSON object its text holds.
+
+    Raises:
+        ValidationError: on field ``spec``: text that is not JSON, or not an object
+            (the message says ``what`` it is and what it ``holds``).
+    """
+    if isinstance(data, str | bytes):
+        try:
+            data = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValidationError(f"the {what} is not valid JSON: {exc}", field="spec") from None
+    if not isinstance(data, Mapping):
+        raise ValidationError(f"a {what} is a JSON object with {holds}", field="spec")
+    return data
+
+
 def check_json(data: Any, *, what: str, field: str, limit: int) -> None:
     """Refuse a document longer than ``limit`` bytes as JSON or nested deeper than allowed.
 

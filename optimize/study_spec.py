@@ -139,7 +139,9 @@ def parse_study(data: Mapping[str, Any] | str | bytes) -> StudySpec:
         ValidationError: a bad field, named by its path, with the fix in the message.
         ParameterError: a strategy parameter unknown (with "did you mean") or out of range.
     """
-    spec = _as_mapping(data)
+    spec = check.json_object(
+        data, what="study spec", holds="name, strategy, instruments, space, ..."
+    )
     check.check_json(spec, what="the study spec", field="spec", limit=check.MAX_SPEC_BYTES)
     shared = {k: v for k, v in spec.items() if k not in STUDY_KEYS}
     given = check.section(spec, "params")
@@ -178,22 +180,6 @@ def parse_study(data: Mapping[str, Any] | str | bytes) -> StudySpec:
         trials=_trials(spec.get("trials"), sampler),
         seed=_seed(spec.get("seed")),
     )
-
-
-def _as_mapping(data: Mapping[str, Any] | str | bytes) -> Mapping[str, Any]:
-    if isinstance(data, str | bytes):
-        try:
-            data = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValidationError(
-                f"the study spec is not valid JSON: {exc}", field="spec"
-            ) from None
-    if not isinstance(data, Mapping):
-        raise ValidationError(
-            "a study spec is a JSON object with name, strategy, instruments, space, ...",
-            field="spec",
-        )
-    return data
 
 
 def _fixed(strategy: Any, given: Mapping[str, Any]) -> dict[str, Any]:
