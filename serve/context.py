@@ -89,6 +89,14 @@ class ApiContext:
 
         return OptimizationService(self.catalog, self.settings)
 
+    @functools.cached_property
+    def risk(self) -> Any:
+        """The risk manager over the catalog (:class:`actors.risk_manager.RiskManager`),
+        in process: its routes need no Ray. Call ``reload()`` before reading it."""
+        from actors.risk_manager import RiskManager
+
+        return RiskManager(self.catalog.risk)
+
     @property
     def guard(self) -> Guard:
         """Token verification and rate limits of this replica (built on first use)."""

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 
 def all_routers() -> list[APIRouter]:
     """Every router of the data and research API, in the order the docs show them."""
-    from serve.routes import backtests, bars, collect, library, optimizations, symbols
+    from serve.routes import backtests, bars, collect, library, optimizations, risk, symbols
 
     return [symbols.router, bars.router, collect.router, library.router, backtests.router,
-            optimizations.router]  # fmt: skip
+            optimizations.router, risk.router]  # fmt: skip
