@@ -204,3 +204,33 @@ def test_delete_cancels_a_running_job_and_its_ray_job_ends(api):
     progress = http.get(f"/backtests/{backtest_id}/progress").json()
     assert progress["status"] == "cancelled" and progress["finished"]
     assert http.get(f"/backtests/{backtest_id}").json()["status"] == "cancelled"
+
+
+def test_an_optimization_runs_as_a_ray_job_and_its_trials_and_report_read_back(api):
+    http = api["http"]
+    study = {"name": "http-grid", "strategy": "sma_cross", "instruments": api["ids"][:4],
+             "sampler": "grid", "constraints": ["fast < slow"],
+             "space": {"fast": {"low": 5, "high": 25, "step": 5},
+                       "slow": {"low": 30, "high": 90, "step": 30}}}  # fmt: skip
+    assert api["read"].post("/optimizations", json=study).status_code == 403
+    accepted = http.post("/optimizations", json=study)
+    assert accepted.status_code == 202, accepted.text
+    body = accepted.json()
+    url = accepted.headers["location"]
+    assert url == f"/optimizations/{body['optimization_id']}" == body["status_url"]
+    assert body["command"].endswith(f"scizor optimize --run {body['optimization_id']}")
+    done = eventually(lambda: (j := http.get(url).json())["status"] in ("done", "failed") and j,
+                      timeout=300, interval=1.0)  # fmt: skip
+    assert done["status"] == "done", done
+    assert eventually(lambda: ray_status(body["job_id"]) in RAY_FINISHED, timeout=120)
+    assert ray_status(body["job_id"]) == "SUCCEEDED" and done["job_id"] == body["job_id"]
+    assert done["n_complete"] == 5 * 3 and done["verdict"].startswith("best Sharpe")
+    assert 0 <= done["overfitting"]["dsr"] <= 1
+    trials = http.get(f"{url}/trials", params={"sort": "value", "limit": 3}).json()
+    assert trials["total"] == 15 and trials["items"][0]["params"] == {
+        k: done["best_params"][k] for k in ("fast", "slow")}  # fmt: skip
+    report = api["read"].get(f"{url}/report")
+    assert report.status_code == 200 and "http-grid" in report.text
+    assert http.delete(url).status_code == 409  # done: nothing to stop
+    listed = api["read"].get("/optimizations", params={"status": "done"}).json()
+    assert body["optimization_id"] in [o["id"] for o in listed["items"]]
