@@ -223,7 +223,7 @@ def test_request_metrics_reach_rays_prometheus_endpoint(http, deployed):
     assert count >= 3 and latency >= 3
 
 
-def test_the_platform_hooks_export_backtest_bar_and_pacing_metrics(deployed):
+def test_the_platform_hooks_export_backtest_bar_pacing_and_trial_metrics(deployed):
     import ray
 
     @ray.remote(num_cpus=0)
@@ -237,6 +237,7 @@ def test_the_platform_hooks_export_backtest_bar_and_pacing_metrics(deployed):
             hooks.backtest_failed()
             hooks.bars_written(252, bar_size="1d")
             hooks.pacing_wait(0.25)
+            hooks.trials_completed(40, study="hooks-study", per_second=12.5)
 
     driver = Driver.remote()  # type: ignore[attr-defined]
     ray.get(driver.record.remote(), timeout=60)
@@ -249,6 +250,10 @@ def test_the_platform_hooks_export_backtest_bar_and_pacing_metrics(deployed):
         }
         found["bars"] = metric_value(text, "ray_scizor_bars_written_total", bar_size="1d")
         found["wait"] = metric_value(text, "ray_scizor_collection_pacing_wait_seconds_count")
+        found["trials"] = metric_value(text, "ray_scizor_optimization_trials_total",
+                                       study="hooks-study")  # fmt: skip
+        found["rate"] = metric_value(text, "ray_scizor_optimization_trials_per_second",
+                                     study="hooks-study")  # fmt: skip
         return found if all(v for v in found.values()) else None
 
     try:
@@ -256,6 +261,7 @@ def test_the_platform_hooks_export_backtest_bar_and_pacing_metrics(deployed):
     finally:
         ray.kill(driver)
     assert found["bars"] >= 252 and found["started"] >= 1 and found["wait"] >= 1
+    assert found["trials"] >= 40 and found["rate"] == 12.5
 
 
 def test_each_request_leaves_one_json_line_in_the_replica_log(http, deployed):

@@ -64,7 +64,8 @@ def api(
     catalog = Catalog(catalog_db)
     catalog.symbols.upsert_many(
         [SymbolRecord(symbol="AAPL", primary_exchange="NASDAQ", universe="nasdaq", valid=True),
-         SymbolRecord(symbol="MSFT", primary_exchange="NASDAQ", universe="nasdaq")]
+         SymbolRecord(symbol="MSFT", primary_exchange="NASDAQ", universe="nasdaq"),
+         SymbolRecord(symbol="ZZZZ", primary_exchange="NASDAQ", universe="pending")]
     )  # fmt: skip
     _, token = catalog.tokens.create("research", "jobs-tester")
     env = scizor_env(
@@ -125,7 +126,10 @@ def test_the_job_is_rays_with_the_kind_and_who_asked_in_its_metadata(api):
 
 
 def test_a_failing_job_is_reported_failed_with_its_message(api):
-    accepted = api["http"].post("/collect", json={"universe": ["no-such-universe"]})
+    unknown = api["http"].post("/collect", json={"universe": ["no-such-universe"]})
+    assert unknown.status_code == 422 and unknown.json()["field"] == "universe"  # no job
+    # A universe whose only listing IB has not confirmed: the job finds nothing to collect.
+    accepted = api["http"].post("/collect", json={"universe": ["pending"]})
     assert accepted.status_code == 202
     view = finished(api["http"], accepted.json()["job_id"])
     assert view["status"] == "FAILED" and view["run"] is None
