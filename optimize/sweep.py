@@ -14,7 +14,8 @@ sweep; every task gets the same references.
   task to run ``task_seconds`` (1 s), so Ray's few milliseconds per task stay small; toward
   the end batches shrink (guided self-scheduling) so no worker idles while another finishes,
   but never below ``MIN_SETS`` (a task's fixed costs would dominate). One batch more than
-  workers is queued in Ray, so a worker starts its next batch while the driver records.
+  workers is queued in Ray (when the workers take every CPU), so a worker starts its next
+  batch while the driver records.
   Every task runs the engine on the one CPU it reserved (numba's default is every core).
   Model samplers get at most ``MODEL_BATCH`` trials per batch so they keep learning; they
   ask and tell on an in-memory copy of the study, and finished trials are stored a batch
@@ -147,6 +148,7 @@ def run_sweep(
         plan=plan,
         refs=[ray.put(frame) for frame in frames],
         workers=workers or workers_available(),
+        queued=QUEUED if workers is None or workers >= workers_available() else 0,
         directions=spec.directions,
         should_stop=should_stop or (lambda: False),
         on_progress=on_progress,
@@ -231,10 +233,11 @@ class _Driver:
         on_progress: Callable[[Progress], None] | None,
         task_seconds: float,
         best: tuple[float, ...] | None,
+        queued: int = QUEUED,
     ) -> None:
         self.source, self.plan, self.refs, self.workers = source, plan, list(refs), workers
         self.directions, self.should_stop, self.on_progress = directions, should_stop, on_progress
-        self.task_seconds = task_seconds
+        self.task_seconds, self.queued = task_seconds, queued
         self.best = best
         self.in_flight: dict[Any, Job] = {}
         self.per_set: float | None = None
@@ -261,8 +264,9 @@ class _Driver:
 
     def _fill(self) -> None:
         # One batch more than workers waits queued in Ray, so a worker that finishes starts
-        # the next batch at once while the driver records the last one.
-        while not self.stopping and len(self.in_flight) < self.workers + QUEUED:
+        # the next batch at once while the driver records the last one (only when the
+        # workers take every CPU: else the extra batch would run as one more worker).
+        while not self.stopping and len(self.in_flight) < self.workers + self.queued:
             began = time.perf_counter()
             job = self.source.next_batch(self._batch_size())
             self.storage_seconds += time.perf_counter() - began
