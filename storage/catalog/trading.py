@@ -214,9 +214,19 @@ class OrderRepository:
         open_only: bool = False,
         deployment_id: int | None = None,
         instrument: str | None = None,
+        since: datetime | None = None,
     ) -> builtins.list[OrderRecord]:
-        """Return orders oldest first; ``open_only`` drops Filled/Cancelled/Rejected ones."""
+        """Return orders oldest first; ``open_only`` drops Filled/Cancelled/Rejected ones.
+
+        Args:
+            open_only: Only orders not in a terminal status.
+            deployment_id: Only the orders of this deployment.
+            instrument: Only orders for this instrument id.
+            since: Only orders created at or after this time.
+        """
         stmt = select(OrderRow).order_by(OrderRow.id)
+        if since is not None:
+            stmt = stmt.where(OrderRow.created_at >= since)
         if open_only:
             stmt = stmt.where(OrderRow.status.not_in([s.value for s in TERMINAL]))
         if deployment_id is not None:
