@@ -226,6 +226,25 @@ class Strategy:
     def check(self, p: Mapping[str, Any]) -> None:
         """Raise ParameterError when parameters break a constraint (e.g. fast < slow)."""
 
+    def warmup(self, params: Mapping[str, Any] | None = None) -> int:
+        """Return the bars of history the strategy needs before its targets mean anything.
+
+        From bar ``warmup`` on, every indicator the strategy reads is defined: it is the
+        indicators' TA-Lib look-back, plus one bar for a crossing (which compares the
+        previous bar too). The library's values are exact, so every target before it is
+        flat; a rule spec's is an upper bound. A live runner loads this many bars of
+        history before acting (see :mod:`strategies.live`). The base class returns 0;
+        strategies with indicators override it.
+
+        Args:
+            params: the strategy's parameters (defaults fill the gaps).
+
+        Raises:
+            ParameterError: ``params`` do not resolve.
+        """
+        self.resolve(params)
+        return 0
+
     def defaults(self) -> dict[str, Any]:
         """Return the default value of every parameter."""
         return {k: v.default for k, v in self.params.items()}

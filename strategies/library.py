@@ -67,6 +67,10 @@ class SmaCross(Strategy):
     def check(self, p: Mapping[str, Any]) -> None:
         _require_less(p, "fast", "slow", self.name)
 
+    def warmup(self, params: Mapping[str, Any] | None = None) -> int:
+        """The slow SMA's look-back (slow - 1) plus the previous bar of the crossing."""
+        return int(self.resolve(params)["slow"])
+
     def signal(self, bars: pd.DataFrame, p: Mapping[str, Any], ind: IndicatorCache) -> Any:
         fast = ind("sma", "close", p["fast"])
         slow = ind("sma", "close", p["slow"])
@@ -112,6 +116,10 @@ class RsiReversion(Strategy):
     def check(self, p: Mapping[str, Any]) -> None:
         _require_less(p, "lower", "upper", self.name)
 
+    def warmup(self, params: Mapping[str, Any] | None = None) -> int:
+        """RSI's look-back: ``period`` bars."""
+        return int(self.resolve(params)["period"])
+
     def signal(self, bars: pd.DataFrame, p: Mapping[str, Any], ind: IndicatorCache) -> Any:
         rsi = ind("rsi", "close", p["period"])
         with np.errstate(invalid="ignore"):
@@ -145,6 +153,11 @@ class MacdTrend(Strategy):
     def check(self, p: Mapping[str, Any]) -> None:
         _require_less(p, "fast", "slow", self.name)
 
+    def warmup(self, params: Mapping[str, Any] | None = None) -> int:
+        """MACD's look-back: (slow - 1) + (signal - 1) bars."""
+        p = self.resolve(params)
+        return int(p["slow"]) + int(p["signal"]) - 2
+
     def signal(self, bars: pd.DataFrame, p: Mapping[str, Any], ind: IndicatorCache) -> Any:
         macd, sig, _ = ind("macd", "close", p["fast"], p["slow"], p["signal"])
         with np.errstate(invalid="ignore"):
@@ -162,6 +175,10 @@ class BollingerReversion(Strategy):
         "nbdev": FloatParam(2.0, 0.5, 4.0),
         "allow_short": ALLOW_SHORT,
     }
+
+    def warmup(self, params: Mapping[str, Any] | None = None) -> int:
+        """The bands' look-back: ``period - 1`` bars."""
+        return int(self.resolve(params)["period"]) - 1
 
     def signal(self, bars: pd.DataFrame, p: Mapping[str, Any], ind: IndicatorCache) -> Any:
         upper, middle, lower = ind("bbands", "close", p["period"], p["nbdev"], p["nbdev"])
@@ -182,6 +199,10 @@ class DonchianBreakout(Strategy):
         "exit_period": IntParam(10, 2, 250),
         "allow_short": ALLOW_SHORT,
     }
+
+    def warmup(self, params: Mapping[str, Any] | None = None) -> int:
+        """The entry channel's ``period`` bars before the current one (exits need a position)."""
+        return int(self.resolve(params)["period"])
 
     def signal(self, bars: pd.DataFrame, p: Mapping[str, Any], ind: IndicatorCache) -> Any:
         close = ind.column("close")

@@ -142,6 +142,20 @@ class RuleStrategy(Strategy):
                         field=field,
                     )
 
+    def warmup(self, params: Mapping[str, Any] | None = None) -> int:
+        """Return an upper bound of the bars before the entry rule can first fire.
+
+        Twice the sum of the entry rule's periods, plus one bar for a crossing: no
+        indicator of the registry looks back further than twice its periods (ADX's
+        look-back is ``2 x timeperiod - 1``), and nesting adds look-backs up. The exit rule
+        does not count: it cannot move a flat position.
+
+        Raises:
+            ParameterError: ``params`` is not empty (a rule spec has no parameters).
+        """
+        self.resolve(params)
+        return 2 * sum(length for _, _, length in periods(self._entry)) + 1
+
     def signal(self, bars: pd.DataFrame, p: Mapping[str, Any], ind: IndicatorCache) -> Any:
         """Latch the entry/exit conditions (True where definitely true) into a target."""
         n = len(bars)
