@@ -13,12 +13,13 @@ from storage.catalog import migrate
 from storage.catalog.admin import AuditLog, PositionRepository, TokenRepository
 from storage.catalog.collection_runs import CollectionRunRepository
 from storage.catalog.db import Database
+from storage.catalog.deployments import DeploymentRepository
 from storage.catalog.executions import ExecutionRepository
 from storage.catalog.optimizations import OptimizationRepository
 from storage.catalog.research import BacktestRepository, StrategyRepository
 from storage.catalog.risk import RiskRepository
 from storage.catalog.symbols import SymbolRepository
-from storage.catalog.trading import DeploymentRepository, OrderRepository
+from storage.catalog.trading import OrderRepository
 
 
 class Catalog:

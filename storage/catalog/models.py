@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from core.barsize import BAR_SIZES
 from core.types import OrderStatus, OrderType, Side, TimeInForce, TradingMode
 from storage.catalog.records import (
     DeploymentStatus,
@@ -248,6 +249,8 @@ class DeploymentRow(Base):
         Index(None, "status"),
         one_of("mode", TradingMode),
         one_of("status", DeploymentStatus),
+        CheckConstraint(f"bar_size IN ({', '.join(map(repr, BAR_SIZES))})", name="bar_size_valid"),
+        CheckConstraint("capital IS NULL OR capital > 0", name="capital_positive"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     strategy: Mapped[str] = mapped_column(String(100))
@@ -257,6 +260,15 @@ class DeploymentRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Revision 0008: the rest of the spec (capital NULL on older rows), the rule-spec
+    # document of a rule-spec strategy, and the strategy runner's state.
+    bar_size: Mapped[str] = mapped_column(String(8))
+    capital: Mapped[Decimal | None]
+    account: Mapped[str] = mapped_column(String(32))
+    rule_spec: Mapped[dict[str, Any] | None]
+    runner_state: Mapped[dict[str, Any] | None]
+    started_at: Mapped[datetime | None]
+    stopped_at: Mapped[datetime | None]
 
 
 class OrderRow(Base):

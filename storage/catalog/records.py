@@ -217,7 +217,21 @@ class OptimizationRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeploymentRecord:
-    """A strategy deployed to paper or live trading."""
+    """A strategy deployed to paper or live trading.
+
+    Attributes:
+        strategy: a library strategy's name, or the rule spec's name when ``rule_spec``
+            holds its document.
+        params: the strategy's parameters as given (resolved by the strategy at start).
+        instruments: canonical instrument ids, in order.
+        bar_size: the bars it trades on (``1d``, ``5m``, ...).
+        capital: the money allocated (None for rows from before revision 0008).
+        account: the IB account it trades ("" when not set).
+        rule_spec: the rule-spec document, or None for a library strategy.
+        runner_state: the strategy runner's saved state (JSON; see
+            ``actors.runner_state.RunnerState``), or None before its first bar.
+        started_at, stopped_at: when it last started and stopped.
+    """
 
     id: int
     strategy: str
@@ -227,6 +241,13 @@ class DeploymentRecord:
     status: DeploymentStatus
     created_at: datetime
     updated_at: datetime
+    bar_size: str = "1d"
+    capital: Decimal | None = None
+    account: str = ""
+    rule_spec: dict[str, Any] | None = None
+    runner_state: dict[str, Any] | None = None
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

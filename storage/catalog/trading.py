@@ -1,4 +1,5 @@
-"""Deployments and orders: the trading state any actor can restart from.
+"""Orders: the trading state any actor can restart from (deployments are in
+:mod:`storage.catalog.deployments`).
 
 Order status moves follow :func:`core.orders.transition` (an illegal move is a
 :class:`~core.errors.Conflict`). Executions are in :mod:`storage.catalog.executions`.
@@ -7,10 +8,8 @@ Order status moves follow :func:`core.orders.transition` (an illegal move is a
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,101 +17,11 @@ from sqlalchemy.orm import Session
 from core.errors import Conflict, NotFound, ValidationError
 from core.instruments import parse
 from core.orders import TERMINAL, transition
-from core.types import Order, OrderStatus, OrderType, Side, TimeInForce, TradingMode, utcnow
+from core.types import Order, OrderStatus, OrderType, Side, TimeInForce, utcnow
 from storage.catalog.db import Database, corrupt_row
-from storage.catalog.models import DeploymentRow, OrderRow
-from storage.catalog.records import (
-    DEPLOYMENT_TRANSITIONS,
-    DeploymentRecord,
-    DeploymentStatus,
-    OrderRecord,
-)
+from storage.catalog.models import OrderRow
+from storage.catalog.records import OrderRecord
 from storage.catalog.sqltypes import to_money
-
-
-def _deployment(row: DeploymentRow) -> DeploymentRecord:
-    return DeploymentRecord(
-        id=row.id,
-        strategy=row.strategy,
-        params=row.params,
-        instruments=list(row.instruments),
-        mode=TradingMode(row.mode),
-        status=DeploymentStatus(row.status),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-class DeploymentRepository:
-    """Strategies deployed to paper or live trading, with a status transition table."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    def create(
-        self,
-        strategy: str,
-        *,
-        instruments: Sequence[str],
-        mode: TradingMode | str = TradingMode.PAPER,
-        params: dict[str, Any] | None = None,
-        at: datetime | None = None,
-    ) -> DeploymentRecord:
-        """Create a deployment in status ``created``."""
-        if not instruments:
-            raise ValidationError("a deployment needs at least one instrument", field="instruments")
-        now = at or utcnow()
-        row = DeploymentRow(
-            strategy=strategy,
-            params=params or {},
-            instruments=_ids(instruments),
-            mode=_mode(mode),
-            status=DeploymentStatus.CREATED.value,
-            created_at=now,
-            updated_at=now,
-        )
-        with self._db.transaction() as session:
-            session.add(row)
-            session.flush()
-            return _deployment(row)
-
-    def get(self, deployment_id: int) -> DeploymentRecord:
-        """Return a deployment (NotFound if absent)."""
-        with self._db.transaction() as session:
-            return _deployment(self._row(session, deployment_id))
-
-    def list(self, *, status: DeploymentStatus | None = None) -> builtins.list[DeploymentRecord]:
-        """Return deployments by id, optionally only those in ``status``."""
-        stmt = select(DeploymentRow).order_by(DeploymentRow.id)
-        if status is not None:
-            stmt = stmt.where(DeploymentRow.status == DeploymentStatus(status).value)
-        with self._db.transaction() as session:
-            return [_deployment(row) for row in session.scalars(stmt)]
-
-    def set_status(
-        self, deployment_id: int, status: DeploymentStatus | str, *, at: datetime | None = None
-    ) -> DeploymentRecord:
-        """Move a deployment to ``status``.
-
-        Raises:
-            Conflict: if the move is not allowed (e.g. created → paused).
-        """
-        new = DeploymentStatus(status)
-        with self._db.transaction() as session:
-            row = self._row(session, deployment_id)
-            current = DeploymentStatus(row.status)
-            if new != current and new not in DEPLOYMENT_TRANSITIONS[current]:
-                raise Conflict(f"deployment {deployment_id} cannot move from {current} to {new}")
-            row.status, row.updated_at = new.value, at or utcnow()
-            session.flush()
-            return _deployment(row)
-
-    @staticmethod
-    def _row(session: Session, deployment_id: int) -> DeploymentRow:
-        row = session.get(DeploymentRow, deployment_id)
-        if row is None:
-            raise NotFound(f"deployment {deployment_id} does not exist")
-        return row
 
 
 def _order(row: OrderRow) -> OrderRecord:
@@ -273,18 +182,3 @@ class OrderRepository:
             row.updated_at = at or utcnow()
             session.flush()
             return _order(row)
-
-
-def _ids(instruments: Sequence[str]) -> list[str]:
-    """Canonical ids of ``instruments``, in order, without duplicates."""
-    return list(dict.fromkeys(str(parse(i, field="instruments")) for i in instruments))
-
-
-def _mode(mode: TradingMode | str) -> str:
-    try:
-        return TradingMode(mode).value
-    except ValueError:
-        raise ValidationError(
-            f"mode must be one of {', '.join(m.value for m in TradingMode)}; got {mode!r}",
-            field="mode",
-        ) from None

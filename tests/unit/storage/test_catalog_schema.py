@@ -7,6 +7,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import CheckConstraint, UniqueConstraint, create_engine, inspect
+from sqlalchemy.exc import IntegrityError
 
 from core.errors import ConfigError, StorageError
 from storage.catalog import Catalog
@@ -30,7 +31,7 @@ def test_upgrade_creates_a_schema_identical_to_the_models(db_url):
     with Catalog(db_url) as catalog:
         assert catalog.revision() is None
         catalog.upgrade()
-        assert catalog.revision() == head_revision() == "0007"
+        assert catalog.revision() == head_revision() == "0008"
     assert _diff(db_url) == []
 
 
@@ -212,8 +213,39 @@ def test_revision_0007_downgrade_refuses_what_0006_cannot_hold(db_url):
         catalog.risk.save_state({"format": 1, "state": "HALTED"})
         with pytest.raises(StorageError, match="halted"):
             catalog.downgrade("0006")
-        assert catalog.revision() == "0007"
+        assert catalog.revision() == head_revision()
         assert catalog.risk.book()["global"] == {"max_position": "10"}, "nothing changed"
+
+
+def test_revision_0008_gives_deployments_their_spec_and_runner_state_and_keeps_old_rows(db_url):
+    with Catalog(db_url) as catalog:
+        catalog.upgrade("0007")
+        _execute(db_url, (
+            "INSERT INTO deployments (strategy, params, instruments, mode, status, created_at, "
+            "updated_at) VALUES ('sma_cross', '{\"fast\": 5}', '[\"AAPL.NASDAQ\"]', 'paper', "
+            "'stopped', '2026-11-01 00:00:00+00:00', '2026-11-01 00:00:00+00:00')"
+        ))  # fmt: skip
+        catalog.upgrade("0008")
+        (old,) = catalog.deployments.list()
+        assert (old.strategy, old.params, old.instruments) == (
+            "sma_cross", {"fast": 5}, ["AAPL.NASDAQ"])  # fmt: skip
+        assert (old.bar_size, old.capital, old.account, old.runner_state) == ("1d", None, "", None)
+        with pytest.raises(IntegrityError, match="bar_size"):
+            _execute(db_url, f"UPDATE deployments SET bar_size = '2d' WHERE id = {old.id}")
+        with pytest.raises(IntegrityError, match="capital"):
+            _execute(db_url, f"UPDATE deployments SET capital = -1 WHERE id = {old.id}")
+        catalog.deployments.save_runner_state(old.id, {"format": 1})
+        catalog.downgrade("0007")  # library deployments fit 0007: the new columns go
+        assert catalog.revision() == "0007"
+        catalog.upgrade("0008")
+        assert catalog.deployments.get(old.id).runner_state is None
+        catalog.deployments.create(
+            "sma_rsi", instruments=["MSFT.NASDAQ"], rule_spec={"entry": "rsi(14) < 30"}
+        )
+        with pytest.raises(StorageError, match="rule specs"):
+            catalog.downgrade("0007")
+        assert catalog.revision() == "0008"
+        assert len(catalog.deployments.list()) == 2, "nothing changed"
 
 
 def test_downgrade_to_0001_and_back(db_url):
@@ -223,7 +255,7 @@ def test_downgrade_to_0001_and_back(db_url):
         assert catalog.revision() == "0001"
         assert _named_constraints(db_url) != _model_constraints()
         catalog.upgrade()
-        assert catalog.revision() == "0007"
+        assert catalog.revision() == "0008"
     assert _named_constraints(db_url) == _model_constraints()
 
 
