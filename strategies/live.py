@@ -97,6 +97,11 @@ class IncrementalEvaluator:
         return pd.Timestamp(self._times[-1], tz="UTC") if len(self._times) else None
 
     @property
+    def last_close(self) -> float | None:
+        """The close of the newest bar (None while the history is empty)."""
+        return float(self._block[3, -1]) if len(self._times) else None
+
+    @property
     def ready(self) -> bool:
         """True once the newest bar is past the warm-up (its target may be acted on)."""
         return len(self._times) > self.warmup
