@@ -6,6 +6,10 @@ Live ``execDetails`` and ``commissionReport`` events, and every executions reque
 id, which may need a contract lookup at IB first (IB leaves the primary exchange out of
 ``execDetails``), so a commission report can reach the book before its execution does: the
 book joins them in either order.
+
+Listeners added with :meth:`FillFeed.on_fill` are called with each fill the moment the book
+completes it (each fill once per session, like :meth:`FillBook.take_new`), so fills can be
+pushed to the order manager instead of polled.
 """
 
 from __future__ import annotations
@@ -44,8 +48,13 @@ class FillFeed:
         self.conflicts = 0
         self.errors = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._listeners: list[Callable[[Fill], None]] = []
         link.ib.execDetailsEvent += self._on_execution
         link.ib.commissionReportEvent += self._on_commission
+
+    def on_fill(self, listener: Callable[[Fill], None]) -> None:
+        """Call ``listener(fill)`` with every fill completed from now on (once each)."""
+        self._listeners.append(listener)
 
     def poll(self) -> list[Fill]:
         """Return the complete fills not returned before (each fill once per session)."""
@@ -92,17 +101,27 @@ class FillFeed:
     def _add_commission(self, report: ib_async.CommissionReport) -> None:
         self._guarded(lambda: self._commission(report))
 
-    def _commission(self, report: ib_async.CommissionReport) -> None:
+    def _commission(self, report: ib_async.CommissionReport) -> Fill | None:
         commission = conv.commission_of(report)
-        if commission is not None:
-            self.book.add_commission(commission)
+        return None if commission is None else self.book.add_commission(commission)
 
-    def _guarded(self, add: Callable[[], object]) -> None:
+    def _guarded(self, add: Callable[[], Fill | None]) -> None:
         try:
-            add()
+            completed = add()
         except Conflict as exc:  # keep the first report; a human must look at this one
             self.conflicts += 1
             log.error("%s", exc)
+            return
+        if completed is not None:
+            self._notify(completed)
+
+    def _notify(self, fill: Fill) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(fill)
+            except Exception:  # one listener's failure must not stop the feed or the others
+                self.errors += 1
+                log.exception("fill listener failed on %s", fill.exec_id)
 
     def _ingested(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

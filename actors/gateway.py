@@ -6,6 +6,13 @@ actor is async: ib_async's event loop is the actor's own loop and is never block
 pinned to the head node by the ``scizor_head`` custom resource that cluster bootstrap
 declares there (pass ``pin_to_head=False`` on a cluster without it).
 
+Fills, order statuses and reconnects are pushed to subscribers (:meth:`GatewayActor.subscribe`):
+the gateway calls each subscriber actor's ``on_fill(fill)``, ``on_order_status(ack)`` and
+``on_connected()`` fire-and-forget, so a slow subscriber never holds up the ib_async loop. The
+subscriptions belong to the actor, not to the connection, so they outlive reconnects; a
+subscriber that died is dropped (with a log line). A gateway restarted by Ray starts with
+none: subscribers subscribe again (the order manager does on every start and submit).
+
 Example:
     >>> gw = get_gateway(settings)                                         # doctest: +SKIP
     >>> ray.get(gw.historical_bars.remote("AAPL.NASDAQ", bar_size="1d", start=s, end=e))
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +60,9 @@ class GatewayActor:
         self._service = GatewayService(ib, observer=GatewayMetrics(), **(options or {}))
         self._lock = asyncio.Lock()
         self._started = False
+        self._subscribers: list[Any] = []
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._service.add_listener(_Fanout(self._push))
 
     async def _svc(self) -> GatewayService:
         if not self._started:
@@ -148,10 +159,85 @@ class GatewayActor:
         """See :meth:`GatewayService.account_summary`."""
         return await (await self._svc()).account_summary()
 
+    async def subscribe(self, subscriber: Any, namespace: str = NAMESPACE) -> int:
+        """Push fills, order statuses and reconnects to ``subscriber`` from now on.
+
+        Connects if needed (so a subscriber can reconcile at once). Subscribing again is a
+        no-op.
+
+        Args:
+            subscriber: An actor handle, or the name of a named actor, with methods
+                ``on_fill(fill)``, ``on_order_status(ack)`` and ``on_connected()``.
+            namespace: The Ray namespace of a subscriber given by name.
+
+        Returns:
+            The number of subscribers.
+
+        Raises:
+            ValueError: if no actor has the name ``subscriber``.
+        """
+        if isinstance(subscriber, str):
+            subscriber = await asyncio.to_thread(ray.get_actor, subscriber, namespace=namespace)
+        if subscriber not in self._subscribers:
+            self._subscribers.append(subscriber)
+        await self._svc()
+        return len(self._subscribers)
+
+    async def unsubscribe(self, subscriber: Any) -> int:
+        """Stop pushing to ``subscriber`` (a handle); return the number left."""
+        if subscriber in self._subscribers:
+            self._subscribers.remove(subscriber)
+        return len(self._subscribers)
+
+    def _push(self, method: str, *args: Any) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                ref = getattr(subscriber, method).remote(*args)
+            except Exception:  # top of a pushed event: one bad subscriber must not stop others
+                log.exception("cannot push %s to a subscriber; dropping it", method)
+                self._drop(subscriber)
+                continue
+            task = asyncio.ensure_future(self._delivered(subscriber, method, ref))
+            self._deliveries.add(task)
+            task.add_done_callback(self._deliveries.discard)
+
+    async def _delivered(self, subscriber: Any, method: str, ref: Any) -> None:
+        try:
+            await ref
+        except ray.exceptions.RayActorError:  # died; Ray may be restarting it
+            log.warning("subscriber of the gateway failed during %s; checking it", method)
+            try:
+                await subscriber.__ray_ready__.remote()
+            except ray.exceptions.RayActorError:
+                log.warning("subscriber of the gateway is dead; dropping it")
+                self._drop(subscriber)
+        except Exception as exc:  # the subscriber's own failure: it is still subscribed
+            log.warning("subscriber failed on %s: %s", method, exc)
+
+    def _drop(self, subscriber: Any) -> None:
+        if subscriber in self._subscribers:
+            self._subscribers.remove(subscriber)
+
     async def shutdown(self) -> None:
         """Disconnect from IB (the actor stays alive until killed)."""
         await self._service.disconnect()
         self._started = False
+
+
+class _Fanout:
+    """The service's listener: forwards every pushed event to the actor's subscribers."""
+
+    def __init__(self, push: Callable[..., None]) -> None:
+        self._push = push
+
+    def on_fill(self, fill: Fill) -> None:
+        self._push("on_fill", fill)
+
+    def on_order_status(self, ack: OrderAck) -> None:
+        self._push("on_order_status", ack)
+
+    def on_connected(self) -> None:
+        self._push("on_connected")
 
 
 # max_task_retries=0: a call lost with a crashed actor is not replayed, because replaying

@@ -25,8 +25,9 @@ import functools
 import logging
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
+import ib_async
 import pandas as pd
 
 from actors import ib_convert as conv
@@ -56,6 +57,14 @@ DEFAULT_MARGIN_S = 0.25
 """Real seconds added to every pacing window. Historical windows already start at each
 request's completion (so no lag can make them early); the margin covers the message-rate
 window, whose messages have no answer to time from, and the server's clock granularity."""
+
+
+class GatewayListener(Protocol):
+    """Receives what the gateway pushes (:meth:`GatewayService.add_listener`); must not block."""
+
+    def on_fill(self, fill: Fill) -> None: ...
+    def on_order_status(self, ack: OrderAck) -> None: ...
+    def on_connected(self) -> None: ...
 
 
 class GatewayService:
@@ -130,6 +139,11 @@ class GatewayService:
         backoff = stream_backoff or RETRY_BACKOFF
         self.streams = BarStreams(self.link, observer=self.observer, backoff=backoff, seed=seed)
         self.conn.on_restore(self.streams.resubscribe)
+        self._listeners: list[GatewayListener] = []
+        self._pushes: set[asyncio.Task[None]] = set()
+        self.fills.on_fill(self._push_fill)
+        self.ib.orderStatusEvent += self._on_order_status
+        self.conn.on_restore(self._restored)
 
     @property
     def request_timeout(self) -> float:
@@ -365,6 +379,36 @@ class GatewayService:
         for v in values:
             out.setdefault(v.account, {})[v.tag] = v.value
         return out
+
+    # --- pushed events ---------------------------------------------------------------------------
+
+    def add_listener(self, listener: GatewayListener) -> None:
+        """Push to ``listener`` every complete fill (once each), every order status change
+        and every reconnect or 1101/1102 restore, from now on (listeners outlive reconnects)."""
+        self._listeners.append(listener)
+
+    def _push_fill(self, fill: Fill) -> None:
+        for listener in list(self._listeners):
+            listener.on_fill(fill)
+
+    def _on_order_status(self, trade: ib_async.Trade) -> None:
+        if self._listeners:
+            task = asyncio.ensure_future(self._push_status(trade))
+            self._pushes.add(task)
+            task.add_done_callback(self._pushes.discard)
+
+    async def _push_status(self, trade: ib_async.Trade) -> None:
+        try:
+            ack = await self.orders.ack(trade)
+        except Exception:  # top of a pushed event: logged; reconcile recovers the status
+            log.exception("order status of %s not pushed", trade.order.orderRef)
+            return
+        for listener in list(self._listeners):
+            listener.on_order_status(ack)
+
+    async def _restored(self) -> None:
+        for listener in list(self._listeners):
+            listener.on_connected()
 
     def _on_ib_error(self, code: int, message: str) -> None:
         self.observer.error(code)
