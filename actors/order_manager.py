@@ -103,8 +103,9 @@ class OrderManager:
         gateway: The broker side (see :class:`GatewayLike`).
         risk: The pre-trade check (see :class:`RiskLike`).
         clock: Now, in UTC.
-        price_source: ``instrument -> last price or None``, asked before a risk check when
-            no mark is known for the order's instrument (e.g. the gateway's snapshot).
+        price_source: ``instrument -> last price or None``, asked before each risk check
+            (e.g. the gateway's snapshot); without it, or when it has none, the check uses
+            the last :meth:`mark`, else the last fill's price.
     """
 
     def __init__(
@@ -237,10 +238,10 @@ class OrderManager:
         now = self._clock()
         fills = self.catalog.executions.list()
         prices = self.last_prices(fills)
-        if self._price_source is not None and order.instrument not in self._marks:
+        if self._price_source is not None:  # a fresh quote beats an old mark
             price = self._price_source(order.instrument)
             if price is not None:
-                prices[order.instrument] = self._marks[order.instrument] = Decimal(price)
+                prices[order.instrument] = Decimal(price)
         recent: dict[int | None, list[datetime]] = {}
         for record in self.catalog.orders.list(since=now - ORDER_WINDOW):
             if record.status != OrderStatus.REJECTED:
