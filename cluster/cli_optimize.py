@@ -120,6 +120,11 @@ def optimize(
     walk: str | None = typer.Option(
         None, "--walk-forward", help="IN:OUT[:anchored] windows, e.g. 2Y:6M."
     ),
+    prune: int | None = typer.Option(
+        None,
+        "--prune",
+        help="FOLDS: run each trial fold by fold, stopping poor ones early (tpe, cmaes).",
+    ),
     instruments: list[str] | None = typer.Option(
         None, "--instruments", "-i", help="Instrument ids or symbols (repeat, or a,b,c); all."
     ),
@@ -154,7 +159,8 @@ def optimize(
                      "start": start, "end": end, "name": name, "sampler": sampler,
                      "trials": trials, "seed": seed,
                      "objectives": objective_flags(objective),
-                     "walk_forward": walk_forward_flag(walk)}  # fmt: skip
+                     "walk_forward": walk_forward_flag(walk),
+                     "pruning": None if prune is None else {"folds": prune}}  # fmt: skip
             costs = {"cash": cash, "commission": commission_flag(commission),
                      "slippage_bps": slippage_bps}  # fmt: skip
             body = job_spec(strategy, spec_file=spec_file, params=param, flags=flags,
@@ -208,16 +214,19 @@ def _drive(
     job = service.get(optimization_id)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]:.1f} trials/s"),
-               TextColumn("best {task.fields[best]}"), TimeElapsedColumn())  # fmt: skip
+               TextColumn("best {task.fields[best]}"), TextColumn("{task.fields[pruned]}"),
+               TimeElapsedColumn())  # fmt: skip
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(f"optimize {optimization_id} ({job.study_name})",
-                            total=job.n_trials, rate=0.0, best="-")  # fmt: skip
+                            total=job.n_trials, rate=0.0, best="-", pruned="")  # fmt: skip
 
         metrics, counted = PlatformMetrics(), [job.n_complete]
 
         def update(p: SweepProgress) -> None:
             best = "-" if p.best is None else ", ".join(f"{v:.4g}" for v in p.best)
-            bar.update(task, total=p.total or None, completed=p.done, rate=p.per_second, best=best)
+            pruned = f"{p.pruned} pruned" if p.pruned else ""
+            bar.update(task, total=p.total or None, completed=p.done, rate=p.per_second,
+                       best=best, pruned=pruned)  # fmt: skip
             metrics.trials_completed(p.done - counted[0], study=job.study_name,
                                      per_second=p.per_second)  # fmt: skip
             counted[0] = max(counted[0], p.done)
@@ -249,7 +258,8 @@ def summary_table(job: Any) -> Table:
         "best parameters": ", ".join(f"{k}={v}" for k, v in (job.best_params or {}).items()),
         f"best {job.objective}": number_cell(job.best_value),
         "trials": f"{summary.get('n_complete', job.n_complete)} complete, "
-        f"{summary.get('n_failed', job.n_failed)} failed",
+        f"{summary.get('n_failed', job.n_failed)} failed"
+        + (f", {summary['n_pruned']} pruned" if summary.get("n_pruned") else ""),
         "trials/s": number_cell(summary.get("trials_per_second")),
         "time outside the engine": "-" if overhead is None else f"{overhead:.1%}",
         "deflated Sharpe (DSR)": number_cell(stats.get("dsr")),

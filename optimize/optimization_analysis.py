@@ -260,11 +260,13 @@ def analyse(
     currencies: Mapping[str, str],
     *,
     walk: WalkForwardSpec | None = None,
+    pruned: int = 0,
 ) -> Analysis:
     """The overfitting statistics (and walk-forward) of a finished sweep.
 
     ``frames`` maps each instrument the sweep ran on to its bars; without a COMPLETE trial
-    there is nothing to analyse (every part None).
+    there is nothing to analyse (every part None). ``pruned``: trials the pruner stopped;
+    they were tried, so the deflated Sharpe counts them among its trials.
     """
     done = complete_trials(trials)
     if done.empty:
@@ -273,7 +275,7 @@ def analyse(
     chosen = sample(done, spec.objectives[0].direction)
     returns = trial_returns(spec, list(chosen["params"]), analysed, currencies)
     ppy = _ppy(returns.index)
-    found = overfitting_stats(returns, n_trials=len(done), periods_per_year=ppy)
+    found = overfitting_stats(returns, n_trials=len(done) + pruned, periods_per_year=ppy)
     stats = OverfittingSummary.from_results(found.deflated, pbo=found.pbo, periods_per_year=ppy)
     details: dict[str, Any] = {"instruments_analysed": list(analysed), **found.details,
                                "periods_per_year": ppy}  # fmt: skip

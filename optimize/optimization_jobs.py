@@ -168,7 +168,7 @@ class OptimizationService:
         def progress(p: Progress) -> None:
             with contextlib.suppress(Conflict):  # cancelled: the watch stops the sweep
                 self.catalog.optimizations.update_progress(
-                    job.id, n_complete=p.done, n_failed=0, total=p.total or total or 1
+                    job.id, n_complete=p.done, n_failed=p.failed, total=p.total or total or 1
                 )
             if on_progress is not None:
                 on_progress(p)
@@ -178,20 +178,22 @@ class OptimizationService:
         figures = {
             "seconds": result.seconds, "overhead": result.overhead,
             "storage_seconds": result.storage_seconds, "retried": result.retried,
-            "n_infeasible": result.n_infeasible, "workers": workers,
+            "n_infeasible": result.n_infeasible, "n_pruned": result.n_pruned,
+            "workers": workers,
             "trials_per_second": result.n_complete / result.seconds if result.seconds else 0.0,
         }  # fmt: skip
         self.catalog.optimizations.set_artifacts(job.id, sweep=figures)
         if self.catalog.optimizations.get(job.id).status is JobStatus.CANCELLED:
             return self.catalog.optimizations.get(job.id)
         with contextlib.suppress(Conflict):
-            self.catalog.optimizations.update_progress(
-                job.id, n_complete=result.n_complete, n_failed=result.n_failed,
+            self.catalog.optimizations.update_progress(  # pruned trials count toward trials
+                job.id, n_complete=result.n_complete + result.n_pruned, n_failed=result.n_failed,
                 total=max(result.n_complete, 1) if spec.trials is None else spec.trials,
             )  # fmt: skip
         frames, currencies = self._frames(spec)
         began = time.perf_counter()
-        found = analysis.analyse(spec, result.trials, frames, currencies, walk=walk)
+        found = analysis.analyse(spec, result.trials, frames, currencies, walk=walk,
+                                 pruned=result.n_pruned)  # fmt: skip
         self.catalog.optimizations.set_artifacts(
             job.id, analysis={**found.details, "seconds": time.perf_counter() - began}
         )
@@ -203,7 +205,8 @@ class OptimizationService:
             end=None if backtest.end is None else backtest.end.date().isoformat(),
             sampler=spec.sampler,
             objectives=tuple((o.metric, o.direction) for o in spec.objectives),
-            n_complete=result.n_complete, n_failed=result.n_failed, seconds=result.seconds,
+            n_complete=result.n_complete, n_failed=result.n_failed, n_pruned=result.n_pruned,
+            seconds=result.seconds,
             trials_per_second=figures["trials_per_second"], overhead=result.overhead,
             best_params=result.best_params, best_values=result.best_values,
             pareto=tuple({k: p[k] for k in ("number", "params", "values") if k in p}

@@ -192,6 +192,7 @@ class OptimizationSummary:
         objectives: ``(metric, direction)`` per objective, in the trials' value order.
         n_complete: COMPLETE trials.
         n_failed: FAIL trials.
+        n_pruned: Trials the pruner stopped after some folds (``pruning``).
         seconds: Wall time of the run.
         trials_per_second: Trials evaluated per second of wall time.
         overhead: The share of worker time not spent backtesting (0..1).
@@ -214,6 +215,7 @@ class OptimizationSummary:
     objectives: tuple[tuple[str, str], ...] = (("sharpe", "maximize"),)
     n_complete: int = 0
     n_failed: int = 0
+    n_pruned: int = 0
     seconds: float | None = None
     trials_per_second: float | None = None
     overhead: float | None = None
@@ -228,7 +230,7 @@ class OptimizationSummary:
     def __post_init__(self) -> None:
         _set(self, "instruments", tuple(str(i) for i in self.instruments))
         _set(self, "objectives", _objectives(self.objectives))
-        for name in ("n_complete", "n_failed"):
+        for name in ("n_complete", "n_failed", "n_pruned"):
             _set(self, name, whole_number(getattr(self, name), field=name, least=0))
         _floats_in(self, ["seconds", "trials_per_second", "overhead"])
         if self.best_params is not None:

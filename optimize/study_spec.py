@@ -31,6 +31,13 @@ Plain JSON, like the backtest spec (whose fields it shares and checks with
   ``tpe`` (default), ``cmaes`` (one objective only), ``nsga2`` (several objectives only).
 * ``trials``: COMPLETE trials wanted (default 100; for grid, the feasible points).
 * ``seed``: makes samplers and random draws repeatable.
+* ``pruning``: ``{"folds": 4, "pruner": "median", "startup_trials": 10, "warmup_folds": 1}``
+  (tpe or cmaes, one objective): the date range is cut into ``folds`` consecutive periods of
+  equal bars, each backtested on its own; a trial's objective is the mean over the folds,
+  and it runs fold by fold while Optuna's ``MedianPruner`` compares its running mean with
+  the other trials' at the same fold, stopping a poor trial (PRUNED, with the folds it ran)
+  before its later folds cost anything. ``trials`` then counts COMPLETE and pruned trials,
+  as Optuna's ``n_trials`` does.
 
 A sweep runs each instrument on its own account (``run_batch``); ``options.mode`` must be
 ``per_instrument``. Every bad field is a :class:`~core.errors.ValidationError` whose
@@ -57,7 +64,9 @@ from optimize.sweep_space import (
 )
 from strategies.metrics import BATCH_KEYS
 
-STUDY_KEYS = ("name", "space", "constraints", "objectives", "sampler", "trials", "seed")
+STUDY_KEYS = (
+    "name", "space", "constraints", "objectives", "sampler", "trials", "seed", "pruning",
+)  # fmt: skip
 SAMPLERS = ("grid", "random", "tpe", "cmaes", "nsga2")
 DIRECTIONS = ("maximize", "minimize")
 METRICS = (*BATCH_KEYS, "n_trades", "win_rate_pct", "profit_factor")
@@ -66,6 +75,34 @@ MINIMIZED = frozenset({"volatility_pct"})
 """Metrics whose objective defaults to minimize."""
 MAX_TRIALS = 1_000_000
 MAX_NAME = 500
+MAX_FOLDS = 20
+PRUNERS = ("median",)
+PRUNING_KEYS = ("folds", "pruner", "startup_trials", "warmup_folds")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pruning:
+    """Fold-by-fold evaluation with a pruner (see the module docstring).
+
+    Attributes:
+        folds: Consecutive periods of the date range, each backtested on its own bars.
+        pruner: ``median``: Optuna's MedianPruner.
+        startup_trials: Trials that always run every fold (the pruner's reference).
+        warmup_folds: Folds every trial runs before it may be pruned.
+    """
+
+    folds: int = 4
+    pruner: str = "median"
+    startup_trials: int = 10
+    warmup_folds: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "folds": self.folds,
+            "pruner": self.pruner,
+            "startup_trials": self.startup_trials,
+            "warmup_folds": self.warmup_folds,
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,8 +127,10 @@ class StudySpec:
         constraints: The spec's constraints (the strategy's own check is separate).
         objectives: What to optimize; several make a multi-objective study.
         sampler: ``grid``, ``random``, ``tpe``, ``cmaes`` or ``nsga2``.
-        trials: COMPLETE trials wanted in the study (None for grid: every feasible point).
+        trials: COMPLETE trials wanted in the study (None for grid: every feasible point);
+            with ``pruning``, COMPLETE and pruned trials.
         seed: Seed of samplers and random draws.
+        pruning: Fold-by-fold evaluation with a pruner, or None (one run over the range).
     """
 
     name: str
@@ -103,6 +142,7 @@ class StudySpec:
     sampler: str = "tpe"
     trials: int | None = 100
     seed: int | None = None
+    pruning: Pruning | None = None
 
     @property
     def directions(self) -> list[str]:
@@ -123,6 +163,8 @@ class StudySpec:
             "trials": self.trials,
             "seed": self.seed,
         }
+        if self.pruning is not None:  # absent otherwise: older studies keep their fingerprint
+            out["pruning"] = self.pruning.to_json()
         return out
 
     def fingerprint(self) -> str:
@@ -169,6 +211,7 @@ def parse_study(data: Mapping[str, Any] | str | bytes) -> StudySpec:
     objectives = _objectives(spec.get("objectives"))
     sampler = check.choice(spec.get("sampler", "tpe"), SAMPLERS, field="sampler")
     _check_sampler(sampler, objectives, space)
+    pruning = _pruning(spec.get("pruning"), sampler, objectives)
     return StudySpec(
         name=_name(spec.get("name")),
         backtest=replace(backtest, params=dict(fixed)),
@@ -179,6 +222,7 @@ def parse_study(data: Mapping[str, Any] | str | bytes) -> StudySpec:
         sampler=sampler,
         trials=_trials(spec.get("trials"), sampler),
         seed=_seed(spec.get("seed")),
+        pruning=pruning,
     )
 
 
@@ -283,5 +327,45 @@ def _seed(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
         raise ValidationError(
             f"seed must be a whole number in [0, 2**32), got {value!r}", field="seed"
+        )
+    return value
+
+
+def _pruning(raw: Any, sampler: str, objectives: tuple[Objective, ...]) -> Pruning | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ValidationError(
+            'pruning must be an object, e.g. {"folds": 4, "pruner": "median"}', field="pruning"
+        )
+    check.known_keys(raw, PRUNING_KEYS, prefix="pruning.")
+    if sampler not in ("tpe", "cmaes"):
+        raise ValidationError(
+            f"pruning stops trials a model sampler asked for; sampler {sampler} draws its "
+            "points up front: use sampler tpe or cmaes, or leave out pruning",
+            field="pruning",
+        )
+    if len(objectives) > 1:
+        raise ValidationError(
+            "pruning compares one objective across trials; give one objective, or leave out "
+            "pruning",
+            field="pruning",
+        )
+    folds = _whole(raw.get("folds", 4), 2, MAX_FOLDS, "pruning.folds")
+    out = Pruning(
+        folds=folds,
+        pruner=check.choice(raw.get("pruner", "median"), PRUNERS, field="pruning.pruner"),
+        startup_trials=_whole(
+            raw.get("startup_trials", 10), 0, MAX_TRIALS, "pruning.startup_trials"
+        ),
+        warmup_folds=_whole(raw.get("warmup_folds", 1), 0, folds - 1, "pruning.warmup_folds"),
+    )
+    return out
+
+
+def _whole(value: Any, low: int, high: int, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError(
+            f"{where} must be a whole number in [{low}, {high}], got {value!r}", field=where
         )
     return value

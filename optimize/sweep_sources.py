@@ -10,6 +10,13 @@
   toward ``trials``; PRUNED trials rank below every COMPLETE one in TPE, so it learns to
   avoid the infeasible region.
 
+With ``pruning`` (:class:`optimize.study_spec.Pruning`) a model sampler's trial runs fold by
+fold: a batch of asked trials is evaluated on fold 0, each trial reports its running mean
+(``trial.report``) and asks the pruner (``trial.should_prune``); the pruned are told PRUNED
+(``pruned_at_fold`` and ``per_fold`` attributes), the others go on to the next fold as one
+batch, sent before any new ask; after the last fold a trial is COMPLETE with the mean of its
+folds' objectives.
+
 A set whose metric is undefined on every instrument (NaN: e.g. no trade at all) becomes a
 FAIL trial with an ``error`` attribute; a batch whose worker died twice becomes FAIL
 trials too, and its sets are drawn again (random, models: fresh points; grid: the same).
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,10 +44,13 @@ from optimize.sweep_bulk import add_finished
 from optimize.sweep_store import (
     ERROR_ATTR,
     INSTRUMENT_ATTR,
+    PER_FOLD_ATTR,
+    PRUNED_ATTR,
     finished_points,
     finished_trial,
     objective_values,
     per_instrument,
+    pruned_by_pruner,
 )
 from optimize.sweep_task import EvalOutcome
 from strategies.base import Strategy
@@ -56,6 +67,10 @@ class Job:
 
     sets: list[dict[str, Any]]
     trials: list[optuna.trial.Trial] | None = None
+    fold: int | None = None
+    """With pruning: the fold this batch evaluates (None: the whole range)."""
+    per_fold: list[list[Any]] = field(default_factory=list)
+    """With pruning: each trial's (instruments, objectives) values of the folds so far."""
     attempt: int = 1
     worker_pid: int = 0
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -63,11 +78,12 @@ class Job:
 
 @dataclass(slots=True, kw_only=True)
 class Counts:
-    """What a source has seen in this run."""
+    """The study's trials as the source counts them (``in_flight``: in this run)."""
 
     complete: int = 0
     failed: int = 0
     infeasible: int = 0
+    pruned: int = 0
     in_flight: int = 0
 
 
@@ -89,6 +105,7 @@ class BulkSource:
         self.dists = {n: d.distribution() for n, d in spec.space.items()}
         self.counts = Counts(complete=complete)
         self.stored: list[FrozenTrial] = list(study.get_trials(deepcopy=False))
+        self.counts.failed = sum(t.state is TrialState.FAIL for t in self.stored)
         self.rng = np.random.default_rng(
             None if spec.seed is None else [spec.seed, len(self.stored)]
         )
@@ -147,11 +164,11 @@ class BulkSource:
         """Write the batch's trials; return each set's objective values (None: undefined)."""
         each = outcome.seconds / max(len(job.sets), 1)
         trials, out = [], []
+        by_instrument = per_instrument(self.instruments, outcome.values)
+        objectives = objective_values(outcome.values)
         for i, point in enumerate(job.sets):
-            values, why = objective_values(outcome.values[i])
-            attrs: dict[str, Any] = {
-                INSTRUMENT_ATTR: per_instrument(self.instruments, outcome.values[i])
-            }
+            values, why = objectives[i]
+            attrs: dict[str, Any] = {INSTRUMENT_ATTR: by_instrument[i]}
             if values is None:
                 attrs |= {ERROR_ATTR: why, "undefined": True}
             trials.append(
@@ -230,8 +247,20 @@ class ModelSource:
         self.counts = Counts(complete=complete)
         self.target = max(spec.trials or 0, complete)
         self.stored: list[FrozenTrial] = list(study.get_trials(deepcopy=False))
+        self.counts.failed = sum(t.state is TrialState.FAIL for t in self.stored)
         self.next_number = len(self.stored)
-        self.memory = optuna.create_study(directions=study.directions, sampler=study.sampler)
+        self.pruning = spec.pruning
+        pruner = None
+        if self.pruning is not None:
+            pruner = optuna.pruners.MedianPruner(
+                n_startup_trials=self.pruning.startup_trials,
+                n_warmup_steps=self.pruning.warmup_folds,
+            )
+            self.counts.pruned = sum(pruned_by_pruner(t) for t in self.stored)
+        self.pending: deque[Job] = deque()  # trials going on to their next fold
+        self.memory = optuna.create_study(
+            directions=study.directions, sampler=study.sampler, pruner=pruner
+        )
         self.memory.add_trials(t for t in self.stored if t.state.is_finished())
 
     @property
@@ -241,10 +270,15 @@ class ModelSource:
 
     def remaining(self) -> int:
         """Sets still to ask for."""
-        return max(0, self.target - self.counts.complete - self.counts.in_flight)
+        return max(
+            0, self.target - self.counts.complete - self.counts.pruned - self.counts.in_flight
+        )
 
     def next_batch(self, n: int) -> Job | None:
-        """Ask for up to ``n`` feasible trials (infeasible asks are told PRUNED)."""
+        """Trials going on to their next fold (with pruning), else up to ``n`` new feasible
+        trials (infeasible asks are told PRUNED)."""
+        if self.pending:
+            return self.pending.popleft()
         n = min(n, MODEL_BATCH, self.remaining())
         if n <= 0:
             return None
@@ -271,16 +305,19 @@ class ModelSource:
                 )
         self._store(refused)
         self.counts.in_flight += len(sets)
-        return Job(sets=sets, trials=trials)
+        return Job(sets=sets, trials=trials, fold=None if self.pruning is None else 0)
 
     def record(self, job: Job, outcome: EvalOutcome) -> list[list[float] | None]:
-        """Tell the batch's results; return each set's objective values (None: undefined)."""
+        """Tell the batch's results; return the objective values of each trial that
+        finished (None: undefined)."""
+        if self.pruning is not None:
+            return self._record_fold(job, outcome)
         out, told = [], []
+        by_instrument = per_instrument(self.instruments, outcome.values)
+        objectives = objective_values(outcome.values)
         for i, trial in enumerate(job.trials or ()):
-            values, why = objective_values(outcome.values[i])
-            trial.set_user_attr(
-                INSTRUMENT_ATTR, per_instrument(self.instruments, outcome.values[i])
-            )
+            values, why = objectives[i]
+            trial.set_user_attr(INSTRUMENT_ATTR, by_instrument[i])
             if values is None:
                 trial.set_user_attr(ERROR_ATTR, why)
                 told.append(self.memory.tell(trial, state=TrialState.FAIL))
@@ -291,6 +328,59 @@ class ModelSource:
             out.append(values)
         self._store(told)
         self.counts.in_flight -= len(job.sets)
+        return out
+
+    def _record_fold(self, job: Job, outcome: EvalOutcome) -> list[list[float] | None]:
+        """Record one fold of a batch: report, prune, finish, or send on (see the module
+        docstring)."""
+        assert self.pruning is not None and job.fold is not None
+        last = job.fold == self.pruning.folds - 1
+        per_fold = job.per_fold or [[] for _ in job.sets]
+        out: list[list[float] | None] = []
+        told: list[FrozenTrial] = []
+        going: list[int] = []
+        for i, trial in enumerate(job.trials or ()):
+            per_fold[i].append(np.asarray(outcome.values[i], dtype=np.float64))
+            folds = np.stack(per_fold[i])  # (folds so far, instruments, objectives)
+            scores = [v[0] if v else math.nan for v, _ in objective_values(folds)]
+            done = [x for x in scores if math.isfinite(x)]
+            running = float(np.mean(done)) if done else None
+            if running is not None:
+                trial.report(running, step=job.fold)
+            if not last and not trial.should_prune():
+                going.append(i)
+                continue
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+                means = np.nanmean(folds, axis=0)
+            trial.set_user_attr(INSTRUMENT_ATTR, per_instrument(self.instruments, [means])[0])
+            trial.set_user_attr(PER_FOLD_ATTR, [x if math.isfinite(x) else None for x in scores])
+            if not last:
+                trial.set_user_attr(PRUNED_ATTR, job.fold + 1)
+                told.append(self.memory.tell(trial, state=TrialState.PRUNED))
+                self.counts.pruned += 1
+            elif running is None:
+                trial.set_user_attr(ERROR_ATTR, "the objective is undefined (NaN) in every fold")
+                told.append(self.memory.tell(trial, state=TrialState.FAIL))
+                self.counts.failed += 1
+                out.append(None)
+            else:
+                told.append(self.memory.tell(trial, [running]))
+                self.counts.complete += 1
+                out.append([running])
+            self.counts.in_flight -= 1
+        self._store(told)
+        if going:
+            trials = job.trials or []
+            self.pending.append(
+                Job(
+                    sets=[job.sets[i] for i in going],
+                    trials=[trials[i] for i in going],
+                    fold=job.fold + 1,
+                    per_fold=[per_fold[i] for i in going],
+                    started=job.started,
+                )
+            )
         return out
 
     def give_up(self, job: Job, reason: str) -> None:

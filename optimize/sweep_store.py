@@ -17,7 +17,6 @@ stored study never holds RUNNING trials of this code, and a killed driver leaves
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,15 @@ INSTRUMENT_ATTR = "per_instrument"
 """Trial user attribute: the objective values on each instrument (None where undefined)."""
 ERROR_ATTR = "error"
 """Trial user attribute: why a trial failed or was not evaluated."""
+PRUNED_ATTR = "pruned_at_fold"
+"""Trial user attribute (pruning): the folds a trial ran before the pruner stopped it."""
+PER_FOLD_ATTR = "per_fold"
+"""Trial user attribute (pruning): the objective of each fold it ran (None: undefined)."""
+
+
+def pruned_by_pruner(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` is PRUNED because the pruner stopped it (not as infeasible)."""
+    return trial.state is TrialState.PRUNED and PRUNED_ATTR in trial.user_attrs
 
 
 def open_storage(catalog: Any) -> optuna.storages.RDBStorage:
@@ -134,27 +142,35 @@ def finished_points(study: optuna.Study, names: Sequence[str]) -> set[tuple[Any,
     return out
 
 
-def objective_values(values: Any) -> tuple[list[float] | None, str | None]:
-    """The objectives of one set from its (instruments, objectives) matrix: each metric's
-    mean over the instruments where it is defined; None and why when one is undefined
-    everywhere."""
+def objective_values(values: Any) -> list[tuple[list[float] | None, str | None]]:
+    """The objectives of each set of a batch, from its (sets, instruments, objectives)
+    array: each metric's mean over the instruments where it is defined; None and why for a
+    set where one is undefined everywhere. Vectorized over the batch."""
     matrix = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(matrix)
-    counts = finite.sum(axis=0)
-    if not counts.all():
-        k = int(np.argmin(counts))
-        return None, f"objective {k} is undefined (NaN) on every instrument, e.g. no trades"
-    means = np.where(finite, matrix, 0.0).sum(axis=0) / counts
-    return [float(m) for m in means], None
+    counts = finite.sum(axis=1)  # (sets, objectives)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = (np.where(finite, matrix, 0.0).sum(axis=1) / counts).tolist()
+    out: list[tuple[list[float] | None, str | None]] = []
+    for row, count in zip(means, counts, strict=True):
+        if count.all():
+            out.append((row, None))
+        else:
+            k = int(np.argmin(count))
+            out.append(
+                (None, f"objective {k} is undefined (NaN) on every instrument, e.g. no trades")
+            )
+    return out
 
 
-def per_instrument(instruments: Sequence[str], values: Any) -> dict[str, list[float | None]]:
-    """The user attribute of one set: objective values by instrument (None for NaN)."""
-    rows = np.asarray(values, dtype=np.float64).tolist()
-    return {
-        inst: [v if math.isfinite(v) else None for v in row]
-        for inst, row in zip(instruments, rows, strict=True)
-    }
+def per_instrument(instruments: Sequence[str], values: Any) -> list[dict[str, list[float | None]]]:
+    """The user attribute of each set of a batch: its objective values by instrument (None
+    for NaN), from the batch's (sets, instruments, objectives) array."""
+    matrix = np.asarray(values, dtype=np.float64)
+    rows = matrix.tolist()  # one pass, then only the undefined values are patched
+    for i, j, k in np.argwhere(~np.isfinite(matrix)).tolist():
+        rows[i][j][k] = None
+    return [dict(zip(instruments, row, strict=True)) for row in rows]
 
 
 def finished_trial(
@@ -196,6 +212,7 @@ class SweepResult:
         n_complete: COMPLETE trials in the study.
         n_failed: FAIL trials in the study (a dead worker's, undefined metrics).
         n_infeasible: PRUNED trials: asked by a model sampler but breaking a constraint.
+        n_pruned: PRUNED trials the pruner stopped after some folds (``pruning``).
         seconds: Wall time of this run.
         overhead: ``1 - time inside run_batch / (wall x workers in use)``: Ray's, the
             driver's and the storage's share.
@@ -211,6 +228,7 @@ class SweepResult:
     n_complete: int
     n_failed: int
     n_infeasible: int
+    n_pruned: int = 0
     seconds: float
     overhead: float
     storage_seconds: float

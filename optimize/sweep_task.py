@@ -40,6 +40,8 @@ class EvalPlan:
         metrics: The objective metrics, in order.
         instruments: The instruments, in the order of the bar references.
         currencies: Each instrument's currency (what ``commission="ibkr"`` prices by).
+        folds: With pruning, the consecutive periods each instrument's bars are cut into
+            (equal numbers of bars, :func:`fold_bars`); 0: the whole range at once.
     """
 
     spec: BacktestSpec
@@ -47,6 +49,14 @@ class EvalPlan:
     metrics: tuple[str, ...]
     instruments: tuple[str, ...]
     currencies: Mapping[str, str] = field(default_factory=dict)
+    folds: int = 0
+
+
+def fold_bars(bars: pd.DataFrame, folds: int, fold: int) -> pd.DataFrame:
+    """Fold ``fold`` (from 0) of ``folds`` consecutive slices of ``bars`` of (nearly) equal
+    length; every bar is in exactly one fold."""
+    edges = np.linspace(0, len(bars), folds + 1).astype(int)
+    return bars.iloc[edges[fold] : edges[fold + 1]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,15 +70,22 @@ class EvalOutcome:
 
 
 def evaluate(
-    plan: EvalPlan, sets: Sequence[Mapping[str, Any]], frames: Sequence[Any]
+    plan: EvalPlan,
+    sets: Sequence[Mapping[str, Any]],
+    frames: Sequence[Any],
+    *,
+    fold: int | None = None,
 ) -> EvalOutcome:
-    """Run ``sets`` (searched parameters) on every instrument's bars with ``run_batch``."""
+    """Run ``sets`` (searched parameters) on every instrument's bars with ``run_batch``
+    (only fold ``fold`` of each instrument's bars, when given)."""
     strategy = plan.spec.build_strategy()
     full = [{**plan.fixed, **s} for s in sets]
     values = np.full((len(sets), len(frames), len(plan.metrics)), np.nan)
     busy = 0.0
     for j, (instrument, bars) in enumerate(zip(plan.instruments, frames, strict=True)):
         kwargs = plan.spec.engine_kwargs(currency=plan.currencies.get(instrument, "USD"))
+        if fold is not None:
+            bars = fold_bars(bars, plan.folds, fold)
         began = time.perf_counter()
         table: pd.DataFrame = run_batch(bars, strategy, full, **kwargs)
         busy += time.perf_counter() - began
@@ -76,11 +93,13 @@ def evaluate(
     return EvalOutcome(values=values, seconds=busy, worker_pid=os.getpid())
 
 
-def _task(plan: EvalPlan, sets: list[dict[str, Any]], *frames: Any) -> Iterator[Any]:
+def _task(
+    plan: EvalPlan, sets: list[dict[str, Any]], fold: int | None, *frames: Any
+) -> Iterator[Any]:
     """Ray generator task: the worker's pid, then the batch's :class:`EvalOutcome`."""
     use_threads(int(TASK_CPUS))  # the CPUs it reserved, not every core of the node
     yield os.getpid()
-    yield evaluate(plan, sets, frames)
+    yield evaluate(plan, sets, frames, fold=fold)
 
 
 sweep_task: Any = ray.remote(num_cpus=TASK_CPUS, max_retries=0)(_task)

@@ -59,7 +59,7 @@ class OptimizationView(BaseModel):
     objective: str
     status: str
     n_trials: int
-    n_complete: int
+    n_complete: int = Field(description="Trials done: COMPLETE, and pruned with pruning")
     n_failed: int
     progress: float
     best_params: dict[str, Any] | None

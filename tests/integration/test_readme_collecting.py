@@ -211,7 +211,9 @@ def _assert_the_optimizing_block_did_its_work(home: Path, outputs: list[str]) ->
     etfs, asx = studies["sma-etfs"], studies["sma-asx"]
     feasible = sum(1 for f in range(5, 61, 5) for s in range(20, 251, 10) if f < s)
     assert etfs.status.value == "done" and etfs.n_complete == feasible
-    assert asx.status.value == "done" and asx.n_complete == 300
+    assert asx.status.value == "done" and asx.n_complete == 300  # COMPLETE and pruned
+    assert asx.report["n_pruned"] > 0 and asx.report["n_complete"] + asx.report["n_pruned"] == 300
+    assert asx.spec["pruning"]["folds"] == 4
     for study in (etfs, asx):
         assert study.artifacts["job_id"] in jobs and study.report["verdict"] in grid + tpe
         assert 0 <= study.report["overfitting"]["dsr"] <= 1

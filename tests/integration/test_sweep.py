@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 
@@ -20,6 +21,7 @@ from core.errors import Conflict, NotFound, ValidationError
 from core.types import SecType
 from optimize.study_spec import parse_study
 from optimize.sweep import Progress, run_sweep
+from optimize.sweep_task import fold_bars
 from storage.bars import BarStore
 from storage.catalog import Catalog, SymbolRecord
 from storage.catalog.migrate import head_revision
@@ -129,6 +131,53 @@ def test_a_tpe_study_ends_with_the_requested_trials_visible_to_another_process(
     assert [n for n, _, _ in seen] == list(result.trials["number"])
     assert sum(state == "COMPLETE" for _, state, _ in seen) == 40
     assert all(set(attrs) == set(INSTRUMENTS) for _, state, attrs in seen if state == "COMPLETE")
+
+
+def test_a_pruned_tpe_study_runs_fold_by_fold_and_stops_poor_trials_early(
+    ray_session: None, catalog: Catalog, tmp_path: Path
+) -> None:
+    bars = world(catalog, tmp_path, n=1200, start="2019-01-01")
+    space = {"fast": {"low": 2, "high": 30}, "slow": {"low": 35, "high": 120}}
+    pruning = {"folds": 4, "startup_trials": 5, "warmup_folds": 1}
+    spec = spec_of(name="pruned", space=space, sampler="tpe", trials=48, seed=11,
+                   pruning=pruning)  # fmt: skip
+    result = run_sweep(spec, catalog=catalog, bar_store=bars)
+
+    assert result.n_complete + result.n_pruned == 48 and result.n_failed == 0
+    assert result.n_pruned > 0 and result.n_complete > 0
+    storage = optuna.storages.RDBStorage(url_of(catalog))
+    study = optuna.load_study(study_name="pruned", storage=storage)  # as Optuna reads it
+    storage.engine.dispose()
+    store = BarStore(bars)
+    frames = {i: store.read(i, "1d") for i in INSTRUMENTS}
+    folds_run = 0
+    for trial in study.trials:
+        if trial.state.name == "COMPLETE":
+            per_fold = trial.user_attrs["per_fold"]
+            assert len(per_fold) == 4 and set(trial.intermediate_values) <= {0, 1, 2, 3}
+            assert math.isclose(trial.value, np.mean([v for v in per_fold if v is not None]))
+            assert trial.intermediate_values[3] == trial.value  # the running mean, reported
+            folds_run += 4
+        elif "pruned_at_fold" in trial.user_attrs:
+            ran = trial.user_attrs["pruned_at_fold"]
+            assert 2 <= ran <= 3  # warmup_folds=1: never pruned after its first fold
+            assert len(trial.user_attrs["per_fold"]) == ran
+            assert max(trial.intermediate_values) == ran - 1 == trial.last_step
+            folds_run += ran
+    assert folds_run < 48 * 4  # the pruned trials' later folds were never run
+    best = next(t for t in study.trials if t.state.name == "COMPLETE" and t.value == max(
+        x.value for x in study.trials if x.state.name == "COMPLETE"))  # fmt: skip
+    mine = []  # the best trial's folds, each backtested on its own bars, here
+    for k in range(4):
+        fold = [
+            run_batch(fold_bars(frames[i], 4, k), "sma_cross", [best.params])["sharpe"].iloc[0]
+            for i in INSTRUMENTS
+        ]
+        defined = [v for v in fold if math.isfinite(v)]  # NaN: no trade in that fold
+        mine.append(np.mean(defined) if defined else math.nan)
+    stored = np.array(best.user_attrs["per_fold"], dtype=np.float64)  # None: undefined fold
+    assert np.allclose(stored, mine, rtol=1e-9, equal_nan=True)
+    assert result.best_values is not None and math.isclose(result.best_values[0], best.value)
 
 
 def test_a_cmaes_study_completes_its_trials_inside_the_space(

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import strategies
 from core.errors import ParameterError, ValidationError
 from optimize.study_spec import parse_study
 from optimize.sweep_space import Constraint, feasible, grid, sample
+from optimize.sweep_task import fold_bars
 
 BASE = {"name": "s", "strategy": "sma_cross", "instruments": ["AAA.ASX"]}
 
@@ -65,6 +67,28 @@ def test_a_real_range_gets_a_float_distribution_and_a_grid_needs_its_step() -> N
     assert err.value.field == "space.lower" and "step" in err.value.message
     stepped = {**rsi, "sampler": "grid", "space": {"lower": {"low": 20, "high": 30, "step": 2.5}}}
     assert parse_study(stepped).space["lower"].points() == [20.0, 22.5, 25.0, 27.5, 30.0]
+
+
+def test_pruning_has_defaults_round_trips_and_changes_the_fingerprint() -> None:
+    plain = parse_study({**BASE, "sampler": "tpe"})
+    pruned = parse_study({**BASE, "sampler": "tpe", "pruning": {"folds": 5}})
+    assert plain.pruning is None and "pruning" not in plain.to_json()
+    assert pruned.pruning is not None
+    assert (pruned.pruning.folds, pruned.pruning.pruner, pruned.pruning.warmup_folds) == (
+        5,
+        "median",
+        1,
+    )
+    assert parse_study(json.dumps(pruned.to_json())) == pruned
+    assert pruned.fingerprint() != plain.fingerprint()  # a pruned study is another study
+
+
+def test_fold_bars_cut_the_bars_into_consecutive_folds_holding_every_bar_once() -> None:
+    idx = pd.date_range("2020-01-01", periods=1003, freq="D", tz="UTC")
+    bars = pd.DataFrame({"close": np.arange(1003.0)}, index=idx)
+    folds = [fold_bars(bars, 4, k) for k in range(4)]
+    assert pd.concat(folds).index.equals(idx)  # in order, none twice, none left out
+    assert {len(f) for f in folds} <= {250, 251}
 
 
 def test_the_spec_round_trips_through_json() -> None:
@@ -150,6 +174,19 @@ BAD = [
     ({"strategy": "buy_hold"}, "space", "nothing to search"),
     ({"strategy": None, "rules": {"entry": "close > 1"}}, "space", "nothing to search"),
     ({"instruments": []}, "instruments", "non-empty"),
+    ({"pruning": 4}, "pruning", "must be an object"),
+    ({"pruning": {"folds": 4}, "sampler": "grid"}, "pruning", "use sampler tpe or cmaes"),
+    ({"pruning": {"folds": 4}, "sampler": "random"}, "pruning", "use sampler tpe or cmaes"),
+    (
+        {"pruning": {}, "objectives": [{"metric": "sharpe"}, {"metric": "calmar"}]},
+        "pruning",
+        "one objective",
+    ),
+    ({"pruning": {"folds": 1}}, "pruning.folds", "[2, 20]"),
+    ({"pruning": {"folds": 4, "warmup_folds": 4}}, "pruning.warmup_folds", "[0, 3]"),
+    ({"pruning": {"pruner": "hyperband"}}, "pruning.pruner", "median"),
+    ({"pruning": {"startup_trials": -1}}, "pruning.startup_trials", "whole number"),
+    ({"pruning": {"fold": 3}}, "pruning.fold", "unknown"),
 ]
 
 

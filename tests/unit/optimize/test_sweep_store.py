@@ -21,6 +21,7 @@ from optimize.sweep_store import (
     objective_values,
     open_storage,
     open_study,
+    per_instrument,
 )
 from storage.catalog import Catalog
 from storage.catalog.migrate import head_revision
@@ -107,6 +108,14 @@ def test_samplers_are_the_specs() -> None:
 
 def test_an_objective_is_the_mean_over_the_instruments_where_it_is_defined() -> None:
     values = np.array([[1.0, 3.0], [np.nan, 5.0], [3.0, np.nan]])  # 3 instruments, 2 metrics
-    assert objective_values(values) == ([2.0, 4.0], None)
-    undefined, why = objective_values(np.array([[np.nan], [np.nan]]))
-    assert undefined is None and "undefined" in str(why)
+    undefined = np.array([[np.nan, 1.0], [np.nan, 2.0], [np.nan, np.nan]])
+    got = objective_values(np.stack([values, undefined]))  # a batch of two sets
+    assert got[0] == ([2.0, 4.0], None)
+    assert got[1][0] is None and "objective 0 is undefined" in str(got[1][1])
+
+
+def test_per_instrument_values_keep_each_instrument_and_turn_nan_into_none() -> None:
+    batch = np.array([[[1.5], [np.nan]], [[np.inf], [2.0]]])  # 2 sets, 2 instruments
+    got = per_instrument(["A.NASDAQ", "B.NYSE"], batch)
+    assert got == [{"A.NASDAQ": [1.5], "B.NYSE": [None]}, {"A.NASDAQ": [None], "B.NYSE": [2.0]}]
+    assert all(type(v[0]) in (float, type(None)) for d in got for v in d.values())
