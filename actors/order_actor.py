@@ -159,6 +159,7 @@ class OrderManagerHost:
         self._manager = OrderManager(self._catalog, self.gateway, risk, price_source=source)
         self.push_failures = 0
         self.reconciles = 0
+        self.recovered_fills = 0
         self.last_report: ReconcileReport | None = None
         self._start()
 
@@ -217,6 +218,7 @@ class OrderManagerHost:
         self._subscribe()
         report = self._manager.reconcile()
         self.reconciles += 1
+        self.recovered_fills += len(report.recovered)
         self.last_report = report
         if not report.clean:
             log.warning("reconcile: %d mismatches, problems %s", len(report.mismatches),
@@ -233,6 +235,7 @@ class OrderManagerHost:
         return {
             "push_failures": self.push_failures,
             "reconciles": self.reconciles,
+            "recovered_fills": self.recovered_fills,
             "errors": list(self._manager.errors),
             "last_reconcile": None if report is None else report.at.isoformat(),
             "last_reconcile_clean": None if report is None else report.clean,

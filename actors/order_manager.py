@@ -39,11 +39,19 @@ from typing import TYPE_CHECKING, Protocol
 
 from actors.order_acks import OrderAck, average_price
 from actors.positions import PositionBook, PositionState, last_fill_prices
-from actors.reconcile import FlattenReport, GatewayLike, ReconcileReport, flatten, reconcile
+from actors.reconcile import (
+    FlattenReport,
+    GatewayLike,
+    ReconcileReport,
+    fill_detail,
+    flatten,
+    reconcile,
+    status_path,
+)
 from actors.risk_rules import ORDER_WINDOW, Decision, RiskContext
-from core.errors import Conflict, NotConnected, NotFound, OrderRejected
+from core.errors import Conflict, NotConnected, NotFound, OrderRejected, ValidationError
 from core.instruments import parse
-from core.orders import TERMINAL, TRANSITIONS, can_transition
+from core.orders import TERMINAL
 from core.types import Fill, Order, OrderStatus, utcnow
 from storage.catalog.records import OrderRecord
 
@@ -53,6 +61,9 @@ if TYPE_CHECKING:
 __all__ = ["GatewayLike", "OrderManager", "RiskLike", "Submission", "new_order_ref"]
 
 log = logging.getLogger(__name__)
+
+MAX_ORDER_REF = 64
+"""The longest ``order_ref`` the catalog (and IB's orderRef) keeps."""
 
 
 class RiskLike(Protocol):
@@ -139,11 +150,18 @@ class OrderManager:
         order without any check or sending.
 
         Raises:
+            ValidationError: naming ``order_ref`` if it is longer than 64 characters.
             NotConnected: if the gateway has no connection (the order is stored
                 ``Inactive`` and not sent; submit it again under a new ``order_ref``).
         """
         if not order.order_ref:
             order = dataclasses.replace(order, order_ref=new_order_ref())
+        if len(order.order_ref) > MAX_ORDER_REF:
+            raise ValidationError(
+                f"order_ref may have at most {MAX_ORDER_REF} characters; got "
+                f"{len(order.order_ref)} ({order.order_ref[:20]}...)",
+                field="order_ref",
+            )
         stored = self._stored(order.order_ref)
         if stored is not None:
             return Submission(
@@ -380,7 +398,7 @@ class OrderManager:
         perm_id: int | None = None,
     ) -> OrderRecord:
         """Write ``status`` (through :mod:`core.orders`' table) and the broker's numbers."""
-        steps = _path(record.status, status)
+        steps = status_path(record.status, status)
         for step in steps[:-1]:
             record = self.catalog.orders.update_status(record.order_ref, step)
         final = steps[-1] if steps else record.status
@@ -411,43 +429,3 @@ class OrderManager:
         self.catalog.risk.add_event(
             kind, detail=detail, order_ref=fill.order_ref if fill else None, at=self._clock()
         )
-
-
-def fill_detail(fill: Fill) -> dict[str, object]:
-    """Return a fill as JSON-ready values (for a risk event's detail)."""
-    return {
-        "exec_id": fill.exec_id,
-        "order_ref": fill.order_ref,
-        "instrument": fill.instrument,
-        "side": str(fill.side),
-        "quantity": str(fill.quantity),
-        "price": str(fill.price),
-        "commission": str(fill.commission),
-        "time": fill.time.isoformat(),
-    }
-
-
-def _path(current: OrderStatus, target: OrderStatus) -> list[OrderStatus]:
-    """The statuses to write to move from ``current`` to ``target`` ([] to stay).
-
-    A legal move is one step. A final ``target`` the table does not allow directly is
-    reached by the shortest path through it (Inactive -> Submitted -> Filled); any other
-    illegal move is a stale report, and the order stays where it is.
-    """
-    if current == target:
-        return []
-    if can_transition(current, target):
-        return [target]
-    if target not in TERMINAL:
-        return []
-    paths: deque[list[OrderStatus]] = deque([[current]])
-    seen = {current}
-    while paths:
-        path = paths.popleft()
-        for nxt in sorted(TRANSITIONS[path[-1]]):
-            if nxt == target:
-                return [*path[1:], nxt]
-            if nxt not in seen:
-                seen.add(nxt)
-                paths.append([*path, nxt])
-    return []

@@ -1,5 +1,8 @@
 """Reconciliation with the broker, and the emergency flatten, for :mod:`actors.order_manager`.
 
+Also the helpers both share: :func:`status_path` (how a stored order reaches the status the
+broker reports, through :mod:`core.orders`' table) and :func:`fill_detail`.
+
 :func:`reconcile` runs at start and after every (re)connect of the gateway:
 
 1. the broker's executions of the day (``reqExecutions``) are written to the catalog; those
@@ -16,6 +19,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,8 +30,8 @@ from actors.order_acks import OrderAck, lookup_ack
 from actors.order_finder import OrderKey
 from actors.positions import PositionBook
 from core.errors import NotFound, ScizorError
-from core.orders import TERMINAL
-from core.types import Fill, Order, OrderType, Position, Side
+from core.orders import TERMINAL, TRANSITIONS, can_transition
+from core.types import Fill, Order, OrderStatus, OrderType, Position, Side
 from storage.catalog.records import OrderRecord
 
 if TYPE_CHECKING:
@@ -38,9 +42,11 @@ __all__ = [
     "GatewayLike",
     "PositionMismatch",
     "ReconcileReport",
+    "fill_detail",
     "flatten",
     "flatten_order",
     "reconcile",
+    "status_path",
 ]
 
 MISMATCH_EVENT = "reconcile_mismatch"
@@ -254,3 +260,43 @@ def flatten_order(position: Position, *, order_ref: str) -> Order:
         order_type=OrderType.MARKET,
         order_ref=order_ref,
     )
+
+
+def fill_detail(fill: Fill) -> dict[str, object]:
+    """Return a fill as JSON-ready values (for a risk event's detail)."""
+    return {
+        "exec_id": fill.exec_id,
+        "order_ref": fill.order_ref,
+        "instrument": fill.instrument,
+        "side": str(fill.side),
+        "quantity": str(fill.quantity),
+        "price": str(fill.price),
+        "commission": str(fill.commission),
+        "time": fill.time.isoformat(),
+    }
+
+
+def status_path(current: OrderStatus, target: OrderStatus) -> list[OrderStatus]:
+    """The statuses to write to move from ``current`` to ``target`` ([] to stay).
+
+    A legal move is one step. A final ``target`` the table does not allow directly is
+    reached by the shortest path through it (Inactive -> Submitted -> Filled); any other
+    illegal move is a stale report, and the order stays where it is.
+    """
+    if current == target:
+        return []
+    if can_transition(current, target):
+        return [target]
+    if target not in TERMINAL:
+        return []
+    paths: deque[list[OrderStatus]] = deque([[current]])
+    seen = {current}
+    while paths:
+        path = paths.popleft()
+        for nxt in sorted(TRANSITIONS[path[-1]]):
+            if nxt == target:
+                return [*path[1:], nxt]
+            if nxt not in seen:
+                seen.add(nxt)
+                paths.append([*path, nxt])
+    return []

@@ -15,7 +15,7 @@ from actors.order_acks import OrderAck
 from actors.order_finder import OrderKey
 from actors.order_manager import OrderManager
 from actors.risk_manager import RiskManager
-from core.errors import Conflict, NotConnected, NotFound, OrderRejected
+from core.errors import Conflict, NotConnected, NotFound, OrderRejected, ValidationError
 from core.types import Fill, Order, OrderStatus, OrderType, Position, Side
 from storage.catalog import Catalog
 
@@ -132,6 +132,12 @@ def test_submit_of_a_stored_order_ref_returns_it_without_sending_again(om, gatew
     assert first.sent and not again.sent and again.duplicate
     assert [o.order_ref for o in gateway.placed] == ["intent-1"]
     assert again.record.order.quantity == D(100)
+
+
+def test_submit_refuses_an_order_ref_the_catalog_cannot_keep(om, gateway):
+    with pytest.raises(ValidationError, match="order_ref") as caught:
+        om.submit(buy(ref="x" * 65))
+    assert caught.value.field == "order_ref" and gateway.placed == []
 
 
 def test_submit_refused_by_risk_is_stored_rejected_never_sent_and_recorded(om, gateway, catalog):
