@@ -25,7 +25,6 @@ from typing import Any
 import optuna
 from optuna.distributions import distribution_to_json
 from optuna.trial import FrozenTrial
-from sqlalchemy import insert
 
 try:  # private API: see the module docstring
     from optuna.storages._rdb import models as _models
@@ -59,7 +58,7 @@ def add_finished(
         m.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
         table = m.TrialModel.__table__
         ids = session.execute(
-            insert(table).returning(table.c.trial_id, sort_by_parameter_order=True),
+            table.insert().returning(table.c.trial_id, sort_by_parameter_order=True),
             [_trial_row(study_id, first + i, t) for i, t in enumerate(trials)],
         ).scalars()
         params: list[dict[str, Any]] = []
@@ -111,7 +110,7 @@ def add_finished(
             (m.TrialIntermediateValueModel, steps),
         ):
             if rows:  # one executemany each, through SQLAlchemy Core (no ORM bookkeeping)
-                session.execute(insert(model.__table__), rows)
+                session.execute(model.__table__.insert(), rows)
 
 
 def _trial_row(study_id: int, number: int, trial: FrozenTrial) -> dict[str, Any]:
