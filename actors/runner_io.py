@@ -27,6 +27,10 @@ class HistorySource(Protocol):
         """Return the bars with ``start <= ts < end`` (UTC index; empty when none)."""
         ...
 
+    def write(self, instrument: str, bar_size: str, frame: pd.DataFrame) -> Any:
+        """Merge completed bars into the store (newer bars win on equal times)."""
+        ...
+
 
 class MarketFeed(Protocol):
     """Live completed bars and the broker's accounts (the gateway actor behind it)."""

@@ -10,6 +10,8 @@ What it does, bar by bar:
 * At start it loads history from the bar store: exactly ``strategy.warmup(params)`` bars
   on the first start (its anchor), everything since its saved anchor on a restart; it
   subscribes to the gateway's bar stream of each instrument.
+* Streamed bars are written to the bar store as they arrive, so a restarted runner reloads
+  the same history from its anchor (bars the stream hands out again are not new).
 * Each new completed bar goes through :class:`strategies.live.IncrementalEvaluator` (the
   same ``Strategy.target`` as ``run_backtest``). When the bar's target differs from the last
   one acted on (the engine's rule), the target is sized into whole shares of the
@@ -29,8 +31,8 @@ What it does, bar by bar:
   each position to zero (``order_ref`` ending ``-flat``).
 * Mode: a paper deployment needs a paper account (``DU...``), a live one a live account and
   an explicit ``confirm_live=True`` at start (kept in the state, so a restart does not ask
-  again). A restarted actor resumes on its first call (any method), as its deployment's
-  saved status says.
+  again). A restarted actor resumes at once (its constructor queues a call to itself), as
+  its deployment's saved status says.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 from decimal import Decimal
 from typing import Any
 
@@ -194,8 +197,19 @@ class StrategyRunner:
             batch = await self._feed.poll_stream(stream_id)
             if len(batch.bars):
                 arrived += len(batch.bars)
+                await self._keep(instrument, batch.bars)
                 await self.on_bars(instrument, batch.bars)
         return arrived
+
+    async def _keep(self, instrument: str, bars: pd.DataFrame) -> None:
+        """Write streamed bars to the bar store, so a restart reloads its whole history."""
+        assert self._record is not None
+        try:
+            await asyncio.to_thread(self._history.write, instrument, self._record.bar_size, bars)
+        except ScizorError as exc:  # the bars still trade; a restart may then miss them
+            self.errors += 1
+            log.warning("deployment %s: cannot store %s bars: %s", self.deployment_id,
+                        instrument, exc)  # fmt: skip
 
     async def on_bars(self, instrument: str, bars: pd.DataFrame) -> Order | None:
         """Process completed bars of one instrument (acting on the newest only).
@@ -403,6 +417,10 @@ class RunnerHost:
             sink=ActorSink(sink),
             poll_interval=poll_interval,
         )
+        with contextlib.suppress(RuntimeError):  # outside an actor (a test): no self-call
+            # A call to itself, queued until the constructor returns: a runner Ray restarted
+            # resumes at once, without waiting for someone to call it.
+            ray.get_runtime_context().current_actor.status.remote()
 
     async def start(self, confirm_live: bool = False) -> dict[str, Any]:
         """See :meth:`StrategyRunner.start`."""
@@ -425,9 +443,10 @@ class RunnerHost:
         return await self._runner.stop(flatten=flatten)
 
     async def status(self) -> dict[str, Any]:
-        """See :meth:`StrategyRunner.status` (resumes a restarted runner first)."""
+        """See :meth:`StrategyRunner.status` (resumes a restarted runner first), with the
+        actor's process id as ``pid`` (a restart changes it)."""
         await self._runner.ensure()
-        return self._runner.status()
+        return {**self._runner.status(), "pid": os.getpid()}
 
 
 StrategyRunnerActor = ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0)(RunnerHost)

@@ -166,6 +166,7 @@ def test_runner_sends_the_backtests_target_changes_with_deterministic_refs(catal
     assert all(o.deployment_id == dep.id for o in sink.submitted)
     saved = catalog.deployments.runner_state(dep.id)["instruments"][AAPL]
     assert pd.Timestamp(saved["last_bar"]) == BARS.index[399]
+    assert store.read(AAPL, "1d").index[-1] == BARS.index[399], "streamed bars are kept"
 
 
 def test_pause_sends_nothing_and_resume_acts_on_the_next_change(catalog, store):
