@@ -341,11 +341,16 @@ class StrategyRunner:
         st = self._state.instruments[instrument]
         if order is not None:
             try:
-                await submit_to(self._sink, order)
+                answer = await submit_to(self._sink, order)
             except ScizorError as exc:  # refused (risk, validation): keep the old state
+                refused, why = True, str(exc)
+            else:  # the order manager answers a Submission whose .rejected says so
+                refused = getattr(answer, "rejected", False) is True
+                why = str(getattr(answer, "message", "") or "rejected")
+            if refused:
                 del self._pending[instrument]
                 self.rejected += 1
-                log.warning("deployment %s: %s refused: %s", self.deployment_id, order, exc)
+                log.warning("deployment %s: %s refused: %s", self.deployment_id, order, why)
                 return
             self.sent.append(order.order_ref)
         del self._pending[instrument]

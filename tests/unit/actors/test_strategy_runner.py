@@ -103,6 +103,19 @@ class RefusingSink(Sink):
         raise OrderRejected("refused by the risk manager")
 
 
+class Rejected:
+    """What the order manager answers for an order the risk manager refused."""
+
+    rejected = True
+    message = "max_position breached"
+
+
+class RejectingSink(Sink):
+    def submit(self, order: Order) -> Rejected:  # type: ignore[override]
+        super().submit(order)
+        return Rejected()
+
+
 @pytest.fixture
 def store(tmp_path) -> BarStore:
     return BarStore(tmp_path / "bars")
@@ -253,14 +266,15 @@ def test_a_restart_between_intent_and_saved_state_resends_the_same_order_ref(cat
     assert list(sink.by_ref) == [first_order], "so it is placed once"
 
 
-def test_a_refused_order_keeps_the_old_target_and_tries_on_the_next_change(catalog, store):
+@pytest.mark.parametrize("sink", [RefusingSink, RejectingSink])
+def test_a_refused_order_keeps_the_old_target_and_tries_on_the_next_change(catalog, store, sink):
     store.write(AAPL, "1d", BARS.iloc[:200])
     dep = _deploy(catalog)
     feed = FakeFeed()
-    runner = _runner(catalog, store, dep, feed, RefusingSink())
+    runner = _runner(catalog, store, dep, feed, sink())
     asyncio.run(runner.start(loop=False))
     _feed_bars(runner, feed, 200, 400)
-    assert runner.rejected > 0
+    assert runner.rejected > 0 and runner.sent == []
     assert catalog.deployments.runner_state(dep.id)["instruments"][AAPL]["position"] == "0"
 
 
