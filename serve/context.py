@@ -2,7 +2,8 @@
 
 The services are injected, so unit tests pass fakes (no Ray) and the Serve deployment passes
 the real ones (:func:`serve.deployment.build_context`): the catalog, the bar store root, the
-gateway (IB lookups), the job launcher (Ray Jobs), the metrics and the limits.
+gateway (IB lookups, the account), trading (the order manager, the deployments' runners and
+the emergency stop), the job launcher (Ray Jobs), the metrics and the limits.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from serve.auth import Guard, TokenVerifier
 from serve.jobs import JobLauncher, NoJobLauncher
 from serve.limits import ApiLimits, RateLimiter
 from serve.metrics import NullApiMetrics, RequestMetrics
-from serve.services import Gateway, NoGateway
+from serve.services import Gateway, NoGateway, NoTrading, Trading
 from storage.bars import BarStore
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ class ApiContext:
         env: The ``SCIZOR_*`` variables the settings came from (Ray Jobs get them).
         catalog: The catalog (default: opened from ``settings`` on first use).
         gateway: IB lookups through the gateway actor.
+        trading: Orders, positions, deployments' runners and the emergency stop through the
+            trading actors (default: none, every call a 503).
         jobs: Submits and reads Ray Jobs.
         metrics: Request metrics (default: none recorded).
         limits: Body, rate and token-cache limits.
@@ -48,6 +51,7 @@ class ApiContext:
         env: Mapping[str, str] | None = None,
         catalog: Any = None,
         gateway: Gateway | None = None,
+        trading: Trading | None = None,
         jobs: JobLauncher | None = None,
         metrics: RequestMetrics | None = None,
         limits: ApiLimits | None = None,
@@ -58,6 +62,7 @@ class ApiContext:
         self.env = dict(env or {})
         self._catalog = catalog
         self.gateway: Gateway = gateway or NoGateway()
+        self.trading: Trading = trading or NoTrading()
         self.jobs: JobLauncher = jobs or NoJobLauncher()
         self.metrics: RequestMetrics = metrics or NullApiMetrics()
         self.limits = limits or ApiLimits.of(settings)

@@ -2,7 +2,8 @@
 
 Each replica rebuilds the settings from the ``SCIZOR_*`` variables it was bound with and
 builds its services once (:func:`build_context`): the catalog, the gateway actor by name,
-Ray Jobs for long work, and Ray metrics (created here, inside the replica).
+the trading actors (order manager, runners, risk manager), Ray Jobs for long work, and Ray
+metrics (created here, inside the replica).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from serve.jobs import RayJobLauncher
 from serve.limits import ApiLimits
 from serve.metrics import ApiMetrics
 from serve.observe import ACCESS_LOGGER
-from serve.services import RayGateway
+from serve.services import RayGateway, RayTrading
 
 APP_NAME = "scizor"
 
@@ -48,8 +49,8 @@ def build_context(
     """Assemble the API context for ``settings``: services, health checks, the access log."""
     configure_access_log(settings.log_level)
     context = ApiContext(
-        settings, env=env, gateway=RayGateway(), jobs=RayJobLauncher(), metrics=ApiMetrics(),
-        limits=limits, proxy_echoes_request_id=True,
+        settings, env=env, gateway=RayGateway(), trading=RayTrading(settings),
+        jobs=RayJobLauncher(), metrics=ApiMetrics(), limits=limits, proxy_echoes_request_id=True,
     )  # fmt: skip
     url = settings.db.redacted_url
     context.add_health_check("catalog", lambda: catalog_check(context.catalog, redacted_url=url))

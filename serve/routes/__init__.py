@@ -7,7 +7,17 @@ from fastapi import APIRouter
 
 def all_routers() -> list[APIRouter]:
     """Every router of the data and research API, in the order the docs show them."""
-    from serve.routes import backtests, bars, collect, library, optimizations, risk, symbols
+    from serve.routes import (
+        backtests,
+        bars,
+        collect,
+        library,
+        optimizations,
+        orders,
+        risk,
+        symbols,
+        trading,
+    )
 
     return [symbols.router, bars.router, collect.router, library.router, backtests.router,
-            optimizations.router, risk.router]  # fmt: skip
+            optimizations.router, risk.router, trading.router, orders.router]  # fmt: skip

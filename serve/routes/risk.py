@@ -59,6 +59,7 @@ def put_limits(
         book = context.risk.set_limits(str(body["scope"]), body.get("limits") or {}, by=by)
     else:
         book = context.risk.set_book(body, by=by)
+    context.trading.limits_changed()  # the risk-manager actor enforces them from now on
     return LimitBookView.of(book)
 
 

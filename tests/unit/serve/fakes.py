@@ -62,6 +62,9 @@ class FakeGateway:
         return {"con_id": self.known[instrument.id], "long_name": f"{instrument.symbol} Ltd",
                 "sec_type": "STK"}  # fmt: skip
 
+    async def account_summary(self) -> dict[str, dict[str, str]]:
+        return {"DU1234567": {"NetLiquidation": "1000000", "TotalCashValue": "990000"}}
+
     def health(self) -> dict[str, Any]:
         return {"ok": True, "connected": True}
 
