@@ -163,4 +163,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cluster.cli_backtest",
     "cluster.cli_jobs",
     "cluster.cli_optimize",
+    "cluster.cli_trading",
 )
