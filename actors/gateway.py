@@ -10,8 +10,15 @@ Fills, order statuses and reconnects are pushed to subscribers (:meth:`GatewayAc
 the gateway calls each subscriber actor's ``on_fill(fill)``, ``on_order_status(ack)`` and
 ``on_connected()`` fire-and-forget, so a slow subscriber never holds up the ib_async loop. The
 subscriptions belong to the actor, not to the connection, so they outlive reconnects; a
-subscriber that died is dropped (with a log line). A gateway restarted by Ray starts with
-none: subscribers subscribe again (the order manager does on every start and submit).
+subscriber that died is dropped (with a log line).
+
+A gateway restarted by Ray pushes again without waiting for anyone to subscribe: Ray builds
+the new process from the creation arguments, which name the subscribers it looks up at
+every (re)start (``subscribers``, by default the order manager, ``scizor-order-manager``),
+and its constructor queues :meth:`GatewayActor.resubscribe` to itself, which connects,
+subscribes the ones that exist and tells them ``on_connected()`` (the order manager then
+reconciles what it missed). Subscribers added later (by handle or name) are kept in memory
+only, until the next restart.
 
 Example:
     >>> gw = get_gateway(settings)                                         # doctest: +SKIP
@@ -21,9 +28,11 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -42,6 +51,8 @@ log = logging.getLogger(__name__)
 ACTOR_NAME = "scizor-gateway"
 NAMESPACE = "scizor"
 HEAD_RESOURCE = "scizor_head"
+ORDER_MANAGER_NAME = "scizor-order-manager"
+"""The order manager's actor name (:mod:`actors.order_actor`): a gateway's default subscriber."""
 GATEWAY_NAME = ACTOR_NAME
 GATEWAY_NAMESPACE = NAMESPACE
 
@@ -52,17 +63,29 @@ class GatewayActor:
     Args:
         ib: Connection settings.
         options: Keyword arguments for :class:`GatewayService` (``time_scale``, ...).
+        subscribers: ``(name, namespace)`` of the named actors subscribed at every (re)start
+            of the actor, if they exist then (see the module docstring).
     """
 
-    def __init__(self, ib: IBSettings, options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        ib: IBSettings,
+        options: dict[str, Any] | None = None,
+        subscribers: Sequence[tuple[str, str]] = (),
+    ) -> None:
         from actors.metrics import GatewayMetrics  # needs a Ray worker: create it here
 
         self._service = GatewayService(ib, observer=GatewayMetrics(), **(options or {}))
         self._lock = asyncio.Lock()
         self._started = False
         self._subscribers: list[Any] = []
+        self._known = [(str(name), str(ns)) for name, ns in subscribers]
         self._deliveries: set[asyncio.Task[None]] = set()
         self._service.add_listener(_Fanout(self._push))
+        if self._known:
+            with contextlib.suppress(RuntimeError):  # outside an actor (a test): no self-call
+                # queued until the constructor returns: a restarted gateway pushes at once
+                ray.get_runtime_context().current_actor.resubscribe.remote()
 
     async def _svc(self) -> GatewayService:
         if not self._started:
@@ -159,6 +182,35 @@ class GatewayActor:
         """See :meth:`GatewayService.account_summary`."""
         return await (await self._svc()).account_summary()
 
+    async def net_liquidation(self) -> Decimal | None:
+        """See :meth:`GatewayService.net_liquidation`."""
+        return await (await self._svc()).net_liquidation()
+
+    async def resubscribe(self) -> list[str]:
+        """Subscribe the named ``subscribers`` that exist; tell them ``on_connected()``.
+
+        Queued by the constructor, so a gateway Ray restarted pushes to the order manager
+        again with nobody calling it. Connects only if one of them exists.
+
+        Returns:
+            The names found and subscribed.
+        """
+        found: list[tuple[str, Any]] = []
+        for name, namespace in self._known:
+            try:
+                handle = await asyncio.to_thread(ray.get_actor, name, namespace=namespace)
+            except ValueError:  # not created (yet): it subscribes itself when it starts
+                continue
+            if handle not in self._subscribers:
+                self._subscribers.append(handle)
+            found.append((name, handle))
+        if found:
+            await self._svc()
+            for _, handle in found:
+                self._deliver(handle, "on_connected")
+            log.info("gateway (re)started: pushing to %s", [n for n, _ in found])
+        return [n for n, _ in found]
+
     async def subscribe(self, subscriber: Any, namespace: str = NAMESPACE) -> int:
         """Push fills, order statuses and reconnects to ``subscriber`` from now on.
 
@@ -191,15 +243,18 @@ class GatewayActor:
 
     def _push(self, method: str, *args: Any) -> None:
         for subscriber in list(self._subscribers):
-            try:
-                ref = getattr(subscriber, method).remote(*args)
-            except Exception:  # top of a pushed event: one bad subscriber must not stop others
-                log.exception("cannot push %s to a subscriber; dropping it", method)
-                self._drop(subscriber)
-                continue
-            task = asyncio.ensure_future(self._delivered(subscriber, method, ref))
-            self._deliveries.add(task)
-            task.add_done_callback(self._deliveries.discard)
+            self._deliver(subscriber, method, *args)
+
+    def _deliver(self, subscriber: Any, method: str, *args: Any) -> None:
+        try:
+            ref = getattr(subscriber, method).remote(*args)
+        except Exception:  # top of a pushed event: one bad subscriber must not stop others
+            log.exception("cannot push %s to a subscriber; dropping it", method)
+            self._drop(subscriber)
+            return
+        task = asyncio.ensure_future(self._delivered(subscriber, method, ref))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
 
     async def _delivered(self, subscriber: Any, method: str, ref: Any) -> None:
         try:
@@ -251,6 +306,7 @@ def get_gateway(
     pin_to_head: bool = True,
     name: str = ACTOR_NAME,
     namespace: str = NAMESPACE,
+    subscribers: Sequence[str] = (ORDER_MANAGER_NAME,),
     **service_options: Any,
 ) -> Any:
     """Return the handle of the cluster's gateway actor, creating it if it does not exist.
@@ -261,6 +317,8 @@ def get_gateway(
             cluster bootstrap); pass False on a cluster that does not declare it.
         name: Actor name (one gateway per name and namespace).
         namespace: Ray namespace of the actor.
+        subscribers: Names of actors in ``namespace`` the gateway subscribes at every
+            (re)start if they exist (the order manager's by default); fixed at creation.
         **service_options: Passed to :class:`GatewayService` when the actor is created
             (``time_scale``, ``request_timeout``, ...); ignored if it already exists.
     """
@@ -273,4 +331,5 @@ def get_gateway(
     }
     if pin_to_head:
         options["resources"] = {HEAD_RESOURCE: 0.001}
-    return RemoteGateway.options(**options).remote(ib, service_options)
+    known = [(str(subscriber), namespace) for subscriber in subscribers]
+    return RemoteGateway.options(**options).remote(ib, service_options, known)

@@ -25,6 +25,7 @@ import functools
 import logging
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 import ib_async
@@ -47,6 +48,7 @@ from actors.pacing import GrantEvent, Pacer, PacingRules, Priority
 from actors.stream_status import StreamBatch, StreamStatus
 from core.barsize import BarSize, bar_size
 from core.clock import Clock, RealClock
+from core.errors import NotConnected
 from core.settings import IBSettings, Settings
 from core.types import Fill, Instrument, Order, Position
 
@@ -380,6 +382,26 @@ class GatewayService:
             out.setdefault(v.account, {})[v.tag] = v.value
         return out
 
+    async def net_liquidation(self) -> Decimal | None:
+        """Return the account's NetLiquidation (summed over the accounts), or None if IB
+        reports none.
+
+        Read from the account values IB streams to the connection (``reqAccountUpdates``,
+        subscribed at connect, which IB sends again when they change and ibsim after every
+        fill), else from the account summary. The summary alone is not enough: ib_async
+        subscribes it once and keeps its first answer until IB sends an update.
+
+        Raises:
+            NotConnected: while the gateway has no connection (the values would be stale).
+        """
+        if not self.ib.isConnected():  # the streamed values would be stale
+            raise NotConnected("no connection to IB: NetLiquidation unknown")
+        found = _net_liquidation(self.ib.accountValues())
+        if found is None:
+            summary = await self.link.paced_request("account_summary", self.ib.accountSummaryAsync)
+            found = _net_liquidation(summary)
+        return found
+
     # --- pushed events ---------------------------------------------------------------------------
 
     def add_listener(self, listener: GatewayListener) -> None:
@@ -423,6 +445,18 @@ class GatewayService:
     def _on_grant(self, event: GrantEvent) -> None:
         if event.waited > 0:
             self.observer.pacing_wait(event.waited)
+
+
+def _net_liquidation(values: Iterable[Any]) -> Decimal | None:
+    """Sum ``NetLiquidation`` over the accounts of ib_async's ``AccountValue`` rows."""
+    per_account: dict[str, Decimal] = {}
+    for v in values:
+        if v.tag == "NetLiquidation" and not getattr(v, "modelCode", "") and v.account != "All":
+            try:
+                per_account[v.account] = Decimal(v.value)
+            except ArithmeticError:  # IB sends '' for an account it has not valued yet
+                continue
+    return sum(per_account.values(), Decimal(0)) if per_account else None
 
 
 def _bar_size(value: str | BarSize) -> BarSize:

@@ -1,4 +1,4 @@
-"""Ray metrics of the gateway actor (shown in the Ray dashboard / Prometheus).
+"""Ray metrics of the gateway and the order manager (shown in the Ray dashboard / Prometheus).
 
 Created inside the actor, never at import time: ``ray.util.metrics`` needs a running Ray
 worker, and importing this module must stay free of side effects.
@@ -72,3 +72,23 @@ class GatewayMetrics:
     def stream_failure(self) -> None:
         """Count one failed re-subscription."""
         self._stream_failures.inc(1)
+
+
+class TradingMetrics:
+    """Ray metrics of the order manager's kill-switch reactions."""
+
+    def __init__(self) -> None:
+        self._trips = metrics.Counter(
+            "scizor_kill_switch_trips",
+            description="Kill-switch trips on a breached loss limit, by limit.",
+            tag_keys=("limit",),
+        )
+        self._halted = metrics.Gauge(
+            "scizor_trading_halted",
+            description="1 once a loss limit halted trading (set by the order manager).",
+        )
+
+    def halted(self, limit: str | None) -> None:
+        """Count one trip of ``limit`` and mark trading halted."""
+        self._trips.inc(1, tags={"limit": limit or "unknown"})
+        self._halted.set(1.0)

@@ -10,7 +10,16 @@ after a crash; its state is the catalog's, so a restarted one carries on after r
 On start it subscribes to the gateway (fills, order statuses and reconnects are pushed to
 its ``on_fill``, ``on_order_status`` and ``on_connected``) and reconciles; it reconciles again
 after every reconnect of the gateway. Calls are serial (one at a time), so a pushed fill is
-applied between two submissions, never in the middle of one.
+applied between two submissions, never in the middle of one. It subscribes by its actor
+name, which the gateway keeps: a gateway Ray restarted pushes to it again by itself
+(:mod:`actors.gateway`).
+
+The kill switch acts on its own: after every new fill, reconcile and mark the host feeds the
+account's equity (the gateway's NetLiquidation, else a base plus the positions' net P&L; see
+:mod:`actors.halt`) to the risk manager; when that trips the switch, every running
+deployment is paused and every open order cancelled (:func:`actors.halt.halt_trading`), a
+``halt_actions`` risk event records it next to the risk manager's ``halted`` one, and the
+``scizor_kill_switch_trips`` metric counts it.
 
 Example:
     >>> om = get_order_manager(settings)                                   # doctest: +SKIP
@@ -28,7 +37,8 @@ from typing import Any
 import ray
 
 from actors.gateway import ACTOR_NAME as GATEWAY_NAME
-from actors.gateway import HEAD_RESOURCE, NAMESPACE, get_gateway
+from actors.gateway import HEAD_RESOURCE, NAMESPACE, ORDER_MANAGER_NAME, get_gateway
+from actors.halt import EquityWatch, halt_trading
 from actors.order_acks import OrderAck
 from actors.order_finder import OrderKey
 from actors.order_manager import OrderManager, Submission
@@ -37,6 +47,8 @@ from actors.reconcile import FlattenReport, ReconcileReport
 from actors.risk_actor import ACTOR_NAME as RISK_NAME
 from actors.risk_actor import get_risk_manager
 from actors.risk_rules import Decision, RiskContext
+from actors.risk_state import KillSwitchEvent
+from actors.strategy_runner import runner_name
 from core.errors import ScizorError
 from core.settings import Settings
 from core.types import Fill, Order, Position
@@ -44,7 +56,7 @@ from storage.catalog.records import OrderRecord
 
 log = logging.getLogger(__name__)
 
-ACTOR_NAME = "scizor-order-manager"
+ACTOR_NAME = ORDER_MANAGER_NAME
 CALL_TIMEOUT_S = 120.0
 """Seconds one call to the gateway or the risk manager may take."""
 
@@ -104,9 +116,20 @@ class GatewayCalls:
             return (Decimal(str(bid)) + Decimal(str(ask))) / 2
         return None
 
-    def subscribe(self, subscriber: Any) -> int:
-        """Subscribe ``subscriber`` to the gateway's pushed events (idempotent)."""
-        count: int = self._get(self.handle.subscribe.remote(subscriber))
+    def net_liquidation(self) -> Decimal | None:
+        """The account's NetLiquidation (see ``GatewayService.net_liquidation``); None if IB
+        reports none or the gateway cannot answer."""
+        try:
+            value: Decimal | None = self._get(self.handle.net_liquidation.remote())
+        except (ScizorError, ray.exceptions.RayError) as exc:
+            log.warning("no NetLiquidation from the gateway: %s", exc)
+            return None
+        return value
+
+    def subscribe(self, subscriber: Any, namespace: str = NAMESPACE) -> int:
+        """Subscribe ``subscriber`` (a handle, or a named actor's name in ``namespace``) to
+        the gateway's pushed events (idempotent)."""
+        count: int = self._get(self.handle.subscribe.remote(subscriber, namespace))
         return count
 
 
@@ -124,6 +147,20 @@ class RiskCalls:
         )
         return decision
 
+    def observe_equity(self, equity: Decimal) -> KillSwitchEvent | None:
+        """See :meth:`actors.risk_manager.RiskManager.observe_equity`.
+
+        Raises:
+            ScizorError: if the risk manager cannot answer (e.g. while Ray restarts it).
+        """
+        try:
+            event: KillSwitchEvent | None = ray.get(
+                self.handle.observe_equity.remote(equity), timeout=self._timeout
+            )
+        except ray.exceptions.RayError as exc:
+            raise ScizorError(f"the risk manager did not take the equity: {exc}") from exc
+        return event
+
 
 class OrderManagerHost:
     """The order manager over the catalog named by ``settings``, the gateway and risk actors.
@@ -137,6 +174,8 @@ class OrderManagerHost:
             create the actors.
         quotes: Ask the gateway for a quote before each risk check (the notional and price
             band limits need one).
+        base_equity: The equity to add the positions' net P&L to while the gateway reports
+            no NetLiquidation (see :mod:`actors.halt`).
     """
 
     def __init__(
@@ -148,15 +187,24 @@ class OrderManagerHost:
         namespace: str = NAMESPACE,
         pin_to_head: bool = True,
         quotes: bool = True,
+        base_equity: Decimal | None = None,
     ) -> None:
+        from actors.metrics import TradingMetrics  # needs a Ray worker: created here
         from storage.catalog import Catalog
 
         self._catalog = Catalog(settings.db.url)
+        self._namespace = namespace
+        self._metrics = TradingMetrics()
         where: dict[str, Any] = {"namespace": namespace, "pin_to_head": pin_to_head}
         self.gateway = GatewayCalls(get_gateway(settings, name=gateway_name, **where))
         risk = RiskCalls(get_risk_manager(settings, name=risk_name, **where))
         source = self.gateway.last_price if quotes else None
-        self._manager = OrderManager(self._catalog, self.gateway, risk, price_source=source)
+        watch = EquityWatch(risk, net_liquidation=self.gateway.net_liquidation,
+                            base_equity=base_equity, on_halt=self._halted)  # fmt: skip
+        self._manager = OrderManager(
+            self._catalog, self.gateway, risk, price_source=source, equity=watch
+        )
+        self.halts: list[dict[str, Any]] = []
         self.push_failures = 0
         self.reconciles = 0
         self.recovered_fills = 0
@@ -171,7 +219,23 @@ class OrderManagerHost:
             log.exception("order manager could not subscribe and reconcile at start")
 
     def _subscribe(self) -> None:
-        self.gateway.subscribe(ray.get_runtime_context().current_actor)
+        context = ray.get_runtime_context()
+        name = context.get_actor_name()  # by name: the gateway keeps it across its restarts
+        self.gateway.subscribe(name or context.current_actor, self._namespace)
+
+    def _halted(self, event: KillSwitchEvent) -> None:
+        """The kill switch tripped: pause every runner, cancel every open order, count it."""
+        self._metrics.halted(event.limit)
+        done = halt_trading(event, catalog=self._catalog, orders=self._manager,
+                            tell_runner=self._tell_runner)  # fmt: skip
+        self.halts.append({k: done[k] for k in ("halted", "paused", "cancelled", "failures")})
+
+    def _tell_runner(self, deployment_id: int) -> None:
+        try:
+            runner = ray.get_actor(runner_name(deployment_id), namespace=self._namespace)
+        except ValueError:  # no runner actor: the catalog's paused status is what it boots to
+            return
+        runner.pause.remote()  # not waited for: the runner may be waiting on this actor
 
     # --- calls -------------------------------------------------------------------------------
 
@@ -231,9 +295,13 @@ class OrderManagerHost:
 
     def stats(self) -> dict[str, Any]:
         """Counts for health: failed pushes, reconciliations, the latest problems."""
-        report = self.last_report
+        report, equity = self.last_report, self._manager.equity
+        reading = None if equity is None else equity.last
         return {
             "push_failures": self.push_failures,
+            "equity": None if reading is None else str(reading.equity),
+            "equity_source": None if reading is None else reading.source,
+            "halts": list(self.halts),
             "reconciles": self.reconciles,
             "recovered_fills": self.recovered_fills,
             "errors": list(self._manager.errors),
@@ -279,6 +347,7 @@ OrderManagerActor = ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0)(
 def get_order_manager(
     settings: Settings, *, pin_to_head: bool = True, name: str = ACTOR_NAME,
     namespace: str = NAMESPACE, gateway_name: str = GATEWAY_NAME, risk_name: str = RISK_NAME,
+    **host_options: Any,
 ) -> Any:  # fmt: skip
     """Return the handle of the cluster's order-manager actor, creating it if it does not exist.
 
@@ -289,6 +358,8 @@ def get_order_manager(
         namespace: Ray namespace of the actor (and of the gateway and risk manager).
         gateway_name: The gateway actor it sends through.
         risk_name: The risk-manager actor it checks with.
+        **host_options: Passed to :class:`OrderManagerHost` when the actor is created
+            (``quotes``, ``base_equity``); ignored if it already exists.
     """
     options: dict[str, Any] = {
         "name": name,
@@ -300,5 +371,5 @@ def get_order_manager(
         options["resources"] = {HEAD_RESOURCE: 0.001}
     return OrderManagerActor.options(**options).remote(
         settings, gateway_name=gateway_name, risk_name=risk_name, namespace=namespace,
-        pin_to_head=pin_to_head,
+        pin_to_head=pin_to_head, **host_options,
     )  # fmt: skip

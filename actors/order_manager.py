@@ -19,6 +19,10 @@ The contract callers rely on:
 - Status moves follow :mod:`core.orders`: a stale status (a ``Submitted`` arriving after the
   fill) is ignored; a final one from the broker (``Filled``, ``Cancelled``) is reached through
   the table's intermediate statuses when the stored one cannot move to it directly.
+- With an :class:`actors.halt.EquityWatch`, the account's equity goes to the risk manager's
+  kill switch after every new fill, every :meth:`reconcile` and every :meth:`mark`
+  (:meth:`observe_equity`); a breached loss limit halts trading and the watch's ``on_halt``
+  reacts (the actor pauses every runner and cancels every open order).
 
 Example:
     >>> om = OrderManager(catalog, gateway, risk)                          # doctest: +SKIP
@@ -37,6 +41,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
+from actors.halt import EquityWatch
 from actors.order_acks import OrderAck, average_price
 from actors.positions import PositionBook, PositionState, last_fill_prices
 from actors.reconcile import (
@@ -49,7 +54,15 @@ from actors.reconcile import (
     status_path,
 )
 from actors.risk_rules import ORDER_WINDOW, Decision, RiskContext
-from core.errors import Conflict, NotConnected, NotFound, OrderRejected, ValidationError
+from actors.risk_state import KillSwitchEvent
+from core.errors import (
+    Conflict,
+    NotConnected,
+    NotFound,
+    OrderRejected,
+    ScizorError,
+    ValidationError,
+)
 from core.instruments import parse
 from core.orders import TERMINAL
 from core.types import Fill, Order, OrderStatus, utcnow
@@ -117,6 +130,7 @@ class OrderManager:
         price_source: ``instrument -> last price or None``, asked before each risk check
             (e.g. the gateway's snapshot); without it, or when it has none, the check uses
             the last :meth:`mark`, else the last fill's price.
+        equity: Feeds the account's equity to the kill switch (see :meth:`observe_equity`).
     """
 
     def __init__(
@@ -127,6 +141,7 @@ class OrderManager:
         *,
         clock: Callable[[], datetime] = utcnow,
         price_source: Callable[[str], Decimal | None] | None = None,
+        equity: EquityWatch | None = None,
     ) -> None:
         self.catalog = catalog
         self.gateway = gateway
@@ -134,6 +149,7 @@ class OrderManager:
         self._clock = clock
         self._price_source = price_source
         self._marks: dict[str, Decimal] = {}
+        self.equity = equity
         self.errors: deque[str] = deque(maxlen=100)
         """The latest problems met while applying pushed events (also logged)."""
 
@@ -235,6 +251,7 @@ class OrderManager:
         """Record last prices (for unrealized P&L and the risk checks' notional)."""
         for instrument, price in prices.items():
             self._marks[str(parse(instrument, field="prices"))] = Decimal(price)
+        self.observe_equity()
 
     def last_prices(self, fills: list[Fill] | None = None) -> dict[str, Decimal]:
         """Return the known last prices: marks, else the latest fill's price."""
@@ -290,6 +307,8 @@ class OrderManager:
             self._problem("execution_conflict", str(exc), fill=fill)
             return False
         self._follow_fills(fill.order_ref)
+        if new:
+            self.observe_equity()
         return new
 
     def on_order_status(self, ack: OrderAck) -> OrderRecord | None:
@@ -323,9 +342,27 @@ class OrderManager:
     def reconcile(self) -> ReconcileReport:
         """Compare the broker's executions, orders and positions with the catalog; repair.
 
-        See :func:`actors.reconcile.reconcile`.
+        See :func:`actors.reconcile.reconcile`. The equity is observed afterwards.
         """
-        return reconcile(self)
+        report = reconcile(self)
+        self.observe_equity()
+        return report
+
+    def observe_equity(self) -> KillSwitchEvent | None:
+        """Feed the account's equity to the kill switch; return the trip, if this was one.
+
+        Without an :class:`~actors.halt.EquityWatch` nothing happens. A failure (the risk
+        manager or the gateway unreachable, a reaction to the trip that failed) is logged in
+        :attr:`errors` and None returned: the next fill, reconcile or mark tries again.
+        """
+        if self.equity is None:
+            return None
+        try:
+            return self.equity.observe(self.positions())
+        except ScizorError as exc:
+            log.error("equity not observed: %s", exc)
+            self.errors.append(f"equity: {exc}")
+            return None
 
     def emergency_flatten(self, *, reason: str = "emergency flatten") -> FlattenReport:
         """Cancel every open order and send market orders that bring every position to zero.

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from actors.halt import EquityWatch, halt_trading
 from actors.order_acks import OrderAck
 from actors.order_finder import OrderKey
 from actors.order_manager import OrderManager
 from actors.risk_manager import RiskManager
+from actors.risk_state import KillSwitchEvent
 from core.errors import Conflict, NotConnected, NotFound, OrderRejected, ValidationError
 from core.types import Fill, Order, OrderStatus, OrderType, Position, Side
 from storage.catalog import Catalog
@@ -295,3 +297,119 @@ def test_apply_ack_never_moves_filled_back(om, gateway, catalog):
     assert om.apply_ack(stale).filled_quantity == D(6)
     with pytest.raises(Conflict):
         catalog.orders.update_status("b-1", OrderStatus.PARTIALLY_FILLED, filled=D(1))
+
+
+# --- the kill switch acting on its own ---------------------------------------------------------
+
+
+class Broker:
+    """The broker's NetLiquidation, as the test sets it (None: the gateway reports none)."""
+
+    def __init__(self, value: str | None) -> None:
+        self.value = None if value is None else D(value)
+
+    def __call__(self) -> D | None:
+        return self.value
+
+
+def watched(catalog: Catalog, gateway: FakeGateway, *, net: Broker, base: str | None = None,
+            halts: list[KillSwitchEvent] | None = None) -> OrderManager:  # fmt: skip
+    risk = RiskManager(catalog.risk)
+    reacted = halts if halts is not None else []
+    watch = EquityWatch(risk, net_liquidation=net, base_equity=None if base is None else D(base),
+                        on_halt=reacted.append)  # fmt: skip
+    return OrderManager(catalog, gateway, risk, equity=watch)
+
+
+def test_a_fill_that_breaches_the_daily_loss_halts_with_the_brokers_net_liquidation(
+    catalog, gateway
+):
+    net, halts = Broker("100000"), []
+    om = watched(catalog, gateway, net=net, halts=halts)
+    om.risk.set_limits("global", {"max_daily_loss": "500"}, by="ops")
+    om.reconcile()  # the day's first equity: 100000
+    order = om.submit(buy("100", ref="loser")).record.order
+    net.value = D("99600")
+    assert om.on_fill(fill_of(order, "50", "10")) and halts == []  # 400 down: allowed
+    net.value = D("99400")
+    om.on_fill(fill_of(order, "50", "10"))
+    [event] = halts  # 600 down: tripped once, by this fill
+    assert (event.kind, event.limit) == ("halted", "max_daily_loss")
+    assert om.risk.state().halted and om.equity is not None
+    assert om.equity.last is not None and om.equity.last.source == "net_liquidation"
+    [row] = catalog.risk.events(kind="halted")
+    assert row.limit_name == "max_daily_loss" and "daily loss 600.00" in row.detail["reason"]
+    om.mark({AAPL: D(9)})  # still halted: observed again, no second trip
+    assert len(halts) == 1 and om.submit(buy("1")).rejected
+
+
+def test_without_net_liquidation_the_equity_is_the_base_plus_the_net_pnl(catalog, gateway):
+    halts: list[KillSwitchEvent] = []
+    om = watched(catalog, gateway, net=Broker(None), base="10000", halts=halts)
+    om.risk.set_limits("global", {"max_drawdown_pct": "1"}, by="ops")
+    om.mark({})
+    order = om.submit(buy("100", ref="dd")).record.order
+    om.on_fill(fill_of(order, "100", "10", "1"))  # bought at 10, marked at the fill: -1
+    assert om.equity is not None and om.equity.last is not None
+    assert (om.equity.last.equity, om.equity.last.source) == (D(9999), "base_plus_pnl")
+    assert halts == []
+    om.mark({AAPL: D("8.9")})  # (8.9 - 10) * 100 - 1 = -111: 1.11 % below 10000
+    assert om.equity.last.equity == D(9889) and om.equity.last.net_pnl == D(-111)
+    [event] = halts
+    assert event.limit == "max_drawdown_pct" and om.risk.state().halted
+
+
+def test_the_base_is_learnt_from_the_last_net_liquidation(catalog, gateway):
+    net = Broker("50000")
+    om = watched(catalog, gateway, net=net)
+    order = om.submit(buy("10", ref="b")).record.order
+    om.on_fill(fill_of(order, "10", "10", "2"))  # net P&L -2 at NetLiquidation 50000
+    assert om.equity is not None and om.equity.base == D(50002)
+    net.value = None  # the gateway stops answering
+    om.mark({AAPL: D(12)})  # +20 - 2
+    assert om.equity.last is not None
+    assert (om.equity.last.equity, om.equity.last.source) == (D(50020), "base_plus_pnl")
+
+
+def test_an_unknown_equity_is_not_observed(catalog, gateway):
+    om = watched(catalog, gateway, net=Broker(None))
+    om.mark({AAPL: D(1)})
+    assert om.equity is not None and om.equity.last is None
+    assert om.risk.state().marks is None
+
+
+def test_halt_trading_pauses_running_deployments_cancels_open_orders_and_records_it(
+    catalog, gateway
+):
+    from actors.deployments import DeploymentSpec, create_deployment
+    from storage.catalog import DeploymentStatus
+
+    spec = DeploymentSpec(strategy="sma_cross", params={"fast": 2, "slow": 3},
+                          instruments=[AAPL], capital=10_000, account="DU1")  # fmt: skip
+    running, idle = create_deployment(catalog, spec), create_deployment(catalog, spec)
+    catalog.deployments.set_status(running.id, DeploymentStatus.RUNNING)
+    told: list[int] = []
+    halts: list[dict[str, object]] = []
+
+    def react(event: KillSwitchEvent) -> None:
+        halts.append(halt_trading(event, catalog=catalog, orders=om, tell_runner=told.append))
+
+    net = Broker("20000")
+    risk = RiskManager(catalog.risk)
+    om = OrderManager(catalog, gateway, risk, equity=EquityWatch(risk, net_liquidation=net,
+                                                                 on_halt=react))  # fmt: skip
+    risk.set_limits("global", {"max_daily_loss": "100"}, by="ops")
+    om.reconcile()
+    om.submit(buy("10", ref="resting", order_type=OrderType.LIMIT, limit_price=D(1)))
+    order = om.submit(buy("10", ref="hit")).record.order
+    net.value = D("19800")
+    om.on_fill(fill_of(order, "10", "10"))
+    [done] = halts
+    assert done["paused"] == [running.id] and told == [running.id]
+    assert done["cancelled"] == ["resting"] and done["failures"] == []
+    assert catalog.deployments.get(running.id).status is DeploymentStatus.PAUSED
+    assert catalog.deployments.get(idle.id).status is DeploymentStatus.CREATED
+    assert catalog.orders.get("resting").status == OrderStatus.CANCELLED
+    [row] = catalog.risk.events(kind="halt_actions")
+    assert row.detail["paused"] == [running.id] and row.detail["cancelled"] == ["resting"]
+    assert row.limit_name == "max_daily_loss"

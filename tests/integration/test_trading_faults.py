@@ -1,0 +1,242 @@
+"""Trading under faults, on the session's Ray cluster against ibsim over TCP: the kill switch
+acting on its own (and staying halted through restarts), a gateway Ray restarted pushing to
+the order manager again by itself, and a runner killed between its intent and the fill.
+
+ibsim's time is a ManualClock, so prices move, bars complete and orders fill only when a test
+moves it. The actors get names unique to each test (the runner's is its deployment's), and
+every actor a test made is killed at its end.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.deployments import DeploymentSpec, create_deployment
+from actors.gateway import get_gateway
+from actors.ib_connection import Backoff
+from actors.order_actor import get_order_manager
+from actors.risk_actor import get_risk_manager
+from actors.strategy_runner import get_runner, runner_name
+from core.clock import ManualClock
+from core.settings import Settings
+from core.types import Order, OrderStatus, OrderType, Side
+from ibsim.server import IBSim
+from ibsim.testing import eventually, running_ibsim
+from storage.catalog import Catalog, DeploymentStatus
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2024, 3, 5, 15, 0, tzinfo=UTC)  # a Tuesday, NASDAQ open
+NAMESPACE = "scizor-test"
+MSFT = "MSFT.NASDAQ"
+T = 120  # seconds any one wait may take on a loaded machine
+_client_ids = iter(range(8100, 9000, 10))
+
+
+@dataclass
+class Desk:
+    settings: Settings
+    names: dict[str, str]
+    gateway: Any
+    risk: Any
+    om: Any
+    catalog: Catalog
+    actors: list[Any]
+
+    def start_risk_and_om(self) -> None:
+        """Create (or look up) the risk manager and the order manager from the catalog."""
+        where = {"namespace": NAMESPACE}
+        self.risk = get_risk_manager(self.settings, name=self.names["risk_name"], **where)
+        self.om = get_order_manager(self.settings, name=self.names["om"], **where,
+                                    gateway_name=self.names["gateway_name"],
+                                    risk_name=self.names["risk_name"])  # fmt: skip
+        self.actors += [self.risk, self.om]
+
+
+def call(ref: Any) -> Any:
+    import ray
+
+    return ray.get(ref, timeout=T)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+def make_desk(sim: IBSim, catalog_url: str, tmp_path: Path, limits: dict[str, str]) -> Desk:
+    env = {"SCIZOR_HOME": str(tmp_path), "SCIZOR_DATABASE_URL": catalog_url,
+           "SCIZOR_BAR_STORE": str(tmp_path / "bars"), "SCIZOR_IB_HOST": "127.0.0.1",
+           "SCIZOR_IB_PORT": str(sim.port),
+           "SCIZOR_IB_CLIENT_ID": str(next(_client_ids))}  # fmt: skip
+    settings = Settings.from_env(env)
+    tag = f"{os.getpid()}-{time.monotonic_ns()}"
+    names = {"gateway_name": f"gw-{tag}", "risk_name": f"risk-{tag}", "om": f"om-{tag}"}
+    gateway = get_gateway(settings, name=names["gateway_name"], namespace=NAMESPACE,
+                          subscribers=[names["om"]], backoff=Backoff(initial=0.05, cap=0.5),
+                          request_timeout=20)  # fmt: skip
+    desk = Desk(settings=settings, names=names, gateway=gateway, risk=None, om=None,
+                catalog=Catalog(catalog_url), actors=[gateway])  # fmt: skip
+    desk.start_risk_and_om()
+    call(desk.risk.set_limits.remote("global", {"max_order_quantity": "5000", **limits}, "test"))
+    assert call(desk.om.stats.remote())["reconciles"] >= 1  # subscribed, reconciled, observed
+    return desk
+
+
+def close(desk: Desk) -> None:
+    import ray
+
+    for actor in reversed(desk.actors):
+        ray.kill(actor, no_restart=True)
+    desk.catalog.dispose()
+
+
+def market(side: Side, quantity: Decimal, ref: str) -> Order:
+    return Order(instrument=MSFT, side=side, quantity=quantity, order_ref=ref)
+
+
+def sim_orders(sim: IBSim, order_ref: str) -> list[Any]:
+    """ibsim's own record of the orders it received under ``order_ref``."""
+    return [o for o in list(sim.broker.orders.values()) if o.order_ref == order_ref]
+
+
+def gone(name: str) -> bool:
+    """True once no live actor has ``name`` (a killed actor's name is free again)."""
+    import ray
+
+    try:
+        ray.get_actor(name, namespace=NAMESPACE)
+    except ValueError:
+        return True
+    return False
+
+
+def filled(desk: Desk, order_ref: str) -> bool:
+    record = desk.catalog.orders.get(order_ref)
+    return record.status == OrderStatus.FILLED
+
+
+def halted(desk: Desk) -> bool:
+    import ray
+
+    try:
+        return bool(ray.get(desk.risk.state.remote(), timeout=30)["state"] == "HALTED")
+    except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+        return False  # Ray is restarting it
+
+
+def falling_minute(sim: IBSim, symbol: str) -> tuple[int, float, float]:
+    """The minute within two hours where ``symbol``'s bid is lowest: (minutes, ask now, bid)."""
+    info = sim.world.get(symbol)
+    assert info is not None
+    now = sim.clock.now()
+    bids = {k: sim.market.quote(info, now + timedelta(minutes=k)).bid for k in range(1, 121)}
+    minute = min(bids, key=lambda k: bids[k])
+    return minute, sim.market.quote(info, now).ask, bids[minute]
+
+
+def test_the_kill_switch_halts_on_a_loss_pauses_runners_cancels_orders_and_stays_halted(
+    ray_session: None, clock: ManualClock, catalog_url: str, tmp_path: Path
+) -> None:
+    with running_ibsim(clock=clock) as sim:
+        shares = Decimal(1000)  # one execution (ibsim's fill chunk)
+        minute, ask, low_bid = falling_minute(sim, "MSFT")
+        commission = max(1.0, 0.005 * float(shares))
+        buy_loss = float(shares) * ask * 0.0002 + commission  # the spread and one commission
+        sell_loss = float(shares) * (ask - low_bid) + 2 * commission  # buy now, sell at the low
+        assert sell_loss > 4 * buy_loss, (sell_loss, buy_loss)  # the market falls for sure
+        limit = Decimal(round((buy_loss + sell_loss) / 2, 2))
+        desk = make_desk(sim, catalog_url, tmp_path, {"max_daily_loss": str(limit)})
+        try:
+            _halts_and_stays_halted(desk, sim, clock, shares=shares, minute=minute, limit=limit)
+        finally:
+            close(desk)
+
+
+def _start_runner(desk: Desk, **spec: Any) -> tuple[int, Any]:
+    record = create_deployment(desk.catalog, DeploymentSpec(**spec))
+    runner = get_runner(record.id, desk.settings, gateway=desk.gateway, sink=desk.om,
+                        poll_interval=0.5, namespace=NAMESPACE)  # fmt: skip
+    desk.actors.append(runner)
+    assert call(runner.start.remote(False))["running"]
+    return record.id, runner
+
+
+def _halts_and_stays_halted(
+    desk: Desk, sim: IBSim, clock: ManualClock, *, shares: Decimal, minute: int, limit: Decimal
+) -> None:
+    import ray
+
+    # a running deployment (its strategy never ready in the test: it sends nothing itself)
+    deployment, runner = _start_runner(
+        desk, strategy="sma_cross", params={"fast": 100, "slow": 200}, instruments=[MSFT],
+        capital=10_000, bar_size="5m",
+    )  # fmt: skip
+    resting = Order(instrument=MSFT, side=Side.BUY, quantity=Decimal(1), order_ref="ks-resting",
+                    order_type=OrderType.LIMIT, limit_price=Decimal(1))  # fmt: skip
+    assert call(desk.om.submit.remote(resting)).sent
+    assert call(desk.om.submit.remote(market(Side.BUY, shares, "ks-buy"))).sent
+    eventually(lambda: filled(desk, "ks-buy"), timeout=T)
+    assert not halted(desk)  # the spread and a commission are within the limit
+
+    sim.call(lambda: clock.advance(60 * minute))  # the market falls
+    assert call(desk.om.submit.remote(market(Side.SELL, shares, "ks-sell"))).sent
+    # nobody but the order manager's own fill handling acts from here
+    eventually(lambda: filled(desk, "ks-sell"), timeout=T)
+    eventually(lambda: halted(desk), timeout=T)
+    [row] = desk.catalog.risk.events(kind="halted")
+    assert row.limit_name == "max_daily_loss" and "exceeds max_daily_loss" in row.detail["reason"]
+    state = call(desk.risk.state.remote())
+    loss = Decimal(state["marks"]["day_start_equity"]) - Decimal(state["marks"]["equity"])
+    assert loss > limit
+
+    def reacted() -> Any:
+        rows = desk.catalog.risk.events(kind="halt_actions")
+        return rows[0] if rows else None
+
+    actions = eventually(reacted, timeout=T)
+    assert actions.detail["paused"] == [deployment]
+    assert actions.detail["cancelled"] == ["ks-resting"] and actions.detail["failures"] == []
+    cancelled = OrderStatus.CANCELLED  # IB's confirmation is pushed after PendingCancel
+    eventually(lambda: desk.catalog.orders.get("ks-resting").status == cancelled, timeout=T)
+    assert all(o.is_done for o in sim_orders(sim, "ks-resting"))
+    assert desk.catalog.deployments.get(deployment).status is DeploymentStatus.PAUSED
+    eventually(lambda: call(runner.status.remote())["paused"], timeout=T)
+    stats = call(desk.om.stats.remote())
+    assert stats["equity_source"] == "net_liquidation" and len(stats["halts"]) == 1
+    refused = call(desk.om.submit.remote(market(Side.BUY, Decimal(1), "ks-after")))
+    assert refused.rejected and sim_orders(sim, "ks-after") == []
+
+    # the risk manager crashes: Ray restarts it from the catalog, still halted
+    ray.kill(desk.risk, no_restart=False)
+    eventually(lambda: halted(desk), timeout=T, interval=0.5)
+
+    # a platform restart: order manager, risk manager and runner gone for good, made again
+    for actor in (desk.om, desk.risk, runner):
+        ray.kill(actor, no_restart=True)
+    for name in (desk.names["om"], desk.names["risk_name"], runner_name(deployment)):
+        eventually(lambda n=name: gone(n), timeout=T)
+    placed = len(sim.broker.orders)
+    desk.start_risk_and_om()
+    runner = get_runner(deployment, desk.settings, gateway=desk.gateway, sink=desk.om,
+                        poll_interval=0.5, namespace=NAMESPACE)  # fmt: skip
+    desk.actors.append(runner)
+    assert halted(desk)
+    status = call(runner.status.remote())
+    assert status["running"] and status["paused"]  # booted paused, as the catalog says
+    refused = call(desk.om.submit.remote(market(Side.BUY, Decimal(1), "ks-restarted")))
+    assert refused.rejected and not refused.sent and "halted" in refused.message.lower()
+    assert len(sim.broker.orders) == placed  # nothing new reached ibsim while halted
+
+    call(desk.risk.reset.remote("admin", True))  # the admin resets (the day's loss rebased)
+    assert not halted(desk)
+    after = call(desk.om.submit.remote(market(Side.BUY, Decimal(1), "ks-reset")))
+    assert after.sent and not after.rejected and len(sim_orders(sim, "ks-reset")) == 1
