@@ -4,7 +4,8 @@
 the services routes call). Ray Serve hosts it (``serve.deployment``); tests and the plain-
 uvicorn benchmark also run it directly, with no Ray.
 
-``/health``, ``/docs`` and ``/openapi.json`` are open; every other route needs a bearer token
+``/health``, ``/ui`` (the operator console, :mod:`serve.console`), ``/docs`` and
+``/openapi.json`` are open; every other route needs a bearer token
 whose scope includes the route's (see :mod:`serve.auth`), and OpenAPI says so (the
 ``bearerAuth`` scheme, and ``x-scizor-scope`` on each operation).
 """
@@ -19,11 +20,14 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Request, Security
+from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 
 from core.errors import ValidationError
 from serve import observe
 from serve.auth import SCOPE_KEY, authorize, default_scope
+from serve.console import HEADERS as CONSOLE_HEADERS
+from serve.console import console_page
 from serve.context import ApiContext
 from serve.errors import install_error_handlers
 from serve.schemas import Health
@@ -66,6 +70,11 @@ def create_api(context: ApiContext, *, include_default_routes: bool = False) -> 
             "time": datetime.now(UTC),
             "checks": checks,
         }
+
+    @app.get("/ui", tags=["platform"], response_class=HTMLResponse)
+    def console() -> HTMLResponse:
+        """The operator console: one page calling this API with the operator's token (open)."""
+        return HTMLResponse(console_page(), headers=CONSOLE_HEADERS)
 
     routers = list(context.routers())
     if include_default_routes:

@@ -11,6 +11,7 @@ def all_routers() -> list[APIRouter]:
         backtests,
         bars,
         collect,
+        coverage,
         library,
         optimizations,
         orders,
@@ -19,5 +20,6 @@ def all_routers() -> list[APIRouter]:
         trading,
     )
 
-    return [symbols.router, bars.router, collect.router, library.router, backtests.router,
-            optimizations.router, risk.router, trading.router, orders.router]  # fmt: skip
+    return [symbols.router, bars.router, coverage.router, collect.router, library.router,
+            backtests.router, optimizations.router, risk.router, trading.router,
+            orders.router]  # fmt: skip

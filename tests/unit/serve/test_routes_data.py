@@ -152,3 +152,37 @@ def test_an_unknown_query_parameter_is_422_listing_the_ones_the_route_takes(univ
     body = response.json()
     assert body["field"] == "bar-size" and "bar_size" in body["detail"]
     assert universe.get("/strategies", params={"x": "1"}).json()["detail"].endswith("none")
+
+
+def test_coverage_lists_every_listing_with_its_stored_range_and_none_for_the_rest(universe):
+    api = universe
+    gap_start = pd.Timestamp("2025-03-03", tz="UTC")  # a second range, after a hole
+    api.context.bars.write("VEA.ASX", "1d", daily_bars("2025-01-02", 20))
+    api.context.bars.write("VEA.ASX", "1d", daily_bars("2025-03-03", 10))
+    page = api.get("/coverage", "read").json()
+    rows = {r["instrument"]: r for r in page["items"]}
+    assert page["total"] == 4 == len(rows) and page["stored"] == 2
+    aapl = rows["AAPL.NASDAQ"]
+    stored = api.context.bars.read("AAPL.NASDAQ", "1d")
+    assert pd.Timestamp(aapl["first"]) == stored.index[0] and aapl["gaps"] == 0
+    assert pd.Timestamp(aapl["last"]) > stored.index[-1]  # the end of the last bar, exclusive
+    vea = rows["VEA.ASX"]
+    assert vea["ranges"] == 2 and vea["gaps"] == 1 and pd.Timestamp(vea["last"]) > gap_start
+    assert rows["ZZZ.NYSE"]["first"] is None and rows["ZZZ.NYSE"]["ranges"] == 0
+    etfs = api.get("/coverage?universe=etfs", "read").json()
+    assert [r["instrument"] for r in etfs["items"]] == ["VEA.ARCA"]
+    assert api.get("/coverage?bar_size=2d", "read").status_code == 422
+    assert api.client.get("/coverage").status_code == 401  # a token, as every data route
+
+
+def test_the_console_page_is_served_without_a_token_and_calls_only_this_api(api):
+    page = api.client.get("/ui")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "EMERGENCY STOP" in page.text and "sessionStorage" in page.text
+    policy = page.headers["content-security-policy"]
+    assert "connect-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "http://" not in page.text and "https://" not in page.text  # nothing from elsewhere
+    for path in ("/trading/deployments", "/trading/emergency-stop", "/positions", "/orders",
+                 "/executions", "/risk/state", "/risk/events", "/coverage", "/backtests",
+                 "/optimizations", "/trading/performance"):  # fmt: skip
+        assert f'"{path}' in page.text or f"`{path}" in page.text, path
