@@ -82,6 +82,8 @@ def up() -> None:
                 "IB gateway": f"{state.ib_host}:{state.ib_port}"
                 + (" (embedded ibsim)" if state.ibsim_pid else ""),
                 "Gateway connected": bool(state.extra.get("gateway", {}).get("connected")),
+                "Operator console": f"{state.api_url}/ui",
+                "Trading": _trading_line(state.extra.get("trading") or {}),
                 "Database": s.db.redacted_url,
                 "Bar store": s.storage.bar_store,
             },
@@ -90,6 +92,13 @@ def up() -> None:
     if admin_token is not None:
         _print_admin_token(admin_token)
     console.print("Stop it with [bold]scizor down[/bold].")
+
+
+def _trading_line(trading: dict[str, Any]) -> str:
+    """``HALTED (reason)`` or ``active``, and the runners resumed."""
+    halted = f"HALTED ({trading.get('reason', '')})" if trading.get("halted") else "active"
+    runners = trading.get("runners") or []
+    return f"{halted}; {len(runners)} deployment runner(s) resumed"
 
 
 def _print_admin_token(token: str) -> None:
@@ -163,5 +172,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cluster.cli_backtest",
     "cluster.cli_jobs",
     "cluster.cli_optimize",
+    "cluster.cli_parity",
     "cluster.cli_trading",
 )

@@ -162,7 +162,10 @@ def up(settings: Settings) -> PlatformState:
     serve.run(build_app(effective_env(settings, state)), name=APP_NAME, route_prefix="/")
     state.api_url = f"http://{api.host}:{api.port}"
     save_state(settings, state)
-    state.extra["gateway"] = start_gateway(Settings.from_env(effective_env(settings, state)))
+    services = Settings.from_env(effective_env(settings, state))
+    state.extra["gateway"] = start_gateway(services)
+    state.extra["trading"] = start_trading(services)
+    save_state(settings, state)
     wait_until(
         lambda: _healthy(state.api_url),
         timeout=60,
@@ -222,14 +225,50 @@ def start_gateway(settings: Settings) -> dict[str, Any]:
     return health
 
 
+def start_trading(settings: Settings) -> dict[str, Any]:
+    """Create (or find) the risk manager and the order manager, then give every running or
+    paused deployment its runner again; return what trading looks like.
+
+    The order manager subscribes to the gateway's fills and reconciles with the broker as it
+    starts, so fills made while the platform was down are recorded before any runner acts;
+    a kill switch halted before the restart is still halted (the risk manager reloads it).
+    """
+    import ray
+
+    from actors.deployments import ensure_runners
+    from actors.order_actor import get_order_manager
+    from actors.risk_actor import get_risk_manager
+    from storage.catalog import Catalog
+
+    risk: dict[str, Any] = ray.get(get_risk_manager(settings).state.remote(), timeout=60)
+    orders: dict[str, Any] = ray.get(get_order_manager(settings).stats.remote(), timeout=120)
+    catalog = Catalog(settings.db.url)
+    try:
+        runners = ensure_runners(catalog, settings)
+    finally:
+        catalog.dispose()
+    return {"halted": bool(risk.get("halted")), "reason": risk.get("reason", ""),
+            "reconciled": orders.get("last_reconcile_clean"), "runners": runners}  # fmt: skip
+
+
 def stop_gateway() -> None:
-    """Kill the gateway actor (it is detached, so it outlives the driver that made it)."""
+    """Kill the platform's detached actors (they outlive the driver that made them): each
+    deployment's runner, the order manager, the risk manager, then the gateway. Their state is
+    in the catalog: the next ``up`` starts them again where they stopped."""
     import ray
 
     from actors.gateway import GATEWAY_NAME, GATEWAY_NAMESPACE
+    from actors.order_actor import ACTOR_NAME as ORDER_MANAGER
+    from actors.risk_actor import ACTOR_NAME as RISK_MANAGER
 
-    with contextlib.suppress(ValueError):  # ValueError: no such actor
-        ray.kill(ray.get_actor(GATEWAY_NAME, namespace=GATEWAY_NAMESPACE))
+    runners = [
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a.get("namespace") == GATEWAY_NAMESPACE and a["name"].startswith("scizor-runner-")
+    ]
+    for name in (*runners, ORDER_MANAGER, RISK_MANAGER, GATEWAY_NAME):
+        with contextlib.suppress(ValueError):  # ValueError: no such actor
+            ray.kill(ray.get_actor(name, namespace=GATEWAY_NAMESPACE))
 
 
 def migrate(settings: Settings) -> None:

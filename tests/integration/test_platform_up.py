@@ -95,6 +95,13 @@ def test_up_serves_health_from_ray_serve_and_down_stops_what_it_started(
         assert body["checks"]["gateway"]["connected"] is True
         assert body["checks"]["catalog"]["revision"]
         assert port_open(ib_port), "embedded ibsim is not listening"
+        assert f"http://127.0.0.1:{api_port}/ui" in up.stdout  # the operator console
+        assert "active; 0 deployment runner(s) resumed" in up.stdout
+        page = httpx.get(f"http://127.0.0.1:{api_port}/ui", timeout=10)  # open: no token
+        assert page.status_code == 200 and "EMERGENCY STOP" in page.text
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        for name in ("scizor-risk-manager", "scizor-order-manager"):  # trading is ready
+            assert ray.get_actor(name, namespace="scizor") is not None
         assert (tmp_path / "home" / "scizor.db").exists(), "catalog was not migrated"
 
         assert eventually(gateway_metrics_exported, timeout=60), "no scizor metrics in Ray's"
@@ -108,8 +115,9 @@ def test_up_serves_health_from_ray_serve_and_down_stops_what_it_started(
     assert "SCIZOR stopped." in down.stdout
     assert eventually(lambda: not port_open(ib_port)), "ibsim still listening after down"
     assert ray.is_initialized(), "down must not stop a cluster it did not start"
-    with pytest.raises(ValueError):
-        ray.get_actor("scizor-gateway", namespace="scizor")
+    for name in ("scizor-gateway", "scizor-risk-manager", "scizor-order-manager"):
+        with pytest.raises(ValueError):
+            ray.get_actor(name, namespace="scizor")
     assert scizor(env, "status").stdout.count("down") == 1
 
 
