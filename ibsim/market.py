@@ -4,12 +4,20 @@ Every symbol gets a seeded random walk (drift and volatility derived from the se
 symbol name) on its exchange's calendar (exchange_calendars XNYS/XNAS/XASX). Intraday prices
 are a per-second Brownian bridge from each session's open to its close, so intraday bars
 agree with the daily bar, and the same request always returns the same bars. With a data
-directory, ``<SYMBOL>.parquet|.csv`` files replace the synthetic daily series.
+directory, ``<SYMBOL>.parquet|.csv`` files replace the synthetic daily series (or frames
+given directly as ``replay``, e.g. bars read from a bar store).
+
+Bar quotes (``bar_quotes=True``, for replaying daily bars into a paper deployment, see
+``actors.parity``): during a session the quote is that session's daily open with no spread
+(bid = ask = last = open) until its close, and outside sessions the last close. A market
+order placed while the market is closed therefore fills at the next session's open exactly:
+the backtester's ``fill="next_open"`` convention.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -70,11 +78,29 @@ def _params(seed: int, symbol: str) -> tuple[float, float, float, float]:
 
 
 class Market:
-    """Deterministic prices for every contract in the world."""
+    """Deterministic prices for every contract in the world.
 
-    def __init__(self, *, seed: int = 0, data_dir: Path | None = None) -> None:
+    Args:
+        seed: Seed of the synthetic series.
+        data_dir: Directory of ``<SYMBOL>.parquet|.csv`` daily bars to replay.
+        replay: Daily bars to replay by symbol (a UTC-indexed frame, or one with a ``ts`` or
+            ``date`` column, as a replay file holds); they win over ``data_dir``'s files.
+        bar_quotes: Quote each session at its daily open, with no spread (see the module
+            docstring), instead of the per-second path between open and close.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        data_dir: Path | None = None,
+        replay: Mapping[str, pd.DataFrame] | None = None,
+        bar_quotes: bool = False,
+    ) -> None:
         self.seed = seed
         self.data_dir = data_dir
+        self.replay = dict(replay or {})
+        self.bar_quotes = bar_quotes
         self._daily: dict[int, pd.DataFrame] = {}
         self._seconds = lru_cache(maxsize=64)(self._make_seconds)
 
@@ -112,6 +138,10 @@ class Market:
         return frame.round({"open": 2, "high": 2, "low": 2, "close": 2})
 
     def _load_replay(self, c: ContractInfo) -> pd.DataFrame | None:
+        given = self.replay.get(c.symbol)
+        if given is not None:
+            raw = given.rename_axis("ts").reset_index() if _dated(given) else given
+            return _normalise_replay(raw, Path(f"<replay {c.symbol}>"))
         if self.data_dir is None:
             return None
         for suffix in (".parquet", ".csv"):
@@ -166,6 +196,8 @@ class Market:
     def quote(self, c: ContractInfo, now: datetime) -> Quote:
         """Bid/ask/last at ``now`` (the last close, marked closed, outside the session)."""
         epoch = now.timestamp()
+        if self.bar_quotes:
+            return self._bar_quote(c, epoch)
         i = self.session_index(c, epoch)
         _, opens, closes = calendar_schedule(c.calendar_name)
         is_open = i >= 0 and epoch < closes[i]
@@ -192,6 +224,31 @@ class Market:
             last=round(last, 4),
             volume=volume,
             bar_volume=bar_volume,
+            bar_epoch=bar_epoch,
+            is_open=bool(is_open),
+            session_close=datetime.fromtimestamp(int(session_close), UTC),
+        )
+
+    def _bar_quote(self, c: ContractInfo, epoch: float) -> Quote:
+        """The quote of ``bar_quotes`` mode: the session's open, else the last close."""
+        i = self.session_index(c, epoch)
+        days, opens, closes = calendar_schedule(c.calendar_name)
+        is_open = i >= 0 and epoch < closes[i]
+        price, volume, bar_epoch = self.daily_close_before(c, epoch), 0.0, 0
+        if is_open:
+            daily = self.daily(c)
+            row_at = int(daily.index.get_indexer(pd.DatetimeIndex([pd.Timestamp(days[i])]))[0])
+            if row_at >= 0:  # a session the bars do not cover quotes the last close
+                price = float(daily["open"].iloc[row_at])
+                volume = float(daily["volume"].iloc[row_at])
+            bar_epoch = int(opens[i])
+        session_close = closes[i] if is_open else closes[min(i + 1, len(closes) - 1)]
+        return Quote(
+            bid=price,
+            ask=price,
+            last=price,
+            volume=volume,
+            bar_volume=volume,
             bar_epoch=bar_epoch,
             is_open=bool(is_open),
             session_close=datetime.fromtimestamp(int(session_close), UTC),
@@ -229,6 +286,11 @@ def _bridge(
     profile = 1.0 + 3.0 * (2 * t - 1) ** 2
     vols = np.floor(volume * profile / profile.sum() * rng.lognormal(0.0, 0.5, n))
     return opn, np.round(high, 4), np.round(low, 4), close, vols
+
+
+def _dated(frame: pd.DataFrame) -> bool:
+    """True when the bars' times are the frame's index (a bar store's frame)."""
+    return isinstance(frame.index, pd.DatetimeIndex)
 
 
 def _normalise_replay(raw: pd.DataFrame, path: Path) -> pd.DataFrame:

@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from core.clock import Clock, ScaledClock
 from ibsim.contracts import ContractWorld, default_world
@@ -39,6 +41,10 @@ class IBSim(SimState):
         pacing: ``"strict"`` enforces IBKR's pacing and message-rate rules, ``"off"`` not.
         speed: Simulated seconds per real second.
         data_dir: Directory of ``<SYMBOL>.parquet|.csv`` bars to replay instead of synthetic.
+        replay: Daily bars to replay by symbol, given directly (see :class:`ibsim.market.Market`).
+        bar_quotes: Quote each session at its daily open with no spread, so a market order
+            placed while the market is closed fills at the next open exactly (the parity
+            check's replay; see :mod:`ibsim.market`).
         account: The single managed account id.
         start: Simulated time at start (default: now); pick a session time for streaming.
         control_port: Also listen for newline-delimited JSON fault commands (0 = free port).
@@ -73,6 +79,8 @@ class IBSim(SimState):
         rate_clock: Callable[[], float] = time.monotonic,
         cash: float = 1_000_000.0,
         participation: float | None = None,
+        replay: Mapping[str, pd.DataFrame] | None = None,
+        bar_quotes: bool = False,
     ) -> None:
         if pacing not in ("strict", "off"):
             raise ValueError(f"pacing must be 'strict' or 'off'; got {pacing!r}")
@@ -81,7 +89,12 @@ class IBSim(SimState):
         super().__init__(
             clock=clock or ScaledClock(start=start, speed=speed),
             world=world or default_world(),
-            market=Market(seed=seed, data_dir=Path(data_dir) if data_dir else None),
+            market=Market(
+                seed=seed,
+                data_dir=Path(data_dir) if data_dir else None,
+                replay=replay,
+                bar_quotes=bar_quotes,
+            ),
             account=account,
             pacing_enabled=pacing == "strict",
             time_zone=time_zone,
