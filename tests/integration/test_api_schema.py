@@ -28,7 +28,13 @@ from serve.limits import ApiLimits
 from storage.bars import BarStore
 from storage.catalog import Catalog
 from storage.catalog.records import SymbolRecord
-from tests.integration.test_api_support import backend_url, gateway_on, scizor_env, serving
+from tests.integration.test_api_support import (
+    backend_url,
+    gateway_on,
+    kill_trading_actors,
+    scizor_env,
+    serving,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -76,9 +82,13 @@ def deployed(
     _, token = catalog.tokens.create("admin", "schemathesis")
     env = scizor_env(home, catalog_db, SCIZOR_IB_HOST="127.0.0.1", SCIZOR_IB_PORT=str(ib.port))
     limits = ApiLimits(rate_per_second=10_000, burst=10_000)
-    with serving(env, limits=limits, port=serve_api_port) as url:
-        yield {"url": url, "token": token}
-    catalog.dispose()
+    kill_trading_actors()  # the trading routes make them on this catalog
+    try:
+        with serving(env, limits=limits, port=serve_api_port) as url:
+            yield {"url": url, "token": token}
+    finally:
+        kill_trading_actors(catalog_db)
+        catalog.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -164,3 +164,27 @@ def gateway_on(sim_port: int, *, client_id: int) -> Iterator[Any]:
         yield handle
     finally:
         kill()
+
+
+def kill_trading_actors(catalog_url: str | None = None) -> None:
+    """Kill the cluster's order manager, risk manager and (for ``catalog_url``'s deployments)
+    runner actors: they are detached and named, and each opens one catalog, so a test that
+    made them through the API must not leave them to the next test's catalog."""
+    import ray
+
+    from actors.gateway import NAMESPACE
+    from actors.order_actor import ACTOR_NAME as OM_NAME
+    from actors.risk_actor import ACTOR_NAME as RISK_NAME
+    from actors.strategy_runner import runner_name
+    from storage.catalog import Catalog
+
+    names = [OM_NAME, RISK_NAME]
+    if catalog_url is not None:
+        catalog = Catalog(catalog_url)
+        try:
+            names += [runner_name(d.id) for d in catalog.deployments.list()]
+        finally:
+            catalog.dispose()
+    for name in names:
+        with contextlib.suppress(ValueError):
+            ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
