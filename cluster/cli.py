@@ -173,6 +173,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cluster.cli_jobs",
     "cluster.cli_optimize",
     "cluster.cli_parity",
-    "cluster.cli_parity",
     "cluster.cli_trading",
 )
