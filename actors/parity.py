@@ -44,6 +44,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from actors.deployments import DeploymentSpec, create_deployment, resolve_strategy
@@ -185,7 +186,7 @@ def check_parity(
                      fill_timeout=fill_timeout)  # fmt: skip
     fills, problems, orders = replay.run()
     index = pd.DatetimeIndex(sorted(set().union(*(f.index for f in frames.values()))))
-    paper = paper_trades(fills, index)
+    paper = paper_trades(fills, index, bar_of=replay.session_of)
     matched, divergences = compare_trades(backtest, paper)
     return ParityResult(
         strategy=strategy.name, params=dict(params), instruments=list(contracts),
@@ -340,6 +341,11 @@ class _Replay:
                         await self._filled(om, ref)
         finally:
             await runner.stop()
+
+    def session_of(self, when: datetime) -> pd.Timestamp:
+        """The bar (its session's date, UTC) of the session open at ``when``."""
+        i = int(np.searchsorted(self._opens, when.timestamp(), side="right")) - 1
+        return pd.Timestamp(self._days[max(i, 0)])
 
     def _at(self, when: pd.Timestamp, *, close: bool) -> datetime:
         """The bar's session open, or a minute after its close (UTC)."""

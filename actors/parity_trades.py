@@ -30,8 +30,9 @@ exit bar), ``quantity``, ``fill price``, ``commission`` or ``P&L``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -59,9 +60,10 @@ KINDS = ("signal", "quantity", "fill price", "commission", "P&L")
 """The kinds of divergence, in the order they are checked."""
 PRICE_TOLERANCE = 1e-9
 """Relative difference under which two fill prices are the same (float noise only)."""
-MONEY_TOLERANCE = 0.005
-"""Absolute difference (account currency) under which commissions or P&L are the same:
-ibsim rounds commissions to 1/100 of a cent, the engine does not."""
+MONEY_TOLERANCE = 0.01
+"""Absolute difference (instrument currency) up to which a trade's commission or P&L is
+the same: the broker rounds each fill's commission (ibsim, like IB: to the cent on the ASX,
+to 1/100 cent in the US), the engine does not, so a round trip may differ by a cent."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -265,19 +267,27 @@ class _Lot:
     commission: float
 
 
-def paper_trades(fills: Iterable[Fill], index: pd.DatetimeIndex) -> list[Trade]:
+def paper_trades(
+    fills: Iterable[Fill],
+    index: pd.DatetimeIndex,
+    *,
+    bar_of: Callable[[datetime], pd.Timestamp] | None = None,
+) -> list[Trade]:
     """Turn a deployment's executions into round trips, as the engine records them.
 
     Fills of one order (one ``order_ref``) make one fill at their average price with their
-    total commission, dated by the bar whose session it happened in (the last bar starting
-    at or before it). An order against the open position closes it (or part of it: the
-    entry commission is split by quantity); what goes past zero opens the other side, with
-    its share of the order's commission.
+    total commission, dated by the bar whose session it happened in (``bar_of``; by default
+    the last bar of ``index`` starting at or before it). An order against the open position
+    closes it (or part of it: the entry commission is split by quantity); what goes past
+    zero opens the other side, with its share of the order's commission.
 
     Args:
         fills: the executions, any order.
         index: the bars' times (each fill is placed on one).
+        bar_of: the bar of a fill's time, where a session does not start on its bar's date
+            (an ASX session opens the evening before in UTC).
     """
+    place = bar_of or (lambda when: _bar_of(index, when))
     orders: dict[tuple[str, str], list[Fill]] = {}
     for f in sorted(fills, key=lambda f: (f.time, f.exec_id)):
         orders.setdefault((f.instrument, f.order_ref), []).append(f)
@@ -289,7 +299,7 @@ def paper_trades(fills: Iterable[Fill], index: pd.DatetimeIndex) -> list[Trade]:
         fee = float(sum((f.commission for f in group), Decimal(0)))
         price = float(value / sum((f.quantity for f in group), Decimal(0)))
         sign = 1 if group[0].side == Side.BUY else -1
-        at = _bar_of(index, group[-1].time)
+        at = place(group[-1].time)
         lot = lots.get(instrument)
         if lot is not None and lot.sign != sign:
             closing = min(qty, lot.quantity)
@@ -433,7 +443,7 @@ def _pair(a: Trade, b: Trade, price_tol: float, money_tol: float) -> list[Diverg
             differ("fill price", name, x, y)
     for kind, name in (("commission", "commission"), ("P&L", "pnl")):
         x, y = getattr(a, name), getattr(b, name)
-        if x is not None and y is not None and abs(float(x) - float(y)) > money_tol:
+        if x is not None and y is not None and abs(float(x) - float(y)) > money_tol + 1e-9:
             differ(kind, name, x, y)
     return out
 
