@@ -117,6 +117,20 @@ class ParitySpec:
     capital: float = 100_000.0
     commission: CommissionSpec = "ibkr"
 
+    def __post_init__(self) -> None:
+        """Refuse what the replay cannot do before anything starts.
+
+        Raises:
+            ValidationError: naming ``bar_size`` (not ``1d``) or ``capital`` (not > 0).
+        """
+        if self.bar_size != "1d":
+            raise ValidationError(
+                f"parity replays daily bars only; got bar_size {self.bar_size!r}",
+                field="bar_size",
+            )
+        if not (isinstance(self.capital, int | float) and self.capital > 0):
+            raise ValidationError(f"capital must be > 0, got {self.capital!r}", field="capital")
+
 
 def spec_from_deployment(
     catalog: Catalog, deployment_id: int, *, start: Any, end: Any, **overrides: Any
@@ -163,10 +177,6 @@ def check_parity(
         DataError: no stored bars in the range.
         NotFound, ParameterError: an unknown strategy, bad parameters.
     """
-    if spec.bar_size != "1d":
-        raise ValidationError(
-            f"parity replays daily bars only; got bar_size {spec.bar_size!r}", field="bar_size"
-        )
     strategy, params = _strategy(spec)
     contracts = {i: _contract(i) for i in dict.fromkeys(str(parse(i)) for i in spec.instruments)}
     if len({c.calendar_name for c in contracts.values()}) > 1:
