@@ -1,12 +1,13 @@
 """Trading over real HTTP on Ray Serve, through the cluster's gateway, risk-manager,
 order-manager and runner actors, against ibsim over TCP, with SQLite and PostgreSQL catalogs.
 
-A paper deployment of ``sma_cross(2, 3)`` on 5-minute bars (ibsim runs 300 times faster than
-the wall clock: a bar a second) trades, shows in /orders and /trading/performance, and is
-stopped flat. A manual order fills and shows in /orders, /executions and /positions; a risk
-limit set with PUT /risk/limits makes one a 422 that never reaches ibsim; the emergency stop
-cancels an open limit order far from the market and flattens every position, and only an
-admin resets it.
+A paper deployment of ``sma_cross(2, 3)`` on 5-minute bars (ibsim runs 100 times faster than
+the wall clock, a bar every 3 s, from just after NASDAQ's open, so a module's tests run
+within one session and market orders fill at once, never at the next open) trades, shows in
+/orders and /trading/performance, and is stopped flat. A manual order fills and shows in
+/orders, /executions and /positions; a risk limit set with PUT /risk/limits makes one a 422
+that never reaches ibsim; the emergency stop cancels an open limit order far from the market
+and flattens every position, and only an admin resets it.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ from tests.integration.test_api_support import (
 
 pytestmark = pytest.mark.integration
 
-SPEED = 300.0  # one 5-minute bar per real second
-START = datetime(2024, 3, 12, 14, 45, tzinfo=UTC)
+SPEED = 100.0  # a 5-minute bar every 3 s; the session (13:30-20:00 UTC) lasts ~3.8 min
+START = datetime(2024, 3, 12, 13, 45, tzinfo=UTC)  # NASDAQ open: orders fill now
 AAPL, MSFT = "AAPL.NASDAQ", "MSFT.NASDAQ"
 ACCOUNT = "DU1234567"  # ibsim's paper account
 

@@ -32,8 +32,8 @@ from tests.integration.test_api_support import backend_url, eventually, kill_tra
 pytestmark = pytest.mark.integration
 
 SCIZOR = str(Path(sys.executable).with_name("scizor"))
-SPEED = 300.0  # one 5-minute bar per real second
-START = datetime(2024, 3, 12, 14, 45, tzinfo=UTC)
+SPEED = 100.0  # a 5-minute bar every 3 s; the session (13:30-20:00 UTC) lasts ~3.8 min
+START = datetime(2024, 3, 12, 13, 45, tzinfo=UTC)  # NASDAQ open: orders fill now
 AAPL = "AAPL.NASDAQ"
 
 
