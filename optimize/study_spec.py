@@ -33,7 +33,10 @@ Plain JSON, like the backtest spec (whose fields it shares and checks with
 * ``seed``: makes samplers and random draws repeatable.
 * ``pruning``: ``{"folds": 4, "pruner": "median", "startup_trials": 10, "warmup_folds": 1}``
   (tpe or cmaes, one objective): the date range is cut into ``folds`` consecutive periods of
-  equal bars, each backtested on its own; a trial's objective is the mean over the folds,
+  equal bars, each backtested with the history before it that the strategy's warm-up needs
+  at the space's largest values (its indicators are warm at the fold's first bar and a
+  position opened before carries in) and scored on its own bars; a trial's objective is the
+  mean over the folds,
   and it runs fold by fold while Optuna's ``MedianPruner`` compares its running mean with
   the other trials' at the same fold, stopping a poor trial (PRUNED, with the folds it ran)
   before its later folds cost anything. ``trials`` then counts COMPLETE and pruned trials,

@@ -57,6 +57,7 @@ from optimize.study_spec import StudySpec
 from optimize.sweep_sources import Job, Source, best_so_far, make_source, seeded_best
 from optimize.sweep_task import EvalOutcome, EvalPlan, sweep_task
 from storage.bars import BarStore
+from strategies.base import Strategy
 
 TASK_SECONDS = 1.0
 """What one task should spend inside run_batch."""
@@ -107,6 +108,26 @@ class Progress:
     pruned: int = 0
 
 
+def fold_warmup(spec: StudySpec, strategy: Strategy) -> int:
+    """The history every fold of a pruned study is backtested with: the strategy's warm-up
+    with each searched parameter at its largest value (the library's warm-ups grow with
+    their windows; a rule spec's is an upper bound). One figure for every trial, so a fold's
+    score never depends on which trials share its batch; 0 when it cannot be worked out."""
+    largest: dict[str, Any] = dict(spec.fixed)
+    for name, dim in spec.space.items():
+        numbers = [v for v in dim.values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if dim.kind == "int":
+            largest[name] = int(dim.high)
+        elif dim.kind == "float":
+            largest[name] = float(dim.high)
+        elif numbers:
+            largest[name] = max(numbers)
+    try:
+        return max(0, int(strategy.warmup(largest)))
+    except (ScizorError, ValueError, TypeError, KeyError):
+        return 0
+
+
 def run_sweep(
     spec: StudySpec,
     *,
@@ -149,6 +170,7 @@ def run_sweep(
         instruments=tuple(instruments),
         currencies=currencies,
         folds=0 if spec.pruning is None else spec.pruning.folds,
+        fold_warmup=0 if spec.pruning is None else fold_warmup(spec, strategy),
     )
     driver = _Driver(
         source=source,

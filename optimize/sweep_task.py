@@ -42,6 +42,8 @@ class EvalPlan:
         currencies: Each instrument's currency (what ``commission="ibkr"`` prices by).
         folds: With pruning, the consecutive periods each instrument's bars are cut into
             (equal numbers of bars, :func:`fold_bars`); 0: the whole range at once.
+        fold_warmup: The bars of history before its fold each fold is backtested with (the
+            strategy's warm-up at the space's largest values, :func:`fold_window`).
     """
 
     spec: BacktestSpec
@@ -50,13 +52,26 @@ class EvalPlan:
     instruments: tuple[str, ...]
     currencies: Mapping[str, str] = field(default_factory=dict)
     folds: int = 0
+    fold_warmup: int = 0
 
 
 def fold_bars(bars: pd.DataFrame, folds: int, fold: int) -> pd.DataFrame:
     """Fold ``fold`` (from 0) of ``folds`` consecutive slices of ``bars`` of (nearly) equal
     length; every bar is in exactly one fold."""
+    return fold_window(bars, folds, fold, warmup=0)[0]
+
+
+def fold_window(
+    bars: pd.DataFrame, folds: int, fold: int, *, warmup: int
+) -> tuple[pd.DataFrame, int]:
+    """Fold ``fold``'s bars (:func:`fold_bars`) preceded by up to ``warmup`` bars of the
+    history before it, and the position of the fold's first bar in that window: what
+    ``run_batch(window, ..., score_from=start)`` scores, so a fold's indicators are warm at
+    its first bar and a position the history opened carries into it, as in one backtest
+    over the whole range. The first fold has no history before it."""
     edges = np.linspace(0, len(bars), folds + 1).astype(int)
-    return bars.iloc[edges[fold] : edges[fold + 1]]
+    first = max(0, int(edges[fold]) - max(0, warmup))
+    return bars.iloc[first : edges[fold + 1]], int(edges[fold]) - first
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,17 +92,18 @@ def evaluate(
     fold: int | None = None,
 ) -> EvalOutcome:
     """Run ``sets`` (searched parameters) on every instrument's bars with ``run_batch``
-    (only fold ``fold`` of each instrument's bars, when given)."""
+    (only fold ``fold`` of each instrument's bars, with its history, when given)."""
     strategy = plan.spec.build_strategy()
     full = [{**plan.fixed, **s} for s in sets]
     values = np.full((len(sets), len(frames), len(plan.metrics)), np.nan)
     busy = 0.0
     for j, (instrument, bars) in enumerate(zip(plan.instruments, frames, strict=True)):
         kwargs = plan.spec.engine_kwargs(currency=plan.currencies.get(instrument, "USD"))
+        start = 0
         if fold is not None:
-            bars = fold_bars(bars, plan.folds, fold)
+            bars, start = fold_window(bars, plan.folds, fold, warmup=plan.fold_warmup)
         began = time.perf_counter()
-        table: pd.DataFrame = run_batch(bars, strategy, full, **kwargs)
+        table: pd.DataFrame = run_batch(bars, strategy, full, **kwargs, score_from=start)
         busy += time.perf_counter() - began
         values[:, j, :] = table[list(plan.metrics)].to_numpy(np.float64)
     return EvalOutcome(values=values, seconds=busy, worker_pid=os.getpid())

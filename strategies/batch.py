@@ -44,6 +44,7 @@ def run_batch(
     periods_per_year: float | None = None,
     finalize_trades: bool = False,
     currency: str = "USD",
+    score_from: int = 0,
 ) -> pd.DataFrame:
     """Backtest many parameter sets of one strategy on the same bars in one call.
 
@@ -67,6 +68,9 @@ def run_batch(
         periods_per_year: as for ``run_backtest``.
         finalize_trades: as for ``run_backtest``.
         currency: as for ``run_backtest``.
+        score_from: the bar the metrics start at: the bars before it only warm the
+            indicators up and may leave a position open into it (a walk-forward fold with
+            its history); 0: every bar. Trade counts and ratios still cover every bar.
 
     Returns:
         One row per parameter set: the resolved parameters, the metrics of
@@ -76,6 +80,12 @@ def run_batch(
     """
     code = check_currency(currency)
     frame, values = bar_values(bars)
+    if not 0 <= score_from < len(frame):
+        raise ParameterError(
+            f"score_from={score_from} is outside the {len(frame)} bars: use a bar position "
+            "from 0 to the last bar",
+            field="score_from",
+        )
     strat, _ = prepare(strategy, None, allow_short)
     resolved = _resolved(strat, param_sets, allow_short=allow_short)
     costs = run_costs(
@@ -107,6 +117,8 @@ def run_batch(
             finalize=finalize_trades,
         )
         del targets
+        if score_from:  # the equity before the first scored bar is the base of its return
+            equity = np.ascontiguousarray(equity[:, score_from - 1 :])
         stats = mk.batch_core(equity, float(ppy))
         del equity
         parts.append(_rows(chunk, stats, *counts))

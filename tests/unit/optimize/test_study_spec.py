@@ -211,3 +211,28 @@ def test_not_json_and_not_an_object_are_refused() -> None:
 def test_an_unknown_parameter_is_a_parameter_error() -> None:
     with pytest.raises(ParameterError):
         parse_study({**BASE, "space": {"fats": {"low": 2}}})
+
+
+def test_a_fold_window_carries_the_history_before_its_fold() -> None:
+    from optimize.sweep_task import fold_window
+
+    idx = pd.date_range("2020-01-01", periods=1000, freq="D", tz="UTC")
+    bars = pd.DataFrame({"close": np.arange(1000.0)}, index=idx)
+    for k in range(4):
+        fold = fold_bars(bars, 4, k)
+        window, start = fold_window(bars, 4, k, warmup=300)
+        assert window.iloc[start:].index.equals(fold.index)  # scored: the fold, exactly
+        assert start == min(300, 250 * k)  # the first fold has no history before it
+        assert window.index[0] == idx[max(0, 250 * k - 300)]
+    assert fold_window(bars, 4, 2, warmup=0)[0].index.equals(fold_bars(bars, 4, 2).index)
+
+
+def test_a_pruned_studys_folds_warm_up_for_the_largest_values_of_its_space() -> None:
+    from optimize.sweep import fold_warmup
+
+    spec = parse_study({**BASE, "space": {"fast": {"low": 2, "high": 30},
+                                          "slow": {"low": 35, "high": 120}}})  # fmt: skip
+    assert fold_warmup(spec, spec.backtest.build_strategy()) == 120  # sma_cross: slow
+    rsi = parse_study({**BASE, "strategy": "rsi_reversion",
+                       "space": {"period": {"values": [7, 14, 21]}}})  # fmt: skip
+    assert fold_warmup(rsi, rsi.backtest.build_strategy()) == 21

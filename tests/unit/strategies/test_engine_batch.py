@@ -68,3 +68,27 @@ def test_indicators_are_computed_once_per_distinct_argument(bars, monkeypatch):
 def test_bad_parameter_set_is_rejected_before_running(bars):
     with pytest.raises(ParameterError, match="fast < slow"):
         run_batch(bars, "sma_cross", [{"fast": 5, "slow": 20}, {"fast": 30, "slow": 20}])
+
+
+def test_score_from_scores_only_the_bars_from_it_on_with_the_history_traded_before(bars):
+    import empyrical as ep
+
+    sets = [{"fast": 5, "slow": 20}, {"fast": 10, "slow": 60}]
+    start = 400
+    table = run_batch(bars, "sma_cross", sets, commission=0.001, score_from=start)
+    for row, params in zip(table.itertuples(), sets, strict=True):
+        equity = run_backtest(bars, "sma_cross", params, commission=0.001).equity
+        returns = equity.iloc[start - 1 :].pct_change().iloc[1:]  # the scored bars' returns
+        assert len(returns) == len(bars) - start
+        assert row.sharpe == pytest.approx(ep.sharpe_ratio(returns, annualization=252), rel=1e-9)
+        total = (equity.iloc[-1] / equity.iloc[start - 1] - 1) * 100
+        assert row.return_pct == pytest.approx(total, rel=1e-9)
+    whole = run_batch(bars, "sma_cross", sets, commission=0.001)
+    assert not np.allclose(table.sharpe, whole.sharpe)  # the first 400 bars are not scored
+
+
+@pytest.mark.parametrize("start", [-1, 700])
+def test_score_from_outside_the_bars_is_refused_naming_it(bars, start):
+    with pytest.raises(ParameterError, match="score_from") as caught:
+        run_batch(bars, "sma_cross", [{"fast": 5, "slow": 20}], score_from=start)
+    assert caught.value.field == "score_from"
