@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -119,6 +120,25 @@ def start_deployment(
     """
     runner = get_runner(deployment_id, settings, gateway=gateway, sink=sink)
     return _call(runner.start.remote(confirm_live))
+
+
+def wait_until_acted(
+    settings: Settings, deployment_id: int, *, timeout: float = 60.0, interval: float = 0.25
+) -> dict[str, Any] | None:
+    """Wait until a started runner has acted on its first bars: every instrument has a last
+    bar, so its target was evaluated and the order it called for (if any) was sent. Return
+    the runner's status, or None if that did not happen within ``timeout`` (no bar yet: it
+    acts when one completes)."""
+    runner = get_runner(deployment_id, settings)
+    deadline = time.monotonic() + timeout
+    while True:
+        status = _call(runner.status.remote())
+        held = (status.get("state") or {}).get("instruments") or {}
+        if held and all(entry.get("last_bar") for entry in held.values()):
+            return status
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval)
 
 
 def pause_deployment(settings: Settings, deployment_id: int) -> dict[str, Any]:

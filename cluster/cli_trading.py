@@ -127,16 +127,32 @@ def deploy(
         bar_size=bar_size,
     )  # fmt: skip
     catalog = _catalog()
+    acted: dict[str, Any] | None = None
     try:
         record = create_deployment(catalog, spec)
         if start:
             _act(record.id, "start", confirm_live=confirm_live, flatten=False)
+            acted = _wait_until_acted(record.id)
             record = catalog.deployments.get(record.id)
         console.print(deployments_table([record]))
     finally:
         catalog.dispose()
     if not start:
         console.print(f"Start it with [bold]scizor deployments {record.id} start[/bold].")
+    elif acted is None:
+        console.print("Its runner has no completed bar yet: it acts when the next one closes.")
+    else:
+        sent = acted.get("sent") or []
+        did = f"sent {', '.join(sent)}" if sent else "sent no order (nothing to change)"
+        console.print(f"Its runner evaluated the latest bar and {did}.")
+
+
+def _wait_until_acted(deployment_id: int) -> dict[str, Any] | None:
+    """Wait (up to a minute) for a started runner's first evaluation, so what follows sees it."""
+    from actors.deployments import wait_until_acted
+
+    with console.status("waiting for the runner's first bar"):
+        return wait_until_acted(_cluster(), deployment_id, timeout=60.0)
 
 
 def _act(deployment_id: int, action: str, *, confirm_live: bool, flatten: bool) -> dict[str, Any]:

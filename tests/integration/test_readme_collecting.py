@@ -29,6 +29,7 @@ from ibsim.contracts import default_world
 from ibsim.market import Market
 from storage.bars import BarStore
 from storage.catalog import Catalog
+from tests.integration.test_api_support import kill_trading_actors
 
 pytestmark = pytest.mark.integration
 
@@ -76,6 +77,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_unfinished_jobs() -> None:
+    """Stop every Ray Job of the session still pending or running, and wait until it ends."""
+    import ray
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(ray.get_runtime_context().gcs_address)
+    live = {JobStatus.PENDING, JobStatus.RUNNING}
+    unfinished = [job.submission_id for job in client.list_jobs() if job.status in live]
+    for submission_id in unfinished:
+        if submission_id:
+            client.stop_job(submission_id)
+    deadline = time.monotonic() + 60
+    while unfinished and time.monotonic() < deadline:
+        unfinished = [j for j in unfinished if j and client.get_job_status(j) in live]
+        time.sleep(0.5)
+
+
 def run(env: dict[str, str], line: str, *, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["bash", "-c", line], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -102,6 +120,7 @@ def test_readme_collecting_block_runs_as_printed_on_the_whole_universe(
     assert any("collect daily" in line for line in lines)
     make_up = readme_block("Two commands")[0]
     assert make_up.startswith("make up ")
+    kill_trading_actors()  # make up starts its own, on this home's catalog
     up = run(env, make_up, timeout=600)  # as printed: the venv is current, so it only starts
     try:
         assert up.returncode == 0, up.stdout + up.stderr
@@ -123,12 +142,21 @@ def test_readme_collecting_block_runs_as_printed_on_the_whole_universe(
         began = time.monotonic()
         research = readme_block("Research on the cluster and over HTTP")
         optimizing = readme_block("Optimizing on the cluster")
-        outputs = run_in_one_shell(env, research + optimizing)  # one terminal: $TOKEN carries
-        print(f"{time.monotonic() - began:7.1f} s  the research and optimizing blocks")
+        trading = readme_block("Trading on paper")
+        blocks = research + optimizing + trading
+        outputs = run_in_one_shell(env, blocks)  # one terminal: $TOKEN carries
+        print(f"{time.monotonic() - began:7.1f} s  the research, optimizing and trading blocks")
         _assert_the_research_block_did_its_work(env, home, outputs[: len(research)])
-        _assert_the_optimizing_block_did_its_work(home, outputs[len(research) :])
+        _assert_the_optimizing_block_did_its_work(
+            home, outputs[len(research) : len(research) + len(optimizing)]
+        )
+        _assert_the_trading_block_did_its_work(home, outputs[len(research) + len(optimizing) :])
     finally:
+        stop_unfinished_jobs()  # a block cut short must not leave its sweep to the next tests
         run(env, "make down", timeout=120)
+    for name in ("scizor-order-manager", "scizor-risk-manager"):  # down stopped trading too
+        with pytest.raises(ValueError):
+            ray.get_actor(name, namespace="scizor")
 
 
 def _assert_every_instrument_has_its_own_bars(home: Path) -> None:
@@ -223,3 +251,28 @@ def _assert_the_optimizing_block_did_its_work(home: Path, outputs: list[str]) ->
     values = [t["values"][0] for t in page["items"]]
     assert values == sorted(values, reverse=True) and values[0] == pytest.approx(etfs.best_value)
     assert (home / "reports" / f"optimization-{etfs.id}.html").stat().st_size > 10_000
+
+
+def _assert_the_trading_block_did_its_work(home: Path, outputs: list[str]) -> None:
+    _token, deployed, listed, orders, performance, halted, resumed, after = outputs
+    catalog = Catalog(f"sqlite:///{home / 'scizor.db'}")
+    try:
+        [deployment] = catalog.deployments.list()
+        sent = catalog.orders.list(deployment_id=deployment.id)
+        events = [e.kind for e in catalog.risk.events()]
+        state = catalog.risk.state() or {}
+    finally:
+        catalog.dispose()
+    assert deployment.strategy == "buy_hold" and deployment.instruments == ["SPY.ARCA"]
+    assert deployment.mode.value == "paper" and str(deployment.id) in deployed
+    assert "running" in listed and "paused" in after  # the halt paused it; the reset did not
+    assert deployment.status.value == "paused"
+    [record] = sent  # buy_hold's one order, sized from the capital, before the halt
+    order = record.order
+    assert order.order_ref.startswith(f"scz-{deployment.id}-SPY.ARCA-") and order.side == "BUY"
+    assert order.quantity > 0 and order.order_ref in orders
+    report = json.loads(performance)
+    assert {"deployments", "total"} <= set(report)
+    assert "end of the demo" in halted and "emergency_stop" in events and "reset" in events
+    assert state.get("state") == "ACTIVE", state  # the reset cleared the halt
+    assert "Trading allowed again" in resumed and str(deployment.id) in resumed  # still paused
