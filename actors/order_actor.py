@@ -10,9 +10,10 @@ after a crash; its state is the catalog's, so a restarted one carries on after r
 On start it subscribes to the gateway (fills, order statuses and reconnects are pushed to
 its ``on_fill``, ``on_order_status`` and ``on_connected``) and reconciles; it reconciles again
 after every reconnect of the gateway. Calls are serial (one at a time), so a pushed fill is
-applied between two submissions, never in the middle of one. It subscribes by its actor
-name, which the gateway keeps: a gateway Ray restarted pushes to it again by itself
-(:mod:`actors.gateway`).
+applied between two submissions, never in the middle of one. A gateway Ray restarted pushes
+to it again by itself: the gateway's creation arguments name it (``subscribers``; the
+default order manager's name, or this one's when it creates the gateway), see
+:mod:`actors.gateway`.
 
 The kill switch acts on its own: after every new fill, reconcile and mark the host feeds the
 account's equity (the gateway's NetLiquidation, else a base plus the positions' net P&L; see
@@ -196,7 +197,10 @@ class OrderManagerHost:
         self._namespace = namespace
         self._metrics = TradingMetrics()
         where: dict[str, Any] = {"namespace": namespace, "pin_to_head": pin_to_head}
-        self.gateway = GatewayCalls(get_gateway(settings, name=gateway_name, **where))
+        me = ray.get_runtime_context().get_actor_name() if ray.is_initialized() else None
+        subscribers = [me] if me else [ACTOR_NAME]  # used if this call creates the gateway
+        handle = get_gateway(settings, name=gateway_name, subscribers=subscribers, **where)
+        self.gateway = GatewayCalls(handle)
         risk = RiskCalls(get_risk_manager(settings, name=risk_name, **where))
         source = self.gateway.last_price if quotes else None
         watch = EquityWatch(risk, net_liquidation=self.gateway.net_liquidation,
@@ -219,9 +223,7 @@ class OrderManagerHost:
             log.exception("order manager could not subscribe and reconcile at start")
 
     def _subscribe(self) -> None:
-        context = ray.get_runtime_context()
-        name = context.get_actor_name()  # by name: the gateway keeps it across its restarts
-        self.gateway.subscribe(name or context.current_actor, self._namespace)
+        self.gateway.subscribe(ray.get_runtime_context().current_actor)
 
     def _halted(self, event: KillSwitchEvent) -> None:
         """The kill switch tripped: pause every runner, cancel every open order, count it."""

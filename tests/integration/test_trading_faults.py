@@ -50,6 +50,7 @@ class Desk:
     om: Any
     catalog: Catalog
     actors: list[Any]
+    om_options: dict[str, Any]
 
     def start_risk_and_om(self) -> None:
         """Create (or look up) the risk manager and the order manager from the catalog."""
@@ -57,7 +58,8 @@ class Desk:
         self.risk = get_risk_manager(self.settings, name=self.names["risk_name"], **where)
         self.om = get_order_manager(self.settings, name=self.names["om"], **where,
                                     gateway_name=self.names["gateway_name"],
-                                    risk_name=self.names["risk_name"])  # fmt: skip
+                                    risk_name=self.names["risk_name"],
+                                    **self.om_options)  # fmt: skip
         self.actors += [self.risk, self.om]
 
 
@@ -72,7 +74,9 @@ def clock() -> ManualClock:
     return ManualClock(START)
 
 
-def make_desk(sim: IBSim, catalog_url: str, tmp_path: Path, limits: dict[str, str]) -> Desk:
+def make_desk(
+    sim: IBSim, catalog_url: str, tmp_path: Path, limits: dict[str, str], **om_options: Any
+) -> Desk:
     env = {"SCIZOR_HOME": str(tmp_path), "SCIZOR_DATABASE_URL": catalog_url,
            "SCIZOR_BAR_STORE": str(tmp_path / "bars"), "SCIZOR_IB_HOST": "127.0.0.1",
            "SCIZOR_IB_PORT": str(sim.port),
@@ -84,7 +88,7 @@ def make_desk(sim: IBSim, catalog_url: str, tmp_path: Path, limits: dict[str, st
                           subscribers=[names["om"]], backoff=Backoff(initial=0.05, cap=0.5),
                           request_timeout=20)  # fmt: skip
     desk = Desk(settings=settings, names=names, gateway=gateway, risk=None, om=None,
-                catalog=Catalog(catalog_url), actors=[gateway])  # fmt: skip
+                catalog=Catalog(catalog_url), actors=[gateway], om_options=om_options)  # fmt: skip
     desk.start_risk_and_om()
     call(desk.risk.set_limits.remote("global", {"max_order_quantity": "5000", **limits}, "test"))
     assert call(desk.om.stats.remote())["reconciles"] >= 1  # subscribed, reconciled, observed
@@ -240,3 +244,69 @@ def _halts_and_stays_halted(
     assert not halted(desk)
     after = call(desk.om.submit.remote(market(Side.BUY, Decimal(1), "ks-reset")))
     assert after.sent and not after.rejected and len(sim_orders(sim, "ks-reset")) == 1
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'scizor.db'}"
+    catalog = Catalog(url)
+    catalog.upgrade()
+    catalog.dispose()
+    return url
+
+
+def bar_cap(sim: IBSim, participation: float) -> Decimal:
+    """What one order may take of MSFT's current one-minute bar."""
+    info = sim.world.get("MSFT")
+    assert info is not None
+    quote = sim.market.quote(info, sim.clock.now())
+    return min(Decimal(1000), Decimal(int(participation * quote.bar_volume)))
+
+
+def stored_quantity(desk: Desk, order_ref: str) -> Decimal:
+    fills = desk.catalog.executions.list(order_ref=order_ref)
+    assert len(fills) == len({f.exec_id for f in fills})  # never a duplicate row
+    return sum((f.quantity for f in fills), Decimal(0))
+
+
+def sim_executions(sim: IBSim, order_ref: str) -> dict[str, Decimal]:
+    return {e.exec_id: e.shares for e in list(sim.broker.executions) if e.order_ref == order_ref}
+
+
+def test_a_gateway_ray_restarted_pushes_fills_to_the_order_manager_by_itself(
+    ray_session: None, clock: ManualClock, tmp_path: Path
+) -> None:
+    import ray
+
+    with running_ibsim(clock=clock, participation=0.01) as sim:
+        desk = make_desk(sim, sqlite_url(tmp_path), tmp_path, {})
+        try:
+            cap = bar_cap(sim, 0.01)
+            assert cap >= 10, cap
+            quantity = cap * 5  # a bar's share now, the rest over the next bars
+            assert call(desk.om.submit.remote(market(Side.BUY, quantity, "gw-restart"))).sent
+            eventually(lambda: stored_quantity(desk, "gw-restart") == cap, timeout=T)
+            before = call(desk.om.stats.remote())
+
+            ray.kill(desk.gateway, no_restart=False)  # Ray restarts it: a new process
+            # the new gateway subscribes the order manager and says it is connected: the
+            # order manager reconciles (nothing was missed yet: the clock has not moved)
+            eventually(lambda: call(desk.om.stats.remote())["reconciles"] > before["reconciles"],
+                       timeout=T, interval=0.2)  # fmt: skip
+            eventually(lambda: len(sim.sessions) == 1, timeout=T)
+            connected = call(desk.om.stats.remote())
+            assert connected["recovered_fills"] == before["recovered_fills"]
+
+            for bar in (2, 3):  # ibsim fills the rest; nobody calls submit or reconcile
+                sim.call(lambda: clock.advance(60))
+                eventually(lambda b=bar: len(sim_executions(sim, "gw-restart")) == b, timeout=T)
+                done = sum(sim_executions(sim, "gw-restart").values())  # each bar's own share
+                eventually(lambda d=done: stored_quantity(desk, "gw-restart") == d, timeout=T)
+            assert not filled(desk, "gw-restart")
+            after = call(desk.om.stats.remote())
+            assert after["reconciles"] == connected["reconciles"]  # pushed, not reconciled
+            assert after["recovered_fills"] == before["recovered_fills"]
+            assert after["push_failures"] == 0
+            fills = desk.catalog.executions.list(order_ref="gw-restart")
+            assert {f.exec_id: f.quantity for f in fills} == sim_executions(sim, "gw-restart")
+        finally:
+            close(desk)
