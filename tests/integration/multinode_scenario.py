@@ -113,10 +113,14 @@ class Sink:
         self.nodes, self.victim, self.after = nodes, victim, after
         self.outcomes: list[Outcome] = []
         self.removed_at: int | None = None
+        self.busy = False
 
     def add(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
-        if self.removed_at is None and len(self.outcomes) >= self.after:
+        if self.removed_at is None and not self.busy:  # has the victim run a backtest yet?
+            self.busy = self.nodes.of(outcome.worker_pid) == self.victim.node_id
+        # after that (a slow start under load can delay its workers), never before
+        if self.removed_at is None and len(self.outcomes) >= self.after and self.busy:
             self.removed_at = len(self.outcomes)
             self.nodes.cluster.remove_node(self.victim, allow_graceful=False)
 

@@ -240,9 +240,10 @@ def test_large_order_fills_bar_by_bar_with_execution_and_commission_each(
         trade.statusEvent += lambda t: statuses.append(
             (t.orderStatus.filled, t.orderStatus.remaining)
         )
+        seen = 0  # fills counted before each advance: the next bar's may arrive during it
         while not trade.isDone():
-            seen = len(trade.fills)
             await eventually_async(lambda n=seen: len(trade.fills) > n or trade.isDone())
+            seen = len(trade.fills)
             if not trade.isDone():
                 await asyncio.to_thread(advance, sim, clock, 60)
                 caps.append(bar_cap(sim, "SPY"))

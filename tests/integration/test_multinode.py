@@ -59,7 +59,9 @@ def test_a_backtest_that_loses_a_worker_node_part_way_loses_no_instrument(
 ) -> None:
     job = seen["backtest"]
     every = sorted(f"{m.symbol}.{m.primary_exchange}" for m in members())
-    assert job["removed_after"] == 60 and job["report"]["requeued"] > 0  # the node had work
+    # removed part way, after it ran backtests (whether one was in flight at that instant
+    # depends on timing: report["requeued"] says)
+    assert 60 <= job["removed_after"] < len(every)
     assert job["reported"] == every  # each instrument once: none lost, none twice
     assert job["stored"] == every and job["lost"] == [] and job["errors"] == []
     assert len(job["nodes"]) >= 2
