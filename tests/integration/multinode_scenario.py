@@ -12,7 +12,7 @@ worker nodes (1 CPU each), and ibsim over TCP, then
    removes a worker node (no graceful shutdown: its raylet is killed) once some instruments
    are done;
 4. adds a node back and runs a grid sweep (``optimize.sweep.run_sweep``) over 40 listings,
-   removing the worker node that runs the first batch while that batch runs.
+   removing the worker node that runs the first sized batch while that batch runs.
 
 Each task reports its worker's pid; a worker process is a child of its node's raylet, which
 names its node. The outcome is printed as one JSON object on the last line.
@@ -50,7 +50,7 @@ from optimize.backtest_fanout import run_fanout  # noqa: E402
 from optimize.backtest_spec import parse_spec  # noqa: E402
 from optimize.backtest_work import Outcome, WorkPlan  # noqa: E402
 from optimize.study_spec import parse_study  # noqa: E402
-from optimize.sweep import Progress, run_sweep  # noqa: E402
+from optimize.sweep import PROBE_SETS, Progress, run_sweep  # noqa: E402
 from storage.catalog import Catalog, SymbolRecord  # noqa: E402
 
 SPEED = 600.0
@@ -211,9 +211,12 @@ def main(universe_bars: str, workdir: str) -> dict[str, Any]:
     workers.append(nodes.add(cluster.add_node(num_cpus=1, **ports())))
     cluster.wait_for_nodes()
     study_ids = [i for i in ids if i.endswith(".NASDAQ")][:40]
+    # enough points (3,174) that batches are sized after the probes: a sized batch runs
+    # about TASK_SECONDS, so it is still running when its node is removed (a 32-set probe
+    # takes some 50 ms and could end before the raylet dies)
     study = parse_study({"name": "multinode", "strategy": "sma_cross", "instruments": study_ids,
-                         "space": {"fast": {"low": 5, "high": 60, "step": 5},
-                                   "slow": {"low": 20, "high": 200, "step": 10}},
+                         "space": {"fast": {"low": 2, "high": 60, "step": 1},
+                                   "slow": {"low": 20, "high": 300, "step": 5}},
                          "constraints": ["fast < slow"], "sampler": "grid"})  # fmt: skip
     victims = {w.node_id: w for w in workers if w.node_id != workers[1].node_id}
     removed: list[str] = []
@@ -225,14 +228,14 @@ def main(universe_bars: str, workdir: str) -> dict[str, Any]:
         node = nodes.of(p.worker_pid)
         if node is not None:
             batch_nodes.add(node)
-        if not removed and node in victims and p.batch >= 16:
+        if not removed and node in victims and p.batch > PROBE_SETS:
             removed.append(node)
             cluster.remove_node(victims[node], allow_graceful=False)
 
     swept = run_sweep(study, catalog=catalog, bar_store=universe_bars, on_progress=on_progress)
     points = [tuple(sorted(p.items())) for p in swept.trials["params"]]
     out["sweep"] = {
-        "feasible": sum(1 for f in range(5, 61, 5) for s in range(20, 201, 10) if f < s),
+        "feasible": sum(1 for f in range(2, 61) for s in range(20, 301, 5) if f < s),
         "complete": swept.n_complete, "failed": swept.n_failed, "distinct": len(set(points)),
         "rows": len(points), "retried": swept.retried, "removed": removed,
         "nodes": sorted(batch_nodes),
