@@ -29,7 +29,7 @@ system-packages:
 	@bash .ci/ensure-system-packages
 
 up: venv
-	$(VENV)/bin/scizor up
+	$(VENV)/bin/scizor up --detach
 
 down: venv
 	$(VENV)/bin/scizor down

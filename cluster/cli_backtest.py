@@ -67,7 +67,8 @@ def job_spec(
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """``k=v`` pairs; values are JSON (numbers, true/false) or else strings."""
+    """``k=v`` pairs; values are JSON (numbers, true/false) or else strings. ``True`` and
+    ``False`` (how the summaries print a boolean) are booleans too."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
@@ -75,6 +76,9 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
             raise ValidationError(
                 f"--param {pair!r}: write NAME=VALUE, e.g. fast=10", field="params"
             )
+        if text.strip().lower() in ("true", "false"):
+            out[key.strip()] = text.strip().lower() == "true"
+            continue
         try:
             out[key.strip()] = json.loads(text)
         except json.JSONDecodeError:

@@ -316,3 +316,52 @@ def bars(
 
 register(symbols_app, name="symbols")
 register(collect_app, name="collect")
+
+
+PREPARE_YEARS = 5
+"""The daily history ``scizor prepare`` (so ``scizor up``) collects."""
+
+
+@app.command("prepare")
+def prepare(
+    years: int = typer.Option(PREPARE_YEARS, "--years", min=1, help="Daily look-back in years."),
+    warm: bool = typer.Option(True, "--warm/--no-warm", help="Compile the engine's kernels."),
+) -> None:
+    """Get ready to research: universe validated, daily history collected, kernels compiled.
+
+    The bundled universe goes into the catalog and is validated with IB, its daily history is
+    collected, the engine's kernels are compiled. 'scizor up' runs this in the background as a
+    Ray Job ('scizor status' shows how far it is); run again, it only checks what is due and
+    fetches the sessions the store lacks."""
+    from core.errors import Conflict
+
+    farm = Farm.open()
+    try:
+        service = farm.symbols()
+        if farm.catalog.symbols.list():
+            console.print("Symbols in the catalog: re-checking only those due (90 days).")
+            _print_validation(service.validate())
+        else:
+            report = service.populate(None)
+            for name, count in report.upserted.items():
+                console.print(f"{name}: {count} symbols inserted")
+            if report.validation is not None:
+                _print_validation(report.validation)
+        records = service.collectable(None)
+        start, end = plan.window(now=datetime.now(UTC), years=years)
+        targets = plan.targets([r.instrument for r in records], bar_size="1d", start=start, end=end)
+        try:
+            tally = _run(farm, "daily", targets, f"Daily bars, {len(targets)} instruments")
+        except Conflict as exc:  # someone's 'collect daily' is at it: it does the same work
+            console.print(f"Daily collection not started: {exc}")
+            tally = None
+    finally:
+        farm.close()
+    if warm:
+        from strategies.warm import warm_up
+
+        with console.status("Compiling the engine's kernels..."):
+            seconds = warm_up()
+        console.print(f"Engine kernels ready ({sum(seconds.values()):.1f} s).")
+    if tally is not None and tally.failed:
+        raise typer.Exit(1)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,103 @@ def up(settings: Settings) -> PlatformState:
 ADMIN_TOKEN_NAME = "admin"
 
 
+PREPARE_KIND = "prepare"
+
+
+def start_preparation(settings: Settings, state: PlatformState) -> str:
+    """Submit ``scizor prepare`` as a Ray Job (unless one is pending or running); return its
+    submission id, kept in the state for ``status`` and ``down``."""
+    from serve.jobs import JobSpec, RayJobLauncher
+
+    launcher = RayJobLauncher()
+    running = launcher.active(PREPARE_KIND)
+    if running:
+        job_id = running[0].submission_id
+    else:
+        spec = JobSpec(kind=PREPARE_KIND, prefix=PREPARE_KIND, args=(PREPARE_KIND,),
+                       metadata={"requested_by": "scizor up"})  # fmt: skip
+        job_id = launcher.submit(spec, env=effective_env(settings, state))
+    state.extra["prepare_job"] = job_id
+    save_state(settings, state)
+    return job_id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Preparation:
+    """How far ``scizor prepare`` is: its job, its phase, the daily collection's counts."""
+
+    job_id: str
+    status: str
+    phase: str
+    done: int
+    failed: int
+    total: int
+    message: str = ""
+
+    @property
+    def ended(self) -> bool:
+        """True once the job no longer runs."""
+        return self.status not in ("PENDING", "RUNNING")
+
+    def describe(self) -> str:
+        """One line for ``scizor status``."""
+        counts = f" ({self.done + self.failed}/{self.total} instruments)" if self.total else ""
+        failed = f", {self.failed} failed" if self.failed else ""
+        return f"{self.status}: {self.phase}{counts}{failed}"
+
+
+def preparation(settings: Settings, state: PlatformState) -> Preparation | None:
+    """The preparation ``up`` started (None if it started none). Joins the cluster."""
+    from serve.jobs import RayJobLauncher
+    from storage.catalog import Catalog
+    from storage.catalog.records import ItemStatus
+
+    job_id = state.extra.get("prepare_job")
+    if not job_id:
+        return None
+    bootstrap.connect(settings, address=state.ray_address)
+    job = RayJobLauncher().get(job_id)
+    began = (job.start_time or 0) / 1000
+    catalog = Catalog(settings.db.url)
+    try:
+        run = catalog.collection_runs.latest(kind="daily")
+    finally:
+        catalog.dispose()
+    created = run.created_at if run is not None else None
+    if created is not None and created.tzinfo is None:  # SQLite hands back naive UTC
+        created = created.replace(tzinfo=UTC)
+    ours = created is not None and created.timestamp() >= began - 1
+    done = failed = total = 0
+    if run is not None and ours:
+        total = run.total
+        done = run.counts.get(ItemStatus.DONE, 0)
+        failed = run.counts.get(ItemStatus.FAILED, 0)
+    if job.status == "SUCCEEDED":
+        phase = "ready"
+    elif job.status in ("FAILED", "STOPPED"):
+        phase = "did not finish (scizor jobs logs " + job_id + ")"
+    elif not ours:
+        phase = "symbols: populating and validating with IB"
+    elif run is not None and run.status == "running":
+        phase = "collecting daily bars"
+    else:
+        phase = "compiling the engine's kernels"
+    return Preparation(job_id=job_id, status=job.status, phase=phase, done=done,
+                       failed=failed, total=total, message=job.message or "")  # fmt: skip
+
+
+def stop_preparation(settings: Settings, state: PlatformState) -> None:
+    """Stop the preparation job if it still runs (its collection resumes on the next up)."""
+    from core.errors import NotFound
+    from serve.errors import ServiceUnavailable
+    from serve.jobs import RayJobLauncher
+
+    job_id = state.extra.get("prepare_job")
+    if job_id:
+        with contextlib.suppress(NotFound, ServiceUnavailable):
+            RayJobLauncher().stop(job_id)
+
+
 def first_admin_token(settings: Settings) -> str | None:
     """Create the first API token (scope admin) when the catalog has none; return it.
 
@@ -297,6 +395,7 @@ def down(settings: Settings) -> PlatformState | None:
         from serve.deployment import APP_NAME
 
         bootstrap.connect(settings, address=state.ray_address)
+        stop_preparation(settings, state)
         stop_gateway()
         if state.ray_started:
             serve.shutdown()  # type: ignore[no-untyped-call]
@@ -327,7 +426,23 @@ def status(settings: Settings) -> dict[str, Any]:
         "api": {"url": state.api_url, "healthy": _healthy(state.api_url)},
         "database": settings.db.redacted_url,
         "bar_store": settings.storage.bar_store,
+        "preparation": _preparation_line(settings, state),
     }
+
+
+def _preparation_line(settings: Settings, state: PlatformState) -> str:
+    """What ``status`` says of the preparation (never an error: status must always answer)."""
+    from core.errors import ScizorError
+
+    if not state.extra.get("prepare_job"):
+        return "not started (scizor up --no-prepare)"
+    if not bootstrap.head_running(state.ray_address):
+        return "unknown (Ray is down)"
+    try:
+        found = preparation(settings, state)
+    except (ScizorError, ConnectionError, RuntimeError) as exc:
+        return f"unknown ({exc})"
+    return "not started" if found is None else found.describe()
 
 
 def _alive(pid: int) -> bool:

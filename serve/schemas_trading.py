@@ -35,6 +35,8 @@ class DeploymentRequest(BaseModel):
     account: str = Field("", max_length=32, description="The IB account ('': the only one)",
                          examples=["DU1234567"])  # fmt: skip
     mode: Literal["paper", "live"] = "paper"
+    start: bool = Field(False, description="Start the runner at once (paper only: a live "
+                        "deployment starts with /start and confirm_live)")  # fmt: skip
 
 
 class DeploymentView(BaseModel):

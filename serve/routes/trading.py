@@ -49,7 +49,13 @@ Status = Literal["created", "running", "paused", "stopped", "failed"]
 @router.post("/trading/deployments", response_model=DeploymentView, status_code=201,
              openapi_extra=TRADE)  # fmt: skip
 def create(body: DeploymentRequest, context: ApiContext = Depends(context_of)) -> DeploymentView:
-    """Check a deployment spec and store it as ``created`` (start it with ``/start``)."""
+    """Check a deployment spec and store it as ``created`` (start it with ``/start``, or at
+    once with ``start: true`` on paper)."""
+    if body.start and body.mode == "live":
+        raise ValidationError(
+            "a live deployment is not started on creation: create it, then POST "
+            "/trading/deployments/{id}/start with {\"confirm_live\": true}", field="start",
+        )  # fmt: skip
     spec = DeploymentSpec(
         strategy=body.strategy, instruments=body.instruments, capital=body.capital,
         params=body.params, account=body.account, mode=body.mode, bar_size=body.bar_size,
@@ -61,6 +67,9 @@ def create(body: DeploymentRequest, context: ApiContext = Depends(context_of)) -
     except ParameterError as exc:
         field = f"params.{exc.field}" if exc.field else "params"
         raise ValidationError(str(exc), field=field) from exc
+    if body.start:
+        context.trading.start(record.id, confirm_live=False)
+        record = context.catalog.deployments.get(record.id)
     return DeploymentView.of(record)
 
 

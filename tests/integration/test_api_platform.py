@@ -39,10 +39,11 @@ def test_up_prints_an_admin_token_once_and_the_api_takes_it(ray_session, serve_a
         "SCIZOR_IB_PORT": str(free_port()),
         "COLUMNS": "200",
     }
-    first = scizor(env, "up")
+    first = scizor(env, "up", "--detach", "--no-prepare")
     try:
         assert first.returncode == 0, first.stdout + first.stderr
-        (token,) = TOKEN.findall(first.stdout)
+        token, *in_examples = TOKEN.findall(first.stdout)
+        assert len(in_examples) == 3 and set(in_examples) == {token}  # the curl examples
         assert "will not be shown again" in first.stdout
         catalog = Catalog(f"sqlite:///{tmp_path / 'home' / 'scizor.db'}")
         try:
@@ -59,7 +60,7 @@ def test_up_prints_an_admin_token_once_and_the_api_takes_it(ray_session, serve_a
         )
         assert authorized.status_code == 200, authorized.text
 
-        again = scizor(env, "up")
+        again = scizor(env, "up", "--detach", "--no-prepare")
         assert again.returncode == 0, again.stdout + again.stderr
         assert not TOKEN.findall(again.stdout) and "Admin API token" not in again.stdout
     finally:

@@ -153,6 +153,22 @@ def test_a_paper_deployment_trades_shows_its_performance_and_stops_flat(desk: De
     assert AAPL not in desk.broker_positions()
 
 
+def test_start_true_runs_a_paper_deployment_at_once_and_is_refused_for_live(desk: Desk) -> None:
+    spec = {"strategy": "buy_hold", "instruments": [AAPL], "capital": "50000",
+            "account": ACCOUNT, "bar_size": "5m", "start": True}  # fmt: skip
+    before = len(desk.catalog.deployments.list())
+    live = desk.call("POST", "/trading/deployments", json={**spec, "mode": "live"})
+    assert live.status_code == 422, live.text
+    assert live.json()["field"] == "start" and "confirm_live" in live.text
+    assert len(desk.catalog.deployments.list()) == before, "a refused spec stored nothing"
+    created = desk.call("POST", "/trading/deployments", json=spec)
+    assert created.status_code == 201, created.text
+    dep = created.json()
+    assert dep["status"] == "running" and dep["mode"] == "paper", dep
+    stopped = desk.call("POST", f"/trading/deployments/{dep['id']}/stop", json={"flatten": True})
+    assert stopped.status_code == 200 and stopped.json()["deployment"]["status"] == "stopped"
+
+
 def test_a_manual_order_fills_and_shows_in_orders_executions_and_positions(desk: Desk) -> None:
     assert desk.call("POST", "/orders", "read", json={}).status_code == 403
     sent = desk.order(order_ref="api-buy")

@@ -83,7 +83,7 @@ def test_up_serves_health_from_ray_serve_and_down_stops_what_it_started(
         "SCIZOR_IB_PORT": str(ib_port),
         "COLUMNS": "200",
     }
-    up = scizor(env, "up")
+    up = scizor(env, "up", "--detach", "--no-prepare")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"http://127.0.0.1:{api_port}" in up.stdout
@@ -109,6 +109,7 @@ def test_up_serves_health_from_ray_serve_and_down_stops_what_it_started(
         status = scizor(env, "status")
         assert status.returncode == 0
         assert "healthy" in status.stdout and "yes" in status.stdout
+        assert "not started (scizor up --no-prepare)" in status.stdout
     finally:
         down = scizor(env, "down")
     assert down.returncode == 0, down.stdout + down.stderr
