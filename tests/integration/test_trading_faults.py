@@ -310,3 +310,93 @@ def test_a_gateway_ray_restarted_pushes_fills_to_the_order_manager_by_itself(
             assert {f.exec_id: f.quantity for f in fills} == sim_executions(sim, "gw-restart")
         finally:
             close(desk)
+
+
+def test_a_runner_killed_between_its_intent_and_the_fill_sends_the_order_once(
+    ray_session: None, clock: ManualClock, catalog_url: str, tmp_path: Path
+) -> None:
+
+    with running_ibsim(clock=clock, participation=0.01) as sim:
+        # no quote before the risk check: the order is stored before anything reaches ibsim
+        desk = make_desk(sim, catalog_url, tmp_path, {}, quotes=False)
+        try:
+            _runner_killed_in_flight(desk, sim, clock)
+        finally:
+            close(desk)
+
+
+def _runner_killed_in_flight(desk: Desk, sim: IBSim, clock: ManualClock) -> None:
+    import ray
+
+    info = sim.world.get("MSFT")
+    assert info is not None
+    price = Decimal(str(sim.market.quote(info, clock.now()).ask))
+    capital = price * bar_cap(sim, 0.01) * Decimal("3.5")  # fills over four one-minute bars
+    record = create_deployment(desk.catalog, DeploymentSpec(
+        strategy="buy_hold", instruments=[MSFT], capital=capital, bar_size="5m"))  # fmt: skip
+    for status in (DeploymentStatus.RUNNING, DeploymentStatus.PAUSED):
+        desk.catalog.deployments.set_status(record.id, status)  # it boots paused: no intent
+    runner = get_runner(record.id, desk.settings, gateway=desk.gateway, sink=desk.om,
+                        poll_interval=10.0, namespace=NAMESPACE)  # fmt: skip
+    desk.actors.append(runner)
+
+    def saved_bar() -> Any:
+        state = desk.catalog.deployments.runner_state(record.id) or {}
+        return (state.get("instruments", {}).get(MSFT) or {}).get("last_bar")
+
+    eventually(saved_bar, timeout=T, interval=0.2)  # the first batch is history, nothing sent
+    pid = call(runner.status.remote())["pid"]
+    watch = call(desk.gateway.stream_bars.remote(MSFT, "5m"))  # the test's own stream
+    first = eventually(lambda: call(desk.gateway.stream_status.remote(watch)).last_bar_at,
+                       timeout=T)  # fmt: skip
+    assert call(runner.resume.remote())["paused"] is False
+
+    sim.call(lambda: clock.advance(310))  # a 5-minute bar completes: buy_hold buys
+    eventually(lambda: call(desk.gateway.stream_status.remote(watch)).last_bar_at > first,
+               timeout=T)  # fmt: skip
+    sim.stall(15)  # ibsim reads nothing: the order the runner sends next stays in flight
+
+    def intent() -> Any:
+        orders = desk.catalog.orders.list(deployment_id=record.id)
+        return orders[0] if orders else None
+
+    stored = eventually(intent, timeout=14, interval=0.05)
+    ref = stored.order_ref
+    assert stored.status == OrderStatus.PENDING_SUBMIT and sim_orders(sim, ref) == []
+    bar_before = saved_bar()
+    ray.kill(runner, no_restart=False)  # between the intent and the fill: Ray restarts it
+    # Nobody calls the restarted runner while it boots (StrategyRunner.ensure is not
+    # serialized: a call meanwhile boots it a second time, concurrently); its boot waits
+    # behind the first submit. The dead process never saved the bar: the new one does.
+    try:
+        eventually(lambda: saved_bar() != bar_before, timeout=2 * T, interval=0.5)
+    except AssertionError as exc:  # say where the restarted runner stands
+        state = desk.catalog.deployments.runner_state(record.id)
+        raise AssertionError(f"{exc}; saved {state}; om {call(desk.om.stats.remote())}; "
+                             f"runner {call(runner.status.remote())}") from None  # fmt: skip
+    status = call(runner.status.remote())
+    assert status["pid"] != pid
+    # the new process re-derived the same order_ref from the catalog and sent it again; the
+    # order manager kept the first and dropped this one
+    assert status["sent"] == [ref] and not status["paused"]
+    assert len(desk.catalog.orders.list()) == 1
+    eventually(lambda: sim_orders(sim, ref), timeout=T)  # once ibsim answers again
+    assert len(sim_orders(sim, ref)) == 1
+    shares = stored.order.quantity
+    for _ in range(12):  # each minute bar fills its share (less as volume thins)
+        if sum(sim_executions(sim, ref).values()) >= shares:  # ibsim's word, not the catalog's
+            break  # (whose Filled status may still be on its way)
+        fills = len(sim_executions(sim, ref))
+        sim.call(lambda: clock.advance(60))
+        eventually(lambda n=fills: len(sim_executions(sim, ref)) > n, timeout=T)
+        eventually(lambda: stored_quantity(desk, ref) == sum(sim_executions(sim, ref).values()),
+                   timeout=T)  # fmt: skip
+    eventually(lambda: filled(desk, ref), timeout=T)
+    assert len(sim_orders(sim, ref)) == 1 and stored_quantity(desk, ref) == shares
+    [position] = call(desk.om.positions.remote())
+    broker = {p.instrument: p.quantity for p in call(desk.gateway.positions.remote())}
+    assert broker == {MSFT: shares} == {position.instrument: position.quantity}
+    report = call(desk.om.reconcile.remote())
+    assert report.clean and report.recovered == ()
+    state = call(runner.status.remote())["state"]["instruments"][MSFT]
+    assert Decimal(state["position"]) == shares
