@@ -14,29 +14,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
 from tests.integration.test_api_support import kill_trading_actors
+from tests.integration.test_platform_up import SCIZOR, free_port
 from tests.integration.test_readme_collecting import stop_unfinished_jobs
 
 pytestmark = pytest.mark.integration
-
-SCIZOR = str(Path(sys.executable).with_name("scizor"))
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Output:
@@ -178,8 +167,13 @@ def test_up_from_a_clean_home_gets_ready_its_curl_examples_work_and_ctrl_c_stops
         client = JobSubmissionClient(ray.get_runtime_context().gcs_address)
         assert client.get_job_status(state["extra"]["prepare_job"]).is_terminal()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
+        if proc.poll() is None:  # a failed assertion: stop it as the user would
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
+        subprocess.run([SCIZOR, "down"], env=env, capture_output=True, timeout=180, check=False)
         stop_unfinished_jobs()
         kill_trading_actors(f"sqlite:///{home / 'scizor.db'}")
