@@ -86,13 +86,13 @@ def up(
     foreground = not detach
     if foreground:  # 'kill' (SIGTERM) stops it as cleanly as Ctrl-C
         signal.signal(signal.SIGTERM, _interrupt)
-    with console.status("Starting SCIZOR (Ray, catalog, gateway, API)..."):
-        state = platform.up(s)
-        admin_token = platform.first_admin_token(s)
-    console.print(kv_table("SCIZOR is up", _up_rows(s, state)))
-    if admin_token is not None:
-        _print_admin_token(admin_token)
     try:
+        with console.status("Starting SCIZOR (Ray, catalog, gateway, API)..."):
+            state = platform.up(s)
+            admin_token = platform.first_admin_token(s)
+        console.print(kv_table("SCIZOR is up", _up_rows(s, state)))
+        if admin_token is not None:
+            _print_admin_token(admin_token)
         ready = not prepare or _follow_preparation(s, state, platform.start_preparation(s, state))
         if ready:
             _print_examples(state.api_url, admin_token)

@@ -251,13 +251,18 @@ def daily(
                 "no valid symbols to collect; run 'scizor symbols populate' first",
                 field="universe",
             )
-        start, end = plan.window(now=datetime.now(UTC), years=years)
-        targets = plan.targets([r.instrument for r in records], bar_size="1d", start=start, end=end)
-        tally = _run(farm, "daily", targets, f"Daily bars, {len(targets)} instruments")
+        tally = _collect_daily(farm, records, years)
     finally:
         farm.close()
     if tally.failed:
         raise typer.Exit(1)
+
+
+def _collect_daily(farm: Farm, records: list[Any], years: int) -> plan.Tally:
+    """Bring ``records``' daily bars up to date over the last ``years`` (a 'daily' run)."""
+    start, end = plan.window(now=datetime.now(UTC), years=years)
+    targets = plan.targets([r.instrument for r in records], bar_size="1d", start=start, end=end)
+    return _run(farm, "daily", targets, f"Daily bars, {len(targets)} instruments")
 
 
 @collect_app.command("history")
@@ -338,20 +343,13 @@ def prepare(
     farm = Farm.open()
     try:
         service = farm.symbols()
-        if farm.catalog.symbols.list():
-            console.print("Symbols in the catalog: re-checking only those due (90 days).")
-            _print_validation(service.validate())
-        else:
-            report = service.populate(None)
-            for name, count in report.upserted.items():
-                console.print(f"{name}: {count} symbols inserted")
-            if report.validation is not None:
-                _print_validation(report.validation)
-        records = service.collectable(None)
-        start, end = plan.window(now=datetime.now(UTC), years=years)
-        targets = plan.targets([r.instrument for r in records], bar_size="1d", start=start, end=end)
+        report = service.populate(None)  # validates only what is due (90 days)
+        for name, count in report.upserted.items():
+            console.print(f"{name}: {count} symbols inserted or refreshed")
+        if report.validation is not None:
+            _print_validation(report.validation)
         try:
-            tally = _run(farm, "daily", targets, f"Daily bars, {len(targets)} instruments")
+            tally = _collect_daily(farm, service.collectable(None), years)
         except Conflict as exc:  # someone's 'collect daily' is at it: it does the same work
             console.print(f"Daily collection not started: {exc}")
             tally = None

@@ -23,19 +23,15 @@ DEMO_INSTRUMENT = "SPY.ARCA"
 DEMO_CAPITAL = "100000"
 
 
-def _scizor() -> str:
-    from serve.jobs import scizor_executable
-
-    return scizor_executable()
-
-
 def _step(title: str, *args: str) -> None:
     """Run one ``scizor`` command as printed; stop the demo if it fails."""
+    from serve.jobs import scizor_executable
+
     line = shlex.join(["scizor", *args])
     console.rule(f"[bold]{title}[/bold]")
     console.print(f"$ {line}", markup=False, highlight=False)
     began = time.monotonic()
-    done = subprocess.run([_scizor(), *args], check=False)
+    done = subprocess.run([scizor_executable(), *args], check=False)
     if done.returncode != 0:
         raise ScizorError(f"the demo stopped: '{line}' exited with {done.returncode}")
     console.print(f"[dim]({time.monotonic() - began:.1f} s)[/dim]")

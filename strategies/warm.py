@@ -2,8 +2,8 @@
 
 Every kernel is ``njit(cache=True)``: compiling it once writes the machine code next to its
 module, and later processes (CLI commands, Ray workers, Serve replicas) load it from there
-instead of compiling again (about 11 s of JIT in a fresh install). :func:`warm_up` runs each
-library strategy once through the single backtest and the batch path, on synthetic bars,
+instead of compiling again (some 25 s of JIT in a fresh install on 2 cores). :func:`warm_up`
+runs each library strategy once through the single backtest and the batch path, on synthetic bars,
 with the commission and stop paths the engine has, so every specialisation the platform
 uses is in the cache before anyone waits for it.
 """
